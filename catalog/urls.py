@@ -1,0 +1,3 @@
+"""URL routes (pages and API) of this app."""
+
+urlpatterns: list = []

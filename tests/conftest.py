@@ -1,0 +1,101 @@
+"""Shared fixtures: a real Celery worker process against the real Redis broker."""
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+class WorkerProcess:
+    """A ``celery worker`` subprocess bound to a private Redis database and queue names."""
+
+    def __init__(self, *, queues: str, broker_url: str, log_path: Path):
+        self.queues = queues
+        self.broker_url = broker_url
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            DJANGO_SETTINGS_MODULE="config.settings.test",
+            CELERY_BROKER_URL=self.broker_url,
+            CELERY_RESULT_BACKEND=self.broker_url,
+        )
+        return env
+
+    def start(self) -> None:
+        cmd = [
+            sys.executable, "-m", "celery", "-A", "config", "worker",
+            "--pool=prefork", "--concurrency=1", "--loglevel=INFO",
+            "-Q", self.queues, "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-heartbeat",
+            "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
+        self.log_file = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=self.env(), stdout=self.log_file, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()}")
+            if b"ready." in self.log_path.read_bytes():
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"worker did not become ready:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log_file.close()
+
+
+@pytest.fixture
+def redis_broker_url() -> Iterator[str]:
+    """A flushed Redis database for one test's broker traffic."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+
+
+@pytest.fixture
+def celery_worker_process(redis_broker_url, tmp_path) -> Iterator[WorkerProcess]:
+    """A real worker process on the default and gpu queues, stopped after the test."""
+    worker = WorkerProcess(
+        queues="default,gpu", broker_url=redis_broker_url, log_path=tmp_path / "worker.log"
+    )
+    worker.start()
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def celery_client(redis_broker_url):
+    """A Celery client bound to the test broker, independent of the eager default app."""
+    from celery import Celery
+
+    client = Celery(
+        "test-client", broker=redis_broker_url, backend=redis_broker_url, set_as_current=False
+    )
+    client.conf.task_serializer = "json"
+    yield client
+    client.close()
