@@ -1,12 +1,32 @@
-"""Rights holders, recordings (the models' training tracks), ownership shares, model
-versions and their training sets.
+"""Rights holders, recordings (the models' training tracks), ownership shares, opt-outs,
+model versions with their ordered training sets and artifacts, and import batches.
 
-Invariant: the ownership shares of a recording sum to exactly 100 percent (enforced in
-``catalog.services`` and, where the database can, by a constraint).
+Invariants:
+
+* The ownership shares of a recording are positive, at most 100, one per rights holder,
+  and sum to exactly 100.0000 percent. ``catalog.services`` checks this before writing;
+  on PostgreSQL a deferred constraint trigger (migration 0002) refuses, at commit, any
+  transaction that leaves a recording without shares summing to 100.
+* Identifiers are stored in their compact canonical form (see ``catalog.validators``).
+* A model version's training set is the ordered list of recordings in its training
+  manifest: position ``i`` is the manifest's ``tracks[i]``.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+
+from catalog.validators import (
+    validate_currency,
+    validate_ipi,
+    validate_isni,
+    validate_isrc,
+    validate_iswc,
+)
+
+SHARES_TOTAL = Decimal("100.0000")
 
 
 class RightsHolder(models.Model):
@@ -19,19 +39,49 @@ class RightsHolder(models.Model):
 
     legal_name = models.CharField(max_length=255, unique=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
-    isni = models.CharField(max_length=16, blank=True, help_text="16 characters, no spaces")
-    ipi = models.CharField(max_length=11, blank=True, help_text="IPI name number, 11 digits")
-    payout_currency = models.CharField(max_length=3, default="USD")
+    isni = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[validate_isni],
+        help_text="ISNI, 16 characters without spaces",
+        verbose_name="ISNI",
+    )
+    ipi = models.CharField(
+        max_length=11,
+        blank=True,
+        validators=[validate_ipi],
+        help_text="IPI name number, 11 digits",
+        verbose_name="IPI name number",
+    )
+    payout_currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
     contact_email = models.EmailField(blank=True)
-    payout_details = models.TextField(blank=True)
-    is_active = models.BooleanField(default=True)
+    payout_details = models.TextField(
+        blank=True, help_text="Bank or payment-provider details used by finance for payouts"
+    )
+    is_active = models.BooleanField(default=True, help_text="Unticked: suspended")
     users = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, blank=True, related_name="rights_holders"
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="rights_holders",
+        help_text="Users who may act for this rights holder",
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["legal_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["isni"], condition=~models.Q(isni=""), name="rights_holder_unique_isni"
+            ),
+            models.UniqueConstraint(
+                fields=["ipi"], condition=~models.Q(ipi=""), name="rights_holder_unique_ipi"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(payout_currency__regex=r"^[A-Z]{3}$"),
+                name="rights_holder_currency_format",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.legal_name
@@ -39,16 +89,47 @@ class RightsHolder(models.Model):
 
 class Recording(models.Model):
     title = models.CharField(max_length=255)
-    isrc = models.CharField(max_length=12, unique=True)
-    iswc = models.CharField(max_length=11, blank=True)
-    duration_seconds = models.DecimalField(max_digits=10, decimal_places=3)
-    sample_rate = models.PositiveIntegerField()
+    isrc = models.CharField(
+        max_length=12, unique=True, validators=[validate_isrc], verbose_name="ISRC"
+    )
+    iswc = models.CharField(
+        max_length=11,
+        blank=True,
+        validators=[validate_iswc],
+        verbose_name="ISWC",
+        help_text="ISWC of the underlying musical work, e.g. T0345246801",
+    )
+    duration_seconds = models.DecimalField(
+        max_digits=10, decimal_places=3, validators=[MinValueValidator(Decimal("0.001"))]
+    )
+    sample_rate = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    channels = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
     audio = models.FileField(upload_to="recordings/", max_length=500)
-    audio_sha256 = models.CharField(max_length=64, db_index=True)
+    audio_sha256 = models.CharField(max_length=64, db_index=True, verbose_name="audio SHA-256")
+    audio_bytes = models.PositiveBigIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["isrc"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(isrc__regex=r"^[A-Z]{2}[A-Z0-9]{3}[0-9]{7}$"),
+                name="recording_isrc_format",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(iswc="") | models.Q(iswc__regex=r"^T[0-9]{10}$"),
+                name="recording_iswc_format",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(duration_seconds__gt=0) & models.Q(sample_rate__gt=0),
+                name="recording_positive_duration_and_rate",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(audio_sha256__regex=r"^[0-9a-f]{64}$"),
+                name="recording_audio_sha256_format",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.isrc})"
@@ -61,9 +142,14 @@ class OwnershipShare(models.Model):
     rights_holder = models.ForeignKey(
         RightsHolder, on_delete=models.PROTECT, related_name="ownership_shares"
     )
-    percent = models.DecimalField(max_digits=7, decimal_places=4)
+    percent = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        validators=[MinValueValidator(Decimal("0.0001")), MaxValueValidator(SHARES_TOTAL)],
+    )
 
     class Meta:
+        ordering = ["recording", "-percent", "rights_holder"]
         constraints = [
             models.UniqueConstraint(
                 fields=["recording", "rights_holder"], name="ownership_share_unique_holder"
@@ -78,13 +164,69 @@ class OwnershipShare(models.Model):
         return f"{self.rights_holder} {self.percent}% of {self.recording.isrc}"
 
 
+class OptOut(models.Model):
+    """A rights holder's request that a recording, or its whole catalog, not be trained on.
+
+    From ``effective_from`` on, registering a model version trained on or after that date
+    whose training set contains an opted-out recording is refused unless a catalog admin
+    overrides it with a recorded reason. A model version that already contains the
+    recording keeps attributing to it and paying for it.
+    """
+
+    rights_holder = models.ForeignKey(
+        RightsHolder, on_delete=models.PROTECT, related_name="opt_outs"
+    )
+    recording = models.ForeignKey(
+        Recording,
+        on_delete=models.PROTECT,
+        related_name="opt_outs",
+        null=True,
+        blank=True,
+        help_text="Empty: the holder's whole catalog (every recording it holds a share in)",
+    )
+    effective_from = models.DateField()
+    reason = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="catalog_opt_outs",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "opt-out"
+
+    def __str__(self) -> str:
+        target = self.recording.isrc if self.recording_id else "whole catalog"
+        return f"{self.rights_holder} opts out {target} from {self.effective_from}"
+
+    @property
+    def scope(self) -> str:
+        return "whole catalog" if self.recording_id is None else "recording"
+
+
 class ModelVersion(models.Model):
     name = models.CharField(max_length=255, unique=True)
     checkpoint_sha256 = models.CharField(max_length=64, unique=True)
     checkpoint_path = models.CharField(max_length=1000)
     config = models.JSONField()
     manifest_sha256 = models.CharField(max_length=64)
+    manifest_seed = models.BigIntegerField(default=0)
     trained_at = models.DateTimeField()
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    opt_out_override_reason = models.TextField(
+        blank=True, help_text="Why opted-out recordings were allowed in the training set"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -104,9 +246,14 @@ class TrainingSetEntry(models.Model):
     recording = models.ForeignKey(
         Recording, on_delete=models.PROTECT, related_name="training_set_entries"
     )
+    track_id = models.CharField(max_length=255, blank=True)
+    manifest_entry = models.JSONField(
+        default=dict, help_text="The manifest's track entry as trained on (caption, timing...)"
+    )
 
     class Meta:
         ordering = ["model_version", "position"]
+        verbose_name_plural = "training set entries"
         constraints = [
             models.UniqueConstraint(
                 fields=["model_version", "position"], name="training_set_unique_position"
@@ -118,3 +265,72 @@ class TrainingSetEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version} #{self.position}: {self.recording.isrc}"
+
+
+class ModelArtifact(models.Model):
+    """A per-model-version artifact the attribution engine computes once and reuses."""
+
+    class Kind(models.TextChoices):
+        FISHER = "fisher", "Diagonal Fisher information"
+        BASE_LOSSES = "base_losses", "Cached training-set losses"
+
+    class Status(models.TextChoices):
+        MISSING = "missing", "Missing"
+        COMPUTING = "computing", "Computing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="artifacts"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.MISSING)
+    path = models.CharField(max_length=1000, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    progress_percent = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)]
+    )
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_version", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "kind"], name="model_artifact_unique_kind"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress_percent__lte=100),
+                name="model_artifact_progress_range",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="ready") | (~models.Q(path="") & ~models.Q(sha256="")),
+                name="model_artifact_ready_has_file",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} {self.kind}: {self.status}"
+
+
+class ImportBatch(models.Model):
+    """One applied catalog import (files, who, what it created), for the record."""
+
+    kinds = models.JSONField(default=list, help_text="Kinds of files imported together")
+    files_sha256 = models.JSONField(default=dict, help_text="{kind: SHA-256 of the file}")
+    file_names = models.JSONField(default=dict)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    rows = models.PositiveIntegerField(default=0)
+    created = models.JSONField(default=dict, help_text="{kind: number of records created}")
+    updated = models.JSONField(default=dict, help_text="{kind: number of records changed}")
+    unchanged = models.JSONField(default=dict, help_text="{kind: rows already registered}")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "import batches"
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} ({', '.join(self.kinds)}) at {self.created_at:%Y-%m-%d %H:%M}"
