@@ -24,7 +24,7 @@ TINY_DIT_CONFIG = {
             "diffusion_objective": "v",
             "config": {
                 "io_channels": 64,
-                "embed_dim": 64,
+                "embed_dim": 128,  # 4 heads of 32: rotary embeddings need dim_head >= 32
                 "depth": 2,
                 "num_heads": 4,
                 "cond_token_dim": 32,
