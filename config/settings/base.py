@@ -109,6 +109,8 @@ def database_from_env() -> dict:
     url = os.environ.get("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}"
     config = dj_database_url.parse(url, conn_max_age=0)
     if config["ENGINE"] == "django.db.backends.sqlite3":
+        if config["NAME"] not in ("", ":memory:"):
+            Path(config["NAME"]).parent.mkdir(parents=True, exist_ok=True)
         # WAL lets the web server read while a task writes; IMMEDIATE transactions take the
         # write lock up front so concurrent writers wait instead of failing mid-transaction.
         config["OPTIONS"] = {
@@ -141,6 +143,10 @@ LOGIN_REDIRECT_URL = "/"
 # transport-level caps.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+
+# Catalog audio ingestion refuses training tracks larger or longer than these.
+CATALOG_MAX_AUDIO_BYTES = int(os.environ.get("CATALOG_MAX_AUDIO_BYTES", 200 * 1024 * 1024))
+CATALOG_MAX_AUDIO_SECONDS = int(os.environ.get("CATALOG_MAX_AUDIO_SECONDS", 15 * 60))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -193,3 +199,15 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }
+
+# --- Ledger (see ledger/README.md) ---------------------------------------------------------
+# Default split policy (ledger.splits.SplitPolicy); each settlement stores the policy it used.
+# Softmax temperature on *standardised* scores (scale-free: z-scores, not raw scores).
+LEDGER_SOFTMAX_TEMPERATURE = os.environ.get("LEDGER_SOFTMAX_TEMPERATURE", "1")
+LEDGER_TOP_K = int(os.environ.get("LEDGER_TOP_K", "100"))  # at most this many paid tracks
+LEDGER_MIN_SHARE = os.environ.get("LEDGER_MIN_SHARE", "0.001")  # drop tracks below 0.1 %
+# Fraction of each generation's revenue forming the training-data royalty pool.
+LEDGER_POOL_FRACTION = os.environ.get("LEDGER_POOL_FRACTION", "0.5")
+# Minimum payout per currency, in minor units; smaller balances carry forward.
+LEDGER_PAYOUT_MINIMUM_MINOR = {"USD": 1000, "EUR": 1000, "GBP": 1000, "JPY": 1000}
+LEDGER_PAYOUT_MINIMUM_DEFAULT_MINOR = 1000
