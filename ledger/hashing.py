@@ -1,0 +1,114 @@
+"""Canonical content and hashes of journal entries, settlements and statements (pure).
+
+Canonical form: JSON with sorted keys, no whitespace, ASCII only; datetimes as UTC ISO 8601
+with microseconds; integers as integers, Decimals as strings. The entry hash chains::
+
+    hash_n = sha256(prev_hash_n + "\\n" + canonical(entry_n with its postings))
+    prev_hash_n = hash_{n-1}, prev_hash_1 = 64 zeros
+
+so changing, removing or inserting anything in an earlier entry changes every later hash.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+
+def canonical_json(data: object) -> bytes:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def timestamp_canonical(value: datetime) -> str:
+    assert value.tzinfo is not None, "ledger timestamps are timezone-aware"
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def scores_sha256(scores: Sequence[float]) -> str:
+    """Hash of an attribution run's scores as the ledger read them (repr of each float)."""
+    return sha256_hex(canonical_json([float(s) for s in scores]))
+
+
+def entry_content(
+    *,
+    seq: int,
+    kind: str,
+    currency: str,
+    effective_at: datetime,
+    memo: str,
+    generation_id: int | None,
+    attribution_run_id: int | None,
+    checkpoint_sha256: str,
+    reverses_id: int | None,
+    payout_batch_id: int | None,
+    payout_line_id: int | None,
+    provenance_sha256: str,
+    postings: Iterable[tuple[int, str, str, int]],
+) -> dict:
+    """``postings``: (index, account key, currency, amount) in index order."""
+    return {
+        "seq": seq,
+        "kind": kind,
+        "currency": currency,
+        "effective_at": timestamp_canonical(effective_at),
+        "memo": memo,
+        "generation": generation_id,
+        "attribution_run": attribution_run_id,
+        "checkpoint_sha256": checkpoint_sha256,
+        "reverses": reverses_id,
+        "payout_batch": payout_batch_id,
+        "payout_line": payout_line_id,
+        "provenance_sha256": provenance_sha256,
+        "postings": [list(p) for p in postings],
+    }
+
+
+def entry_hash(prev_hash: str, content: dict) -> str:
+    return sha256_hex(prev_hash.encode() + b"\n" + canonical_json(content))
+
+
+def settlement_content(
+    *,
+    generation_id: int,
+    attribution_run_id: int,
+    currency: str,
+    revenue_minor: int,
+    revenue: int,
+    pool: int,
+    platform: int,
+    residue: int,
+    policy: dict,
+    scores_sha256: str,
+    run_scores_sha256: str,
+    score_count: int,
+    checkpoint_sha256: str,
+    manifest_sha256: str,
+    ownership_snapshot: dict,
+    tracks: Iterable[tuple[int, int, int, int]],
+    holders: Iterable[tuple[int, int, list]],
+) -> dict:
+    """``tracks``: (position, recording id, weight, amount) by position;
+    ``holders``: (rights holder id, amount, [[position, amount], ...]) by holder id."""
+    return {
+        "generation": generation_id,
+        "attribution_run": attribution_run_id,
+        "currency": currency,
+        "revenue_minor": revenue_minor,
+        "revenue": revenue,
+        "pool": pool,
+        "platform": platform,
+        "residue": residue,
+        "policy": policy,
+        "scores_sha256": scores_sha256,
+        "run_scores_sha256": run_scores_sha256,
+        "score_count": score_count,
+        "checkpoint_sha256": checkpoint_sha256,
+        "manifest_sha256": manifest_sha256,
+        "ownership_snapshot": ownership_snapshot,
+        "tracks": [list(t) for t in tracks],
+        "holders": [[h, a, [list(x) for x in t]] for h, a, t in holders],
+    }

@@ -1,0 +1,331 @@
+"""Reads of the ledger: balances, statements, chain verification.
+
+A balance is always the sum of postings (there is no stored balance to drift). Holder
+balances are reported as what the platform owes (the negated, credit-normal sum).
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import Q, QuerySet, Sum
+
+from catalog.models import RightsHolder
+from ledger import hashing
+from ledger.models import (
+    GENESIS_HASH,
+    Account,
+    JournalEntry,
+    Posting,
+    Settlement,
+    SettlementHolderLine,
+    SettlementTrackLine,
+    StatementPeriod,
+)
+from ledger.money import accrual_to_decimal
+
+
+def account_balance(*, account: Account) -> int:
+    """Debit-positive sum of the account's postings (accrual units)."""
+    return account.postings.aggregate(total=Sum("amount"))["total"] or 0
+
+
+def trial_balance() -> dict[str, int]:
+    """Sum of all postings per currency; zero for every currency when the ledger balances."""
+    rows = Posting.objects.values("currency").annotate(total=Sum("amount"))
+    return {row["currency"]: row["total"] for row in rows.order_by("currency")}
+
+
+def account_balances(*, currency: str | None = None) -> dict[str, int]:
+    """Debit-positive balance of every account, by key."""
+    qs = Account.objects.all()
+    if currency:
+        qs = qs.filter(currency=currency)
+    rows = qs.annotate(total=Sum("postings__amount")).values_list("key", "total")
+    return {key: total or 0 for key, total in rows}
+
+
+def holder_payable_balances(*, currency: str) -> dict[int, int]:
+    """What the platform owes each rights holder in ``currency`` (accrual units)."""
+    rows = (
+        Posting.objects.filter(
+            account__kind=Account.Kind.HOLDER_PAYABLE, account__currency=currency
+        )
+        .values("account__rights_holder_id")
+        .annotate(total=Sum("amount"))
+        .values_list("account__rights_holder_id", "total")
+    )
+    return {holder_id: -total for holder_id, total in rows}
+
+
+def holder_balance(*, rights_holder: RightsHolder, currency: str) -> int:
+    """What the platform owes ``rights_holder`` in ``currency`` (accrual units)."""
+    key = Account.make_key(Account.Kind.HOLDER_PAYABLE, currency, rights_holder.pk)
+    total = Posting.objects.filter(account__key=key).aggregate(total=Sum("amount"))["total"]
+    return -(total or 0)
+
+
+def rights_holders_for_user(*, user) -> QuerySet[RightsHolder]:
+    return RightsHolder.objects.filter(users=user)
+
+
+# --- statements ------------------------------------------------------------------------------
+
+
+def statement_compute(
+    *, rights_holder: RightsHolder, period: StatementPeriod, currency: str
+) -> dict:
+    """The statement of ``rights_holder`` for ``period`` in ``currency``, from the ledger.
+
+    JSON-ready and deterministic: the same ledger gives the same dict. Amounts in accrual
+    units (integers), with exact decimal renderings in major units for display.
+    """
+    key = Account.make_key(Account.Kind.HOLDER_PAYABLE, currency, rights_holder.pk)
+    postings = Posting.objects.filter(account__key=key)
+    before = postings.filter(entry__effective_at__lt=period.starts_at)
+    opening = -(before.aggregate(total=Sum("amount"))["total"] or 0)
+    in_period = list(
+        postings.filter(
+            entry__effective_at__gte=period.starts_at, entry__effective_at__lt=period.ends_at
+        )
+        .select_related("entry")
+        .order_by("entry_id", "index")
+    )
+    settlement_seqs = [
+        p.entry_id for p in in_period if p.entry.kind == JournalEntry.Kind.SETTLEMENT
+    ]
+    holder_lines = {
+        hl.settlement.journal_entry_id: hl
+        for hl in SettlementHolderLine.objects.filter(
+            rights_holder=rights_holder, settlement__journal_entry_id__in=settlement_seqs
+        ).select_related("settlement", "settlement__generation")
+    }
+    track_info = {
+        (tl.settlement_id, tl.position): tl
+        for tl in SettlementTrackLine.objects.filter(
+            settlement_id__in=[hl.settlement_id for hl in holder_lines.values()]
+        ).select_related("recording")
+    }
+
+    def money(amount: int) -> str:
+        return str(accrual_to_decimal(amount, currency))
+
+    lines, adjustments, payouts = [], [], []
+    for p in in_period:
+        owed = -p.amount
+        entry = p.entry
+        booked = hashing.timestamp_canonical(entry.effective_at)
+        if entry.kind == JournalEntry.Kind.SETTLEMENT:
+            hl = holder_lines[entry.seq]
+            settlement = hl.settlement
+            assert hl.amount == owed, f"holder line and posting disagree in entry {entry.seq}"
+            tracks = []
+            for position, amount in hl.tracks:
+                tl = track_info[(settlement.pk, position)]
+                tracks.append(
+                    {
+                        "position": position,
+                        "isrc": tl.recording.isrc,
+                        "title": tl.recording.title,
+                        "amount": amount,
+                    }
+                )
+            share = (
+                Decimal(owed) / Decimal(settlement.pool) if settlement.pool else Decimal(0)
+            ).quantize(Decimal("0.000001"))
+            lines.append(
+                {
+                    "entry": entry.seq,
+                    "date": hashing.timestamp_canonical(settlement.generation.created_at),
+                    "booked_at": booked,
+                    "generation": settlement.generation_id,
+                    "attribution_run": settlement.attribution_run_id,
+                    "prompt": settlement.generation.prompt,
+                    "tracks": tracks,
+                    "share_of_pool": str(share),
+                    "amount": owed,
+                    "amount_display": money(owed),
+                }
+            )
+        elif entry.kind == JournalEntry.Kind.PAYOUT:
+            payouts.append(
+                {
+                    "entry": entry.seq,
+                    "booked_at": booked,
+                    "payout_batch": entry.payout_batch_id,
+                    "amount": owed,
+                    "amount_display": money(owed),
+                }
+            )
+        else:
+            adjustments.append(
+                {
+                    "entry": entry.seq,
+                    "booked_at": booked,
+                    "kind": entry.kind,
+                    "memo": entry.memo,
+                    "reverses": entry.reverses_id,
+                    "amount": owed,
+                    "amount_display": money(owed),
+                }
+            )
+    closing = opening + sum(-p.amount for p in in_period)
+    return {
+        "rights_holder": rights_holder.pk,
+        "rights_holder_name": rights_holder.legal_name,
+        "currency": currency,
+        "period_starts_at": hashing.timestamp_canonical(period.starts_at),
+        "period_ends_at": hashing.timestamp_canonical(period.ends_at),
+        "opening_balance": opening,
+        "opening_balance_display": money(opening),
+        "lines": lines,
+        "adjustments": adjustments,
+        "payouts": payouts,
+        "closing_balance": closing,
+        "closing_balance_display": money(closing),
+    }
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+@dataclass
+class VerificationReport:
+    entries_checked: int = 0
+    postings_checked: int = 0
+    settlements_checked: int = 0
+    first_break: str | None = None
+    break_seq: int | None = None
+    trial_balance: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.first_break is None
+
+
+def _chunks(chunk_size: int) -> Iterator[list[JournalEntry]]:
+    last = 0
+    while True:
+        chunk = list(JournalEntry.objects.filter(seq__gt=last).order_by("seq")[:chunk_size])
+        if not chunk:
+            return
+        yield chunk
+        last = chunk[-1].seq
+
+
+def settlement_provenance(settlement: Settlement, tracks, holders) -> dict:
+    return hashing.settlement_content(
+        generation_id=settlement.generation_id,
+        attribution_run_id=settlement.attribution_run_id,
+        currency=settlement.currency,
+        revenue_minor=settlement.revenue_minor,
+        revenue=settlement.revenue,
+        pool=settlement.pool,
+        platform=settlement.platform,
+        residue=settlement.residue,
+        policy=settlement.policy,
+        scores_sha256=settlement.scores_sha256,
+        run_scores_sha256=settlement.run_scores_sha256,
+        score_count=settlement.score_count,
+        checkpoint_sha256=settlement.checkpoint_sha256,
+        manifest_sha256=settlement.manifest_sha256,
+        ownership_snapshot=settlement.ownership_snapshot,
+        tracks=[(t.position, t.recording_id, t.weight, t.amount) for t in tracks],
+        holders=[(h.rights_holder_id, h.amount, h.tracks) for h in holders],
+    )
+
+
+def ledger_verify(*, chunk_size: int = 500) -> VerificationReport:
+    """Recompute the hash chain, every entry's balance and every settlement's provenance.
+
+    Stops at the first break and says where it is. Memory is bounded by ``chunk_size``.
+    """
+    from ledger.services import entry_content
+
+    report = VerificationReport()
+    prev_hash = GENESIS_HASH
+    expected_seq = 1
+
+    def fail(seq: int | None, reason: str) -> VerificationReport:
+        report.break_seq = seq
+        report.first_break = f"entry #{seq}: {reason}" if seq is not None else reason
+        return report
+
+    for chunk in _chunks(chunk_size):
+        seqs = [e.seq for e in chunk]
+        postings: dict[int, list[Posting]] = {s: [] for s in seqs}
+        for p in (
+            Posting.objects.filter(entry_id__in=seqs)
+            .select_related("account")
+            .order_by("entry_id", "index")
+        ):
+            postings.setdefault(p.entry_id, []).append(p)
+        settlements = {
+            s.journal_entry_id: s for s in Settlement.objects.filter(journal_entry_id__in=seqs)
+        }
+        ids = [s.pk for s in settlements.values()]
+        track_lines: dict[int, list] = {i: [] for i in ids}
+        for t in SettlementTrackLine.objects.filter(settlement_id__in=ids).order_by(
+            "settlement_id", "position"
+        ):
+            track_lines[t.settlement_id].append(t)
+        holder_lines: dict[int, list] = {i: [] for i in ids}
+        for h in SettlementHolderLine.objects.filter(settlement_id__in=ids).order_by(
+            "settlement_id", "rights_holder_id"
+        ):
+            holder_lines[h.settlement_id].append(h)
+
+        for entry in chunk:
+            if entry.seq != expected_seq:
+                return fail(expected_seq, f"missing (next entry in the table is #{entry.seq})")
+            if entry.prev_hash != prev_hash:
+                return fail(entry.seq, "prev_hash is not the previous entry's hash")
+            entry_postings = postings.get(entry.seq, [])
+            indexes = [p.index for p in entry_postings]
+            if indexes != list(range(len(indexes))):
+                return fail(entry.seq, f"posting indexes {indexes} are not 0..n-1")
+            sums: dict[str, int] = {}
+            for p in entry_postings:
+                if p.currency != p.account.currency or p.currency != entry.currency:
+                    return fail(entry.seq, f"posting {p.index} has currency {p.currency}")
+                sums[p.currency] = sums.get(p.currency, 0) + p.amount
+            unbalanced = {c: s for c, s in sums.items() if s != 0}
+            if unbalanced:
+                return fail(entry.seq, f"postings do not balance: {unbalanced}")
+            recomputed = hashing.entry_hash(prev_hash, entry_content(entry, entry_postings))
+            if recomputed != entry.hash:
+                return fail(
+                    entry.seq, "content does not match its hash (entry or postings altered)"
+                )
+            settlement = settlements.get(entry.seq)
+            if entry.kind == JournalEntry.Kind.SETTLEMENT:
+                if settlement is None:
+                    return fail(entry.seq, "settlement provenance is missing")
+                provenance = settlement_provenance(
+                    settlement, track_lines[settlement.pk], holder_lines[settlement.pk]
+                )
+                digest = hashing.sha256_hex(hashing.canonical_json(provenance))
+                if digest != entry.provenance_sha256 or digest != settlement.provenance_sha256:
+                    return fail(entry.seq, "settlement provenance does not match its hash")
+                holder_amounts = {h.rights_holder_id: h.amount for h in holder_lines[settlement.pk]}
+                posted = {
+                    p.account.rights_holder_id: -p.amount
+                    for p in entry_postings
+                    if p.account.kind == Account.Kind.HOLDER_PAYABLE
+                }
+                if posted != {h: a for h, a in holder_amounts.items() if a != 0}:
+                    return fail(entry.seq, "holder postings differ from the settlement lines")
+                report.settlements_checked += 1
+            report.entries_checked += 1
+            report.postings_checked += len(entry_postings)
+            prev_hash = entry.hash
+            expected_seq += 1
+
+    orphans = Posting.objects.filter(~Q(entry_id__in=JournalEntry.objects.values("seq")))
+    if orphans.exists():
+        return fail(None, "postings exist that belong to no entry")
+    report.trial_balance = trial_balance()
+    off = {c: s for c, s in report.trial_balance.items() if s != 0}
+    if off:
+        return fail(None, f"trial balance is not zero: {off}")
+    return report
