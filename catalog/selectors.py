@@ -1,0 +1,162 @@
+"""Reads of the catalog used by views, APIs, the attribution engine and the ledger."""
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+from decimal import Decimal
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from catalog.models import (
+    ModelArtifact,
+    ModelVersion,
+    OptOut,
+    OwnershipShare,
+    Recording,
+    RightsHolder,
+    TrainingSetEntry,
+)
+from core.roles import CATALOG_ADMIN, FINANCE, user_has_role
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+def user_sees_whole_catalog(user: AnyUser) -> bool:
+    """Catalog admins and finance read every record; rights holders only their own."""
+    return user_has_role(user, CATALOG_ADMIN) or user_has_role(user, FINANCE)
+
+
+def holders_for_user(user: AnyUser) -> QuerySet[RightsHolder]:
+    """The rights holders ``user`` may act for."""
+    if not user.is_authenticated:
+        return RightsHolder.objects.none()
+    return RightsHolder.objects.filter(users=user)
+
+
+def holder_for_user(user: AnyUser) -> RightsHolder | None:
+    """The rights holder ``user`` acts for, when exactly one (else None)."""
+    holders = list(holders_for_user(user)[:2])
+    return holders[0] if len(holders) == 1 else None
+
+
+def rights_holders_visible_to(user: AnyUser) -> QuerySet[RightsHolder]:
+    if user_sees_whole_catalog(user):
+        return RightsHolder.objects.all()
+    return holders_for_user(user)
+
+
+def recordings_for_holder(holder: RightsHolder) -> QuerySet[Recording]:
+    """Recordings ``holder`` holds a share of."""
+    return Recording.objects.filter(ownership_shares__rights_holder=holder).distinct()
+
+
+def recordings_visible_to(user: AnyUser) -> QuerySet[Recording]:
+    if user_sees_whole_catalog(user):
+        return Recording.objects.all()
+    return Recording.objects.filter(
+        ownership_shares__rights_holder__in=holders_for_user(user)
+    ).distinct()
+
+
+def opt_outs_visible_to(user: AnyUser) -> QuerySet[OptOut]:
+    queryset = OptOut.objects.select_related("rights_holder", "recording")
+    if user_sees_whole_catalog(user):
+        return queryset
+    return queryset.filter(rights_holder__in=holders_for_user(user))
+
+
+def model_versions_visible_to(user: AnyUser) -> QuerySet[ModelVersion]:
+    """Model versions are not secret: every signed-in user may see which exist."""
+    if not user.is_authenticated:
+        return ModelVersion.objects.none()
+    return ModelVersion.objects.all()
+
+
+def training_set_for_model_version(model_version: ModelVersion) -> list[Recording]:
+    """The recordings a model version was trained on, in manifest order (index = position)."""
+    entries = (
+        TrainingSetEntry.objects.filter(model_version=model_version)
+        .select_related("recording")
+        .order_by("position")
+    )
+    recordings = []
+    for expected, entry in enumerate(entries):
+        assert entry.position == expected, f"training set of {model_version} has a gap"
+        recordings.append(entry.recording)
+    return recordings
+
+
+def training_set_entries(model_version: ModelVersion) -> QuerySet[TrainingSetEntry]:
+    return (
+        TrainingSetEntry.objects.filter(model_version=model_version)
+        .select_related("recording")
+        .order_by("position")
+    )
+
+
+def ownership_shares_for_recordings(
+    recording_ids: Iterable[int],
+) -> dict[int, list[tuple[int, Decimal]]]:
+    """``{recording_id: [(rights_holder_id, percent), ...]}``; percents sum to 100."""
+    shares: dict[int, list[tuple[int, Decimal]]] = defaultdict(list)
+    rows = (
+        OwnershipShare.objects.filter(recording_id__in=list(recording_ids))
+        .order_by("recording_id", "rights_holder_id")
+        .values_list("recording_id", "rights_holder_id", "percent")
+    )
+    for recording_id, holder_id, percent in rows:
+        shares[recording_id].append((holder_id, percent))
+    return dict(shares)
+
+
+def opt_outs_covering(*, recording_ids: Iterable[int], at: datetime) -> list[tuple[str, int]]:
+    """Active opt-outs in force at ``at`` that cover any of the recordings.
+
+    Returns ``[(isrc, opt_out_id), ...]``, one pair per covered recording and opt-out. An
+    opt-out covers its recording, or (whole-catalog) every recording its holder has a
+    share of. In force: not withdrawn and ``effective_from`` on or before ``at``'s date.
+    """
+    recording_ids = list(recording_ids)
+    in_force = OptOut.objects.filter(withdrawn_at__isnull=True, effective_from__lte=at.date())
+    covered: set[tuple[str, int]] = set()
+    for opt_out_id, isrc in in_force.filter(recording_id__in=recording_ids).values_list(
+        "id", "recording__isrc"
+    ):
+        covered.add((isrc, opt_out_id))
+    whole = in_force.filter(recording__isnull=True)
+    for opt_out_id, isrc in OwnershipShare.objects.filter(
+        recording_id__in=recording_ids,
+        rights_holder__opt_outs__in=whole,
+    ).values_list("rights_holder__opt_outs__id", "recording__isrc"):
+        covered.add((isrc, opt_out_id))
+    return sorted(covered)
+
+
+def recordings_opted_out(*, at: datetime | None = None) -> QuerySet[Recording]:
+    """Recordings not to be trained on at ``at`` (default now)."""
+    at = at or timezone.now()
+    in_force = Q(opt_outs__withdrawn_at__isnull=True, opt_outs__effective_from__lte=at.date())
+    holder_in_force = Q(
+        ownership_shares__rights_holder__opt_outs__withdrawn_at__isnull=True,
+        ownership_shares__rights_holder__opt_outs__recording__isnull=True,
+        ownership_shares__rights_holder__opt_outs__effective_from__lte=at.date(),
+    )
+    return Recording.objects.filter(in_force | holder_in_force).distinct()
+
+
+def opted_out_recordings_in_model_version(model_version: ModelVersion) -> list[Recording]:
+    """Recordings of this model's training set opted out by now.
+
+    Per the catalog rule they keep being attributed to and paid for while this model is
+    in use (their influence is in its weights); a model version without them replaces it.
+    """
+    opted = recordings_opted_out()
+    return [
+        entry.recording for entry in training_set_entries(model_version).filter(recording__in=opted)
+    ]
+
+
+def model_artifact_get(*, model_version: ModelVersion, kind: str) -> ModelArtifact | None:
+    return ModelArtifact.objects.filter(model_version=model_version, kind=kind).first()
