@@ -10,6 +10,7 @@ import numpy as np
 import soundfile as sf
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
+from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import ModelVersion, OptOut, OwnershipShare, Recording, RightsHolder
@@ -98,6 +99,13 @@ class RecordingFactory(factory.django.DjangoModelFactory):
 
     class Params:
         tone = factory.Sequence(lambda n: n % 5000)
+
+    @classmethod
+    def _generate(cls, strategy, params):
+        # The recording and its shares commit together: PostgreSQL refuses, at commit, a
+        # recording whose shares do not sum to 100 (migration 0002).
+        with transaction.atomic():
+            return super()._generate(strategy, params)
 
     @factory.post_generation
     def shares(self, create, extracted, **kwargs):
