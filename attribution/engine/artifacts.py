@@ -1,0 +1,229 @@
+"""Per-checkpoint artifacts on disk: the diagonal Fisher (Sec. 2.2) and the theta0 losses
+(second term of Eq. 2), keyed by the checkpoint's SHA-256 and verified on load.
+
+Layout under the store root:
+    <checkpoint_sha256>/fisher-<key>/meta.json      what it was computed from, progress, file hash
+    <checkpoint_sha256>/fisher-<key>/partial.pt     running float64 sums (while incomplete)
+    <checkpoint_sha256>/fisher-<key>/fisher.pt      the finished Fisher (float32)
+    <checkpoint_sha256>/losses-<key>/...            the same for the theta0 losses
+`<key>` hashes what the artifact depends on (training manifest hash, N, T, seed, masks).
+Work is done in chunks of items; after each chunk the partial result is written atomically,
+so an interrupted computation resumes where it stopped and ends bit-identical to an
+uninterrupted one. A finished artifact records the SHA-256 of its file; loading re-checks that
+and the checkpoint hash, and refuses an artifact that belongs to another checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from attribution.engine.checkpoint import EngineModel
+from attribution.engine.config import EngineConfig
+from attribution.engine.errors import EngineError
+from attribution.engine.fisher import (
+    accumulate_fisher,
+    block_parameters,
+    empty_sums,
+    finalize_fisher,
+)
+from attribution.engine.items import EncodedItem, TrainingSet
+from attribution.engine.loss import Progress, item_loss
+
+FORMAT_VERSION = 1
+
+
+def key_hash(payload: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    atomic_write_bytes(path, json.dumps(payload, indent=2, sort_keys=True).encode())
+
+
+def verify_fisher_file(path: str | Path, model: EngineModel) -> dict[str, torch.Tensor]:
+    """Load a finished Fisher artifact folder and check it belongs to `model`."""
+    folder = Path(path)
+    meta_path, data_path = folder / "meta.json", folder / "fisher.pt"
+    if not meta_path.is_file() or not data_path.is_file():
+        raise EngineError(f"{folder} is not a finished Fisher artifact.", field="fisher")
+    meta = json.loads(meta_path.read_text())
+    if meta.get("checkpoint_sha256") != model.checkpoint_sha256:
+        raise EngineError(
+            f"The Fisher artifact in {folder} was computed for checkpoint "
+            f"{str(meta.get('checkpoint_sha256'))[:12]}, not for this checkpoint "
+            f"({model.checkpoint_sha256[:12]}).",
+            field="fisher",
+        )
+    if file_sha256(data_path) != meta.get("file_sha256"):
+        raise EngineError(f"The Fisher artifact in {folder} is corrupted (hash mismatch).")
+    fisher = torch.load(data_path, map_location="cpu", weights_only=True)
+    params = block_parameters(model)
+    if set(fisher) != set(params) or any(fisher[n].shape != params[n].shape for n in params):
+        raise EngineError(f"The Fisher artifact in {folder} does not fit this model's weights.")
+    return fisher
+
+
+class ArtifactStore:
+    """Fisher and theta0-loss artifacts; `root=None` keeps them in memory only."""
+
+    def __init__(self, root: str | Path | None, chunk_items: int = 8) -> None:
+        self.root = Path(root) if root is not None else None
+        self.chunk_items = chunk_items
+        self.memory: dict[str, Any] = {}
+
+    def folder(self, model: EngineModel, kind: str, key: dict[str, Any]) -> Path | None:
+        if self.root is None:
+            return None
+        folder = self.root / model.checkpoint_sha256 / f"{kind}-{key_hash(key)}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    # Fisher (Sec. 2.2) -------------------------------------------------------------------
+    def fisher(
+        self,
+        model: EngineModel,
+        items: list[EncodedItem],
+        train_set: TrainingSet,
+        cfg: EngineConfig,
+        progress: Progress | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """The Fisher for (checkpoint, training set, T, seed): loaded, resumed or computed."""
+        key = {"manifest": train_set.manifest_sha256, "n": len(items), **cfg.fisher_key()}
+        memo = ("fisher", model.checkpoint_sha256, key_hash(key))
+        if memo in self.memory:
+            return self.memory[memo]
+        folder = self.folder(model, "fisher", key)
+        if folder is None:
+            sums, done = empty_sums(model), 0
+        else:
+            if (folder / "fisher.pt").is_file():
+                fisher = verify_fisher_file(folder, model)
+                self.memory[memo] = fisher
+                return fisher
+            sums, done = self._resume(folder, model, key, empty_sums)
+        while done < len(items):
+            stop = min(done + self.chunk_items, len(items))
+            accumulate_fisher(model, items, cfg, sums, done, stop, progress)
+            done = stop
+            if folder is not None:
+                atomic_torch_save({"sums": sums, "done": done}, folder / "partial.pt")
+                write_json(folder / "meta.json", self._meta(model, key, done, len(items)))
+        fisher = finalize_fisher(sums, len(items), cfg.fisher_timesteps)
+        if folder is not None:
+            atomic_torch_save(fisher, folder / "fisher.pt")
+            meta = self._meta(model, key, done, len(items))
+            meta["file_sha256"] = file_sha256(folder / "fisher.pt")
+            write_json(folder / "meta.json", meta)
+            (folder / "partial.pt").unlink(missing_ok=True)
+        self.memory[memo] = fisher
+        return fisher
+
+    # theta0 losses (Eq. 2, second term) ------------------------------------------------------
+    def base_losses(
+        self,
+        model: EngineModel,
+        items: list[EncodedItem],
+        train_set: TrainingSet,
+        cfg: EngineConfig,
+        progress: Progress | None = None,
+    ) -> np.ndarray:
+        """L(z_i, theta0) for every training item, shape (N,): loaded, resumed or computed."""
+        key = {"manifest": train_set.manifest_sha256, "n": len(items), **cfg.scoring_key()}
+        memo = ("losses", model.checkpoint_sha256, key_hash(key))
+        if memo in self.memory:
+            return self.memory[memo]
+        folder = self.folder(model, "losses", key)
+        if folder is not None and (folder / "losses.npy").is_file():
+            meta = json.loads((folder / "meta.json").read_text())
+            self._check_meta(folder, meta, model)
+            if file_sha256(folder / "losses.npy") != meta.get("file_sha256"):
+                raise EngineError(f"The theta0-loss artifact in {folder} is corrupted.")
+            losses = np.load(folder / "losses.npy")
+            self.memory[memo] = losses
+            return losses
+        if folder is None:
+            losses, done = np.full(len(items), np.nan), 0
+        else:
+            losses, done = self._resume(folder, model, key, lambda _: np.full(len(items), np.nan))
+        while done < len(items):
+            stop = min(done + self.chunk_items, len(items))
+            for position in range(done, stop):
+                losses[position] = item_loss(
+                    model,
+                    items[position],
+                    cfg,
+                    stream="score",
+                    timesteps=cfg.score_timesteps,
+                    mask=cfg.loss_mask,
+                )
+                if progress is not None:
+                    progress("base_losses", position + 1, len(items))
+            done = stop
+            if folder is not None:
+                atomic_torch_save({"sums": losses, "done": done}, folder / "partial.pt")
+                write_json(folder / "meta.json", self._meta(model, key, done, len(items)))
+        if folder is not None:
+            np.save(folder / "losses.npy", losses)
+            meta = self._meta(model, key, done, len(items))
+            meta["file_sha256"] = file_sha256(folder / "losses.npy")
+            write_json(folder / "meta.json", meta)
+            (folder / "partial.pt").unlink(missing_ok=True)
+        self.memory[memo] = losses
+        return losses
+
+    # helpers --------------------------------------------------------------------------------
+    def _meta(self, model: EngineModel, key: dict, done: int, total: int) -> dict[str, Any]:
+        return {
+            "format_version": FORMAT_VERSION,
+            "checkpoint_sha256": model.checkpoint_sha256,
+            "key": key,
+            "items_done": done,
+            "items_total": total,
+        }
+
+    def _check_meta(self, folder: Path, meta: dict[str, Any], model: EngineModel) -> None:
+        if meta.get("checkpoint_sha256") != model.checkpoint_sha256:
+            raise EngineError(
+                f"The artifact in {folder} belongs to checkpoint "
+                f"{str(meta.get('checkpoint_sha256'))[:12]}, not {model.checkpoint_sha256[:12]}."
+            )
+
+    def _resume(self, folder: Path, model: EngineModel, key: dict, fresh):
+        partial, meta_path = folder / "partial.pt", folder / "meta.json"
+        if partial.is_file() and meta_path.is_file():
+            meta = json.loads(meta_path.read_text())
+            self._check_meta(folder, meta, model)
+            if meta.get("key") == key:
+                state = torch.load(partial, map_location="cpu", weights_only=False)
+                return state["sums"], int(state["done"])
+        return fresh(model), 0

@@ -1,0 +1,118 @@
+"""The unlearning update (Eq. 5-6 of Choi et al., after Wang et al.).
+
+Minimising Eq. 5, -L(z_hat, theta) + (N/2)(theta - theta0)^T F (theta - theta0), gives Eq. 6:
+
+    theta' = theta0 + eta (F + lambda)^-1 grad_theta L(z_hat, theta)
+
+on the target weights only (the others keep theta0). eta is cfg.lr; the paper's 1/N is absorbed
+into it unless cfg.lr_times_inverse_n, then eta = lr / N. lambda = cfg.damping * mean(F) over
+the target weights. L(z_hat, theta) is averaged over cfg.unlearn_timesteps draws (2048 in the
+paper) from the "unlearn" stream, with the padding mask M_U when cfg.unlearn_mask. With
+cfg.steps > 1, Eq. 6 is iterated as the fixed point it is: theta_k = theta0 + eta (F + lambda)^-1
+grad L(z_hat, theta_{k-1}).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from attribution.engine.checkpoint import EngineModel
+from attribution.engine.config import EngineConfig
+from attribution.engine.errors import EngineError
+from attribution.engine.fisher import target_parameters
+from attribution.engine.items import EncodedItem
+from attribution.engine.loss import Progress, chunks, draw, row_losses
+
+
+def query_gradient(
+    model: EngineModel,
+    query: EncodedItem,
+    cfg: EngineConfig,
+    params: dict[str, torch.nn.Parameter],
+    progress: Progress | None = None,
+) -> dict[str, torch.Tensor]:
+    """grad_theta of L(z_hat, theta) = (1/T_u) sum_t L_t(z_hat, theta) (Sec. 2.1), mask M_U."""
+    names = list(params)
+    tensors = [params[name] for name in names]
+    total = cfg.unlearn_timesteps
+    grads = {name: torch.zeros_like(params[name]) for name in names}
+    for indices in chunks(total, cfg.batch_size):
+        t, noise = draw(model, query, cfg, "unlearn", indices)
+        losses = row_losses(model, query, t, noise, mask=cfg.unlearn_mask)  # (K,)
+        chunk_grads = torch.autograd.grad(losses.sum() / total, tensors, allow_unused=True)
+        for name, grad in zip(names, chunk_grads, strict=True):
+            if grad is not None:
+                grads[name] += grad
+        if progress is not None:
+            progress("unlearn", indices.stop, total)
+    return grads
+
+
+def eq6_update(
+    theta0: dict[str, torch.Tensor],
+    grad: dict[str, torch.Tensor],
+    fisher: dict[str, torch.Tensor],
+    eta: float,
+    damping: float,
+) -> dict[str, torch.Tensor]:
+    """Eq. 6: theta' = theta0 + eta (F + lambda)^-1 grad, elementwise for a diagonal F."""
+    return {
+        name: theta0[name] + eta * grad[name] / (fisher[name].to(grad[name]) + damping)
+        for name in theta0
+    }
+
+
+def damping_value(fisher: dict[str, torch.Tensor], names: list[str], relative: float) -> float:
+    """lambda = relative * mean(F) over the target weights."""
+    total = sum(float(fisher[name].double().sum()) for name in names)
+    count = sum(fisher[name].numel() for name in names)
+    return relative * total / count
+
+
+@contextmanager
+def parameters_swapped(model: EngineModel, values: dict[str, torch.Tensor]) -> Iterator[None]:
+    """Temporarily load theta' into the model; theta0 is restored bit for bit afterwards."""
+    params = dict(model.module.named_parameters())
+    saved = {name: params[name].detach().clone() for name in values}
+    try:
+        with torch.no_grad():
+            for name, value in values.items():
+                params[name].copy_(value)
+        yield
+    finally:
+        with torch.no_grad():
+            for name, value in saved.items():
+                params[name].copy_(value)
+
+
+def unlearn(
+    model: EngineModel,
+    query: EncodedItem,
+    fisher: dict[str, torch.Tensor],
+    cfg: EngineConfig,
+    n_train: int,
+    progress: Progress | None = None,
+) -> dict[str, torch.Tensor]:
+    """theta' on the target weights after cfg.steps Eq. 6 updates; the model is left at theta0."""
+    params = target_parameters(model, cfg.target_layers)
+    names = list(params)
+    missing = [name for name in names if name not in fisher]
+    if missing:
+        raise EngineError(f"The Fisher has no entry for {missing[0]} (is it from this model?).")
+    for name in names:
+        if fisher[name].shape != params[name].shape:
+            raise EngineError(f"The Fisher's {name} has the wrong shape for this model.")
+    eta = cfg.lr / n_train if cfg.lr_times_inverse_n else cfg.lr
+    damping = damping_value(fisher, names, cfg.damping)
+    if damping == 0.0 and any(bool((fisher[name] <= 0).any()) for name in names):
+        raise EngineError("The Fisher has zero entries on target weights; set a damping > 0.")
+    theta0 = {name: params[name].detach().clone() for name in names}
+    current = theta0
+    for _ in range(cfg.steps):
+        with parameters_swapped(model, current):
+            grad = query_gradient(model, query, cfg, params, progress)
+        current = eq6_update(theta0, grad, fisher, eta, damping)
+    return current
