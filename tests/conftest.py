@@ -14,6 +14,16 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
+def test_database_url() -> str:
+    """The URL of the database this test process uses (pytest-django's test database)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    if db["ENGINE"] != "django.db.backends.postgresql":
+        raise RuntimeError("worker processes share the test database only on PostgreSQL")
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
 class WorkerProcess:
     """A ``celery worker`` subprocess bound to a private Redis database and queue names."""
 
@@ -29,6 +39,7 @@ class WorkerProcess:
             DJANGO_SETTINGS_MODULE="config.settings.test",
             CELERY_BROKER_URL=self.broker_url,
             CELERY_RESULT_BACKEND=self.broker_url,
+            DATABASE_URL=test_database_url(),
         )
         return env
 
