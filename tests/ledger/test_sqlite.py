@@ -1,0 +1,25 @@
+"""The ledger's SQLite triggers, exercised in a subprocess on a SQLite database."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_sqlite_enforces_the_ledger_invariants(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.ledger.sqlite_settings",
+        "LEDGER_SQLITE_PATH": str(tmp_path / "ledger.sqlite3"),
+        "ROYALTIES_TEST_DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--ds",
+         "tests.ledger.sqlite_settings",
+         "tests/ledger/sqlite_cases.py"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
+    assert "9 passed" in result.stdout
