@@ -57,6 +57,10 @@ def build_tiny(config=None, seed=0):
     config = copy.deepcopy(config or TINY_CONFIG)
     torch.manual_seed(seed)
     module = create_model_from_config(config)
+    with torch.no_grad():  # DiT zero-initialises output projections; a trained model has none
+        for param in module.model.parameters():
+            if not param.any():
+                param.normal_(0.0, 0.05)
     return engine_model_from_module(module, config)
 
 

@@ -1,0 +1,70 @@
+"""The unlearning update (Eq. 6) with a known Fisher."""
+
+import torch
+
+from attribution.engine.fisher import block_parameters, target_parameters
+from attribution.engine.items import encode_item
+from attribution.engine.loss import draw, row_losses
+from attribution.engine.unlearn import unlearn
+
+
+def hand_query_gradient(model, query, cfg, names):
+    """grad of (1/T_u) sum_t L_t(z_hat) with M_U, from one batch of all draws."""
+    params = dict(model.module.named_parameters())
+    t, noise = draw(model, query, cfg, "unlearn", range(cfg.unlearn_timesteps))
+    loss = row_losses(model, query, t, noise, mask=cfg.unlearn_mask).mean()
+    grads = torch.autograd.grad(loss, [params[n] for n in names])
+    return dict(zip(names, grads, strict=True))
+
+
+def test_update_equals_eq6_with_a_known_fisher(tiny_model, tiny_train_set, tiny_cfg):
+    cfg = tiny_cfg.replace(lr=1e-3, damping=0.1, target_layers="self_attn")
+    query = encode_item(tiny_model, tiny_train_set.items[0], cfg)
+    generator = torch.Generator().manual_seed(7)
+    fisher = {  # a known diagonal Fisher: positive, spread over two orders of magnitude
+        name: 10 ** (-2 * torch.rand(p.shape, generator=generator))
+        for name, p in block_parameters(tiny_model).items()
+    }
+    before = {n: p.detach().clone() for n, p in tiny_model.module.named_parameters()}
+    theta = unlearn(tiny_model, query, fisher, cfg, n_train=6)
+
+    names = list(target_parameters(tiny_model, "self_attn"))
+    assert set(theta) == set(names) and all(".self_attn." in n for n in names)
+    grad = hand_query_gradient(tiny_model, query, cfg, names)
+    lam = 0.1 * float(torch.cat([fisher[n].flatten() for n in names]).double().mean())
+    for name in names:
+        expected = before[name] + 1e-3 * grad[name] / (fisher[name] + lam)
+        torch.testing.assert_close(theta[name], expected, rtol=1e-5, atol=1e-8)
+        assert not torch.equal(theta[name], before[name])
+    # the model itself is left at theta0, bit for bit
+    for name, param in tiny_model.module.named_parameters():
+        assert torch.equal(param, before[name])
+
+    # explicit 1/N: eta = lr / N, so lr 6e-3 with N = 6 is the same update as eta = 1e-3
+    explicit = cfg.replace(lr=6e-3, lr_times_inverse_n=True)
+    theta_n = unlearn(tiny_model, query, fisher, explicit, n_train=6)
+    for name in names:
+        torch.testing.assert_close(theta_n[name], theta[name], rtol=1e-6, atol=1e-9)
+
+
+def test_two_steps_iterate_eq6_from_theta0(tiny_model, tiny_train_set, tiny_cfg):
+    cfg = tiny_cfg.replace(lr=1e-3, damping=0.1, target_layers="cross_attn_to_kv", steps=2)
+    query = encode_item(tiny_model, tiny_train_set.items[1], cfg)
+    fisher = {n: torch.ones_like(p) for n, p in block_parameters(tiny_model).items()}
+    names = list(target_parameters(tiny_model, "cross_attn_to_kv"))
+    assert names and all(".cross_attn.to_kv." in n for n in names)
+    theta1 = unlearn(tiny_model, query, fisher, cfg.replace(steps=1), n_train=6)
+    theta2 = unlearn(tiny_model, query, fisher, cfg, n_train=6)
+    params = dict(tiny_model.module.named_parameters())
+    theta0 = {n: params[n].detach().clone() for n in names}
+    with torch.no_grad():
+        for n in names:
+            params[n].copy_(theta1[n])
+    grad_at_theta1 = hand_query_gradient(tiny_model, query, cfg, names)
+    with torch.no_grad():
+        for n in names:
+            params[n].copy_(theta0[n])
+    for n in names:  # theta_2 = theta0 + eta (F + lambda)^-1 grad L(z_hat, theta_1), lambda = 0.1
+        torch.testing.assert_close(
+            theta2[n], theta0[n] + 1e-3 * grad_at_theta1[n] / 1.1, rtol=1e-5, atol=1e-8
+        )
