@@ -1,0 +1,298 @@
+"""The catalog API: who may read what, who may write, filtering and pagination."""
+
+import json
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from rest_framework.test import APIClient
+
+from catalog.models import OptOut, Recording, RightsHolder
+from catalog.services import opt_out_create
+from core.models import AuditEvent
+from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
+from tests.catalog.factories import RecordingFactory, RightsHolderFactory, UserFactory
+from tests.catalog.test_model_versions import write_checkpoint
+
+pytestmark = pytest.mark.django_db
+
+API = "/catalog/api"
+
+
+def client_for(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def admin():
+    return client_for(UserFactory(role=CATALOG_ADMIN))
+
+
+@pytest.fixture
+def world():
+    """Two holders with their own users; three recordings, one co-owned."""
+    mine = RightsHolderFactory(legal_name="Mine")
+    theirs = RightsHolderFactory(legal_name="Theirs")
+    me = UserFactory(role=RIGHTS_HOLDER)
+    mine.users.add(me)
+    own = RecordingFactory(title="Own song", shares=[(mine, Decimal(100))])
+    shared = RecordingFactory(
+        title="Shared song", shares=[(mine, Decimal("25")), (theirs, Decimal("75"))]
+    )
+    other = RecordingFactory(title="Other song", shares=[(theirs, Decimal(100))])
+    return {"mine": mine, "theirs": theirs, "me": me, "own": own, "shared": shared, "other": other}
+
+
+def ids(response):
+    assert response.status_code == 200, response.content
+    return {row["id"] for row in response.json()["results"]}
+
+
+def test_anonymous_is_refused():
+    response = APIClient().get(f"{API}/recordings/")
+    assert response.status_code in (401, 403)
+
+
+def test_rights_holder_reads_only_its_own_records(world):
+    client = client_for(world["me"])
+    assert ids(client.get(f"{API}/rights-holders/")) == {world["mine"].pk}
+    assert ids(client.get(f"{API}/recordings/")) == {world["own"].pk, world["shared"].pk}
+    assert client.get(f"{API}/recordings/{world['other'].pk}/").status_code == 404
+    assert client.get(f"{API}/rights-holders/{world['theirs'].pk}/").status_code == 404
+
+
+def test_finance_and_admin_read_everything(world, admin):
+    finance = client_for(UserFactory(role=FINANCE))
+    for client in (finance, admin):
+        assert len(ids(client.get(f"{API}/recordings/"))) == 3
+        assert len(ids(client.get(f"{API}/rights-holders/"))) == 2
+
+
+def test_user_without_role_sees_nothing(world):
+    client = client_for(UserFactory())
+    assert ids(client.get(f"{API}/recordings/")) == set()
+
+
+@pytest.mark.parametrize("role", [RIGHTS_HOLDER, FINANCE, None])
+def test_only_catalog_admins_write(world, role):
+    user = UserFactory(role=role)
+    world["mine"].users.add(user)
+    client = client_for(user)
+    assert (
+        client.post(f"{API}/rights-holders/", {"legal_name": "X", "kind": "artist"}).status_code
+        == 403
+    )
+    assert (
+        client.patch(f"{API}/rights-holders/{world['mine'].pk}/", {"legal_name": "Y"}).status_code
+        == 403
+    )
+    assert client.patch(f"{API}/recordings/{world['own'].pk}/", {"title": "Z"}).status_code == 403
+    shares = {"ownership_shares": [{"rights_holder": world["mine"].pk, "percent": "100"}]}
+    assert (
+        client.put(
+            f"{API}/recordings/{world['shared'].pk}/shares/", shares, format="json"
+        ).status_code
+        == 403
+    )
+    assert client.post(f"{API}/imports/", {"dry_run": True}).status_code == 403
+    assert (
+        client.post(f"{API}/model-versions/", {"name": "m", "checkpoint_dir": "/x"}).status_code
+        == 403
+    )
+    assert RightsHolder.objects.get(pk=world["mine"].pk).legal_name == "Mine"
+    assert not AuditEvent.objects.exists()
+
+
+def test_admin_creates_and_updates_a_rights_holder(admin):
+    response = admin.post(
+        f"{API}/rights-holders/",
+        {
+            "legal_name": "Nova Estate",
+            "kind": "estate",
+            "isni": "0000 0001 2103 2683",
+            "ipi": "14107338",
+        },
+    )
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["isni"], body["ipi"]) == ("0000000121032683", "00014107338")
+    response = admin.patch(
+        f"{API}/rights-holders/{body['id']}/", {"is_active": False, "reason": "unpaid fees dispute"}
+    )
+    assert response.status_code == 200 and response.json()["is_active"] is False
+    event = AuditEvent.objects.get(action="rights_holder.suspend")
+    assert event.before["is_active"] is True and event.reason == "unpaid fees dispute"
+
+
+def test_bad_identifiers_give_a_clear_400(admin):
+    response = admin.post(
+        f"{API}/rights-holders/", {"legal_name": "Bad", "kind": "artist", "ipi": "00014107339"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "message": "IPI name number '00014107339' has wrong check digits.",
+        "field": "ipi",
+    }
+    assert not RightsHolder.objects.filter(legal_name="Bad").exists()
+
+
+def test_admin_replaces_shares_and_bad_sums_are_refused(world, admin):
+    url = f"{API}/recordings/{world['shared'].pk}/shares/"
+    bad = {"ownership_shares": [{"rights_holder": world["mine"].pk, "percent": "50"}]}
+    response = admin.put(url, bad, format="json")
+    assert response.status_code == 400
+    assert "sum to 50" in response.json()["message"]
+    good = {
+        "ownership_shares": [
+            {"rights_holder": world["mine"].pk, "percent": "33.3333"},
+            {"rights_holder": world["theirs"].pk, "percent": "66.6667"},
+        ]
+    }
+    response = admin.put(url, good, format="json")
+    assert response.status_code == 200
+    assert sorted(s["percent"] for s in response.json()["ownership_shares"]) == [
+        "33.3333",
+        "66.6667",
+    ]
+
+
+def test_filtering_and_search(world, admin):
+    assert ids(admin.get(f"{API}/recordings/", {"rights_holder": world["theirs"].pk})) == {
+        world["shared"].pk,
+        world["other"].pk,
+    }
+    assert ids(admin.get(f"{API}/recordings/", {"title": "own"})) == {world["own"].pk}
+    assert ids(admin.get(f"{API}/recordings/", {"search": world["other"].isrc})) == {
+        world["other"].pk
+    }
+    assert ids(admin.get(f"{API}/rights-holders/", {"kind": "label"})) == set()
+    opt_out_create(rights_holder=world["theirs"], effective_from=date(2020, 1, 1), actor=None)
+    assert ids(admin.get(f"{API}/recordings/", {"opted_out": "true"})) == {
+        world["shared"].pk,
+        world["other"].pk,
+    }
+    assert ids(admin.get(f"{API}/recordings/", {"opted_out": "false"})) == {world["own"].pk}
+
+
+def test_pagination_pages(admin):
+    for _ in range(3):
+        RecordingFactory()
+    from rest_framework.pagination import PageNumberPagination
+
+    original = PageNumberPagination.page_size
+    PageNumberPagination.page_size = 2
+    try:
+        first = admin.get(f"{API}/recordings/").json()
+        second = admin.get(f"{API}/recordings/", {"page": 2}).json()
+    finally:
+        PageNumberPagination.page_size = original
+    assert first["count"] == 3 and len(first["results"]) == 2 and first["next"]
+    assert len(second["results"]) == 1 and second["next"] is None
+
+
+class TestOptOutApi:
+    def test_holder_opts_out_its_own_recording(self, world):
+        client = client_for(world["me"])
+        response = client.post(
+            f"{API}/opt-outs/",
+            {
+                "rights_holder": world["mine"].pk,
+                "recording": world["own"].pk,
+                "effective_from": "2026-03-01",
+            },
+        )
+        assert response.status_code == 201, response.content
+        assert response.json()["scope"] == "recording"
+        assert ids(client.get(f"{API}/opt-outs/")) == {response.json()["id"]}
+        withdraw = client.post(f"{API}/opt-outs/{response.json()['id']}/withdraw/")
+        assert withdraw.status_code == 200 and withdraw.json()["withdrawn_at"]
+
+    def test_holder_cannot_opt_out_for_someone_else(self, world):
+        client = client_for(world["me"])
+        response = client.post(f"{API}/opt-outs/", {"rights_holder": world["theirs"].pk})
+        assert response.status_code == 403
+        assert not OptOut.objects.exists()
+
+    def test_holder_does_not_see_other_holders_opt_outs(self, world, admin):
+        opt_out_create(rights_holder=world["theirs"], effective_from=date(2026, 1, 1), actor=None)
+        assert ids(client_for(world["me"]).get(f"{API}/opt-outs/")) == set()
+        assert len(ids(admin.get(f"{API}/opt-outs/"))) == 1
+
+
+class TestModelVersionApi:
+    def test_register_and_read_training_set(self, admin, tmp_path, world):
+        order = [world["other"], world["own"]]
+        folder = write_checkpoint(tmp_path / "ckpt", order)
+        response = admin.post(
+            f"{API}/model-versions/", {"name": "v1", "checkpoint_dir": str(folder)}
+        )
+        assert response.status_code == 201, response.content
+        body = response.json()
+        assert body["training_set_size"] == 2
+        assert {a["kind"]: a["status"] for a in body["artifacts"]} == {
+            "fisher": "missing",
+            "base_losses": "missing",
+        }
+        reader = client_for(world["me"])
+        entries = reader.get(f"{API}/model-versions/{body['id']}/training-set/").json()["results"]
+        assert [(e["position"], e["isrc"]) for e in entries] == [
+            (0, world["other"].isrc),
+            (1, world["own"].isrc),
+        ]
+
+    def test_unknown_recordings_in_manifest_are_listed(self, admin, tmp_path, world):
+        folder = write_checkpoint(tmp_path / "ckpt", [world["own"]])
+        manifest = json.loads((folder / "training_manifest.json").read_text())
+        manifest["tracks"].append({"isrc": "QZZZZ2600001", "sha256": "0" * 64})
+        (folder / "training_manifest.json").write_text(json.dumps(manifest))
+        response = admin.post(
+            f"{API}/model-versions/", {"name": "v1", "checkpoint_dir": str(folder)}
+        )
+        assert response.status_code == 400
+        assert response.json()["extra"] == {"unknown_isrcs": ["QZZZZ2600001"]}
+
+
+class TestImportApi:
+    def test_upload_with_problems_returns_the_report(self, admin, catalog_folder):
+        catalog_folder.shares[0][2] = "x"
+        folder = catalog_folder.write()
+        with (
+            (folder / "rights_holders.csv").open("rb") as holders,
+            (folder / "recordings.csv").open("rb") as recordings,
+            (folder / "ownership_shares.csv").open("rb") as shares,
+        ):
+            response = admin.post(
+                f"{API}/imports/",
+                {
+                    "rights_holders": holders,
+                    "recordings": recordings,
+                    "ownership_shares": shares,
+                    "base_dir": str(folder),
+                },
+                format="multipart",
+            )
+        assert response.status_code == 400
+        body = response.json()
+        assert body["ok"] is False
+        assert body["problems"] == [
+            {
+                "file": "ownership_shares",
+                "row": 2,
+                "column": "percent",
+                "problem": "share 'x' is not a number",
+            }
+        ]
+        assert not Recording.objects.exists()
+
+    def test_folder_import_dry_run_then_apply(self, admin, catalog_folder):
+        folder = catalog_folder.write()
+        response = admin.post(
+            f"{API}/imports/", {"folder": str(folder), "dry_run": True}, format="json"
+        )
+        assert response.status_code == 200 and response.json()["dry_run"] is True
+        assert not Recording.objects.exists()
+        response = admin.post(f"{API}/imports/", {"folder": str(folder)}, format="json")
+        assert response.status_code == 200 and response.json()["applied"] is True
+        assert Recording.objects.count() == 3
