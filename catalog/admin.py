@@ -82,6 +82,10 @@ def _normalizing_clean(field, normalize):
 
 
 class RightsHolderForm(forms.ModelForm):
+    # Wider than the stored compact form so identifiers can be typed with spaces or dashes.
+    isni = forms.CharField(max_length=32, required=False, label="ISNI")
+    ipi = forms.CharField(max_length=32, required=False, label="IPI name number")
+
     class Meta:
         model = RightsHolder
         fields = [*HOLDER_FIELDS, "users"]
@@ -174,8 +178,21 @@ class OptOutInline(admin.TabularInline):
         return False
 
 
+class RecordingForm(forms.ModelForm):
+    iswc = forms.CharField(
+        max_length=32, required=False, label="ISWC", help_text="e.g. T-034.524.680-1"
+    )
+
+    class Meta:
+        model = Recording
+        fields = ("title", "iswc")
+
+    clean_iswc = _normalizing_clean("iswc", iswc_normalize)
+
+
 @admin.register(Recording)
 class RecordingAdmin(CatalogAdminPermissions, admin.ModelAdmin):
+    form = RecordingForm
     list_display = ("isrc", "title", "iswc", "duration_seconds", "sample_rate", "created_at")
     list_filter = ("sample_rate", "channels", "created_at")
     search_fields = (
@@ -214,11 +231,6 @@ class RecordingAdmin(CatalogAdminPermissions, admin.ModelAdmin):
     def has_add_permission(self, request, *args):
         return False  # recordings come in through the import, which checks the audio
 
-    def get_form(self, request, obj=None, **kwargs):
-        form = super().get_form(request, obj, **kwargs)
-        form.clean_iswc = _normalizing_clean("iswc", iswc_normalize)
-        return form
-
     def save_model(self, request, obj, form, change):
         fields = {"title": form.cleaned_data["title"], "iswc": form.cleaned_data["iswc"]}
         recording_update(recording=obj, data=fields, actor=request.user)
@@ -232,6 +244,8 @@ class RecordingAdmin(CatalogAdminPermissions, admin.ModelAdmin):
                     )
                 except ApplicationError as exc:
                     messages.error(request, exc.message)
+            # The service wrote the rows; the admin's change message reads these.
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
 
 class OptOutForm(forms.ModelForm):

@@ -308,17 +308,24 @@ def _check_holders(frame: pd.DataFrame, plan: ImportPlan) -> dict[str, HolderRow
     in_file: dict[str, HolderRow] = {}
     seen_isni: dict[str, int] = {}
     seen_ipi: dict[str, int] = {}
+    first_row_of_name: dict[str, int] = {}
     valid_kinds = set(RightsHolder.Kind.values)
     for row, record in frame.iterrows():
         before = len(problems)
         name = " ".join(record["legal_name"].split())
         if not name:
             problems.append(ImportProblem(kind, row, "legal_name", "legal name is empty"))
-        elif name.casefold() in {key.casefold() for key in in_file}:
-            first = next(r.row for k, r in in_file.items() if k.casefold() == name.casefold())
+        elif name.casefold() in first_row_of_name:
             problems.append(
-                ImportProblem(kind, row, "legal_name", f"duplicate of row {first} in this file")
+                ImportProblem(
+                    kind,
+                    row,
+                    "legal_name",
+                    f"duplicate of row {first_row_of_name[name.casefold()]} in this file",
+                )
             )
+        else:
+            first_row_of_name[name.casefold()] = row
         holder_kind = record["kind"].lower()
         if holder_kind not in valid_kinds:
             problems.append(

@@ -1,0 +1,228 @@
+"""Management commands, web pages and the Django admin for catalog admins."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from catalog.models import ModelVersion, OptOut, Recording, RightsHolder
+from core.models import AuditEvent
+from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
+from tests.catalog.factories import RecordingFactory, RightsHolderFactory, UserFactory
+from tests.catalog.test_model_versions import write_checkpoint
+
+pytestmark = pytest.mark.django_db
+
+
+class TestImportCommand:
+    def test_folder(self, catalog_folder, capsys):
+        call_command("import_catalog", "--folder", str(catalog_folder.write()))
+        assert Recording.objects.count() == 3
+        assert "created 8" in capsys.readouterr().out
+
+    def test_kind_with_shares_file(self, catalog_folder):
+        folder = catalog_folder.write()
+        call_command(
+            "import_catalog", "--kind", "rights_holders", str(folder / "rights_holders.csv")
+        )
+        assert RightsHolder.objects.count() == 2
+        call_command(
+            "import_catalog",
+            "--kind",
+            "recordings",
+            str(folder / "recordings.csv"),
+            "--shares",
+            str(folder / "ownership_shares.csv"),
+        )
+        assert Recording.objects.count() == 3
+
+    def test_dry_run_and_problems(self, catalog_folder, capsys):
+        folder = catalog_folder.write()
+        call_command("import_catalog", "--folder", str(folder), "--dry-run")
+        assert Recording.objects.count() == 0
+        catalog_folder.recordings[0][0] = "nonsense"
+        catalog_folder.write()
+        with pytest.raises(CommandError, match="nothing was changed"):
+            call_command("import_catalog", "--folder", str(folder))
+        assert "recordings: row 2, column isrc:" in capsys.readouterr().out
+        assert RightsHolder.objects.count() == 0
+
+    def test_usage_errors(self, tmp_path):
+        with pytest.raises(CommandError, match="give --kind and FILE"):
+            call_command("import_catalog")
+        with pytest.raises(CommandError, match="is not a folder"):
+            call_command("import_catalog", "--folder", str(tmp_path / "nope"))
+
+
+def test_register_model_version_command(tmp_path, capsys):
+    recordings = [RecordingFactory(), RecordingFactory()]
+    folder = write_checkpoint(tmp_path / "ckpt", recordings)
+    call_command("register_model_version", "demo-v1", str(folder))
+    assert "2 training tracks" in capsys.readouterr().out
+    assert ModelVersion.objects.get().name == "demo-v1"
+    with pytest.raises(CommandError, match="already registered"):
+        call_command("register_model_version", "demo-v2", str(folder))
+
+
+class TestPages:
+    def test_holder_sees_own_catalog_and_the_rule(self, client):
+        holder = RightsHolderFactory(legal_name="Mine")
+        other = RightsHolderFactory(legal_name="Someone Else")
+        user = UserFactory(role=RIGHTS_HOLDER)
+        holder.users.add(user)
+        mine = RecordingFactory(title="My Tune", shares=[(holder, Decimal(100))])
+        RecordingFactory(title="Their Tune", shares=[(other, Decimal(100))])
+        client.force_login(user)
+        page = client.get("/catalog/").content.decode()
+        assert "My Tune" in page and "Their Tune" not in page
+        assert "allowed" in page
+        rule = client.get("/catalog/opt-out-rule/").content.decode()
+        assert "you keep being paid" in rule
+        response = client.post(
+            "/catalog/opt-outs/new/",
+            {"rights_holder": holder.pk, "recording": mine.pk, "effective_from": "2026-01-01"},
+        )
+        assert response.status_code == 302
+        assert OptOut.objects.get().recording == mine
+        page = client.get("/catalog/").content.decode()
+        assert "opted out" in page and "in force" in page
+
+    def test_holder_cannot_opt_out_for_another_holder(self, client):
+        user = UserFactory(role=RIGHTS_HOLDER)
+        RightsHolderFactory().users.add(user)
+        other = RightsHolderFactory()
+        client.force_login(user)
+        response = client.post(
+            "/catalog/opt-outs/new/", {"rights_holder": other.pk, "effective_from": "2026-01-01"}
+        )
+        assert response.status_code == 200  # form error: not a choice for this user
+        assert not OptOut.objects.exists()
+
+    def test_import_page_checks_then_applies(self, client, catalog_folder):
+        folder = catalog_folder.write()
+        client.force_login(UserFactory(role=CATALOG_ADMIN))
+
+        def post(apply):
+            with (folder / "rights_holders.csv").open("rb") as holders:
+                data = {"rights_holders": holders}
+                if apply:
+                    data["apply"] = "on"
+                return client.post("/catalog/import/", data)
+
+        response = post(apply=False)
+        assert "No problems found" in response.content.decode()
+        assert not RightsHolder.objects.exists()
+        response = post(apply=True)
+        assert "Imported" in response.content.decode()
+        assert RightsHolder.objects.count() == 2
+
+    @pytest.mark.parametrize("role", [FINANCE, RIGHTS_HOLDER])
+    def test_import_page_is_for_catalog_admins_only(self, client, role):
+        client.force_login(UserFactory(role=role))
+        assert client.get("/catalog/import/").status_code == 403
+
+
+class TestAdmin:
+    @pytest.fixture
+    def admin_client(self, client):
+        user = UserFactory(role=CATALOG_ADMIN, is_staff=True)
+        client.force_login(user)
+        return client
+
+    def test_catalog_admin_can_use_the_changelists(self, admin_client):
+        recording = RecordingFactory(title="Searchable Tune")
+        for url in [
+            "/admin/catalog/rightsholder/",
+            "/admin/catalog/recording/?q=Searchable",
+            "/admin/catalog/optout/",
+            "/admin/catalog/modelversion/",
+            "/admin/catalog/importbatch/",
+            f"/admin/catalog/recording/{recording.pk}/change/",
+            "/admin/catalog/rightsholder/add/",
+        ]:
+            response = admin_client.get(url)
+            assert response.status_code == 200, url
+        assert (
+            "Searchable Tune"
+            in admin_client.get("/admin/catalog/recording/?q=Searchable").content.decode()
+        )
+
+    def test_staff_without_the_role_is_refused(self, client):
+        client.force_login(UserFactory(role=FINANCE, is_staff=True))
+        assert client.get("/admin/catalog/recording/").status_code == 403
+
+    def test_create_holder_through_admin_normalizes_and_audits(self, admin_client):
+        response = admin_client.post(
+            "/admin/catalog/rightsholder/add/",
+            {
+                "legal_name": "Admin Made",
+                "kind": "publisher",
+                "isni": "0000 0001 2103 2683",
+                "ipi": "",
+                "payout_currency": "eur",
+                "contact_email": "",
+                "payout_details": "",
+                "is_active": "on",
+            },
+        )
+        assert response.status_code == 302, response.context["adminform"].form.errors
+        holder = RightsHolder.objects.get(legal_name="Admin Made")
+        assert (holder.isni, holder.payout_currency) == ("0000000121032683", "EUR")
+        assert AuditEvent.objects.filter(action="rights_holder.create", object_id=str(holder.pk))
+
+    def test_inline_shares_must_sum_to_100(self, admin_client):
+        a, b = RightsHolderFactory(), RightsHolderFactory()
+        recording = RecordingFactory(shares=[(a, Decimal(100))])
+        share = recording.ownership_shares.get()
+        url = f"/admin/catalog/recording/{recording.pk}/change/"
+
+        def post(rows):
+            data = {
+                "title": recording.title,
+                "iswc": "T-034.524.680-1",
+                "ownership_shares-TOTAL_FORMS": str(len(rows)),
+                "ownership_shares-INITIAL_FORMS": "1",
+                "ownership_shares-MIN_NUM_FORMS": "1",
+                "ownership_shares-MAX_NUM_FORMS": "1000",
+                "opt_outs-TOTAL_FORMS": "0",
+                "opt_outs-INITIAL_FORMS": "0",
+            }
+            for i, (pk, holder, percent) in enumerate(rows):
+                data[f"ownership_shares-{i}-id"] = pk or ""
+                data[f"ownership_shares-{i}-recording"] = recording.pk
+                data[f"ownership_shares-{i}-rights_holder"] = holder.pk
+                data[f"ownership_shares-{i}-percent"] = percent
+            return admin_client.post(url, data)
+
+        response = post([(share.pk, a, "60"), (None, b, "30")])
+        assert response.status_code == 200
+        assert "sum to 90" in response.content.decode()
+        assert list(recording.ownership_shares.values_list("percent", flat=True)) == [100]
+        response = post([(share.pk, a, "60"), (None, b, "40")])
+        assert response.status_code == 302
+        assert sorted(recording.ownership_shares.values_list("percent", flat=True)) == [40, 60]
+        recording.refresh_from_db()
+        assert recording.iswc == "T0345246801"
+        assert AuditEvent.objects.filter(action="recording.shares_set").count() == 1
+
+    def test_opt_out_through_admin_and_withdraw_action(self, admin_client):
+        holder = RightsHolderFactory()
+        response = admin_client.post(
+            "/admin/catalog/optout/add/",
+            {
+                "rights_holder": holder.pk,
+                "recording": "",
+                "effective_from": "2026-02-01",
+                "reason": "x",
+            },
+        )
+        assert response.status_code == 302
+        opt_out = OptOut.objects.get()
+        assert opt_out.effective_from == date(2026, 2, 1) and opt_out.recording is None
+        admin_client.post(
+            "/admin/catalog/optout/",
+            {"action": "withdraw", "_selected_action": [opt_out.pk]},
+        )
+        opt_out.refresh_from_db()
+        assert opt_out.withdrawn_at is not None
