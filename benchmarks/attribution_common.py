@@ -1,0 +1,151 @@
+"""Shared plumbing of the attribution benchmarks (no Django): engine-config flags, loading the
+checkpoint and training set, a tqdm progress callback, report writing."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+DATA_DIR = Path(os.environ.get("ROYALTIES_DATA_DIR", REPO_ROOT / "data")).resolve()
+
+
+def add_engine_flags(parser: argparse.ArgumentParser) -> None:
+    from attribution.engine.config import TARGET_LAYER_CHOICES, EngineConfig
+
+    defaults = EngineConfig()
+    parser.add_argument("--checkpoint", default=str(DATA_DIR / "demo" / "model"))
+    parser.add_argument(
+        "--manifest", default=None, help="default: <checkpoint>/training_manifest.json"
+    )
+    parser.add_argument("--artifacts", default=str(DATA_DIR / "artifacts" / "attribution"))
+    parser.add_argument("--out", default=str(DATA_DIR / "reports"))
+    parser.add_argument("--targets", type=int, default=40, help="k-means targets (paper: 40)")
+    parser.add_argument("--k", type=int, default=100, help="top/bottom-k (paper: 100)")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--damping", type=float, default=defaults.damping)
+    parser.add_argument(
+        "--target-layers", choices=TARGET_LAYER_CHOICES, default=defaults.target_layers
+    )
+    parser.add_argument(
+        "--unlearn-mask", action=argparse.BooleanOptionalAction, default=defaults.unlearn_mask
+    )
+    parser.add_argument(
+        "--loss-mask", action=argparse.BooleanOptionalAction, default=defaults.loss_mask
+    )
+    parser.add_argument("--unlearn-timesteps", type=int, default=defaults.unlearn_timesteps)
+    parser.add_argument("--score-timesteps", type=int, default=defaults.score_timesteps)
+    parser.add_argument("--fisher-timesteps", type=int, default=defaults.fisher_timesteps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--device", default=defaults.device)
+
+
+def engine_config(args: argparse.Namespace):
+    from attribution.engine.config import EngineConfig
+
+    return EngineConfig(
+        lr=args.lr,
+        steps=args.steps,
+        damping=args.damping,
+        target_layers=args.target_layers,
+        unlearn_mask=args.unlearn_mask,
+        loss_mask=args.loss_mask,
+        unlearn_timesteps=args.unlearn_timesteps,
+        score_timesteps=args.score_timesteps,
+        fisher_timesteps=args.fisher_timesteps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=args.device,
+    )
+
+
+class Bar:
+    """progress(stage, done, total) -> one tqdm bar per stage, on stderr."""
+
+    def __init__(self) -> None:
+        self.bars: dict = {}
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        bar = self.bars.get(stage)
+        if bar is None or bar.total != total or done < bar.n:
+            if bar is not None:
+                bar.close()
+            bar = self.bars[stage] = tqdm(total=total, desc=stage, file=sys.stderr, leave=False)
+        bar.update(done - bar.n)
+
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+        self.bars.clear()
+
+
+def prepare(args: argparse.Namespace):
+    """(model, train_set, cfg, store, embeddings, targets, timings) for a benchmark run."""
+    import torch
+
+    from attribution.engine.artifacts import ArtifactStore
+    from attribution.engine.checkpoint import load_engine_model
+    from attribution.engine.items import load_training_set
+    from attribution.engine.scoring import EncodedTrainingSet
+    from attribution.engine.self_influence import kmeans_targets, logmel_embeddings
+
+    torch.set_num_threads(args.threads)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    model = load_engine_model(args.checkpoint, device=args.device)
+    manifest = Path(args.manifest or Path(args.checkpoint) / "training_manifest.json")
+    train_set = load_training_set(manifest, model)
+    timings["load_s"] = time.perf_counter() - started
+    cfg = engine_config(args)
+    store = ArtifactStore(args.artifacts)
+    bar = Bar()
+    started = time.perf_counter()
+    encoded = EncodedTrainingSet.get(model, train_set, cfg, bar)
+    timings["encode_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    store.fisher(model, encoded, train_set, cfg, bar)
+    timings["fisher_s"] = time.perf_counter() - started  # ~0 when the artifact already existed
+    started = time.perf_counter()
+    store.base_losses(model, encoded, train_set, cfg, bar)
+    timings["base_losses_s"] = time.perf_counter() - started
+    bar.close()
+    embeddings = logmel_embeddings(train_set, model.sample_rate)
+    targets = kmeans_targets(embeddings, args.targets, seed=args.seed)
+    return model, train_set, cfg, store, embeddings, targets, timings
+
+
+def write_table(rows: list[dict], stem: Path, title: str, notes: list[str]) -> tuple[Path, Path]:
+    """rows -> <stem>.csv and <stem>.md (a Markdown table under a title and notes)."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    columns = list(rows[0])
+    csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+
+    def cell(value) -> str:
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = [f"# {title}", "", *notes, "", "| " + " | ".join(columns) + " |"]
+    lines.append("|" + "---|" * len(columns))
+    lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
