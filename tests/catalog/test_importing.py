@@ -1,10 +1,14 @@
 """The catalog import: all or nothing, a report by row, idempotent."""
 
 import io
+import itertools
 from decimal import Decimal
 
 import pandas as pd
 import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from catalog.models import ImportBatch, OwnershipShare, Recording, RightsHolder
 from catalog.services import catalog_import, catalog_import_files, catalog_import_folder
@@ -335,3 +339,54 @@ def test_relative_audio_path_of_an_upload_needs_a_folder(catalog_folder):
     )
     # with the folder, only the two recordings without shares remain wrong
     assert problems_of(report) == [("recordings", 3, "isrc"), ("recordings", 4, "isrc")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_while_applying_rolls_everything_back(catalog_folder, monkeypatch):
+    """Real commits: an error after some rows were written leaves no trace at all."""
+    import catalog.services as services
+
+    calls = {"n": 0}
+    original = services.audit_record
+
+    def failing_audit(**kwargs):
+        calls["n"] += 1
+        if kwargs["action"] == "recording.create" and calls["n"] > 3:
+            raise RuntimeError("disk full")
+        return original(**kwargs)
+
+    monkeypatch.setattr(services, "audit_record", failing_audit)
+    with pytest.raises(RuntimeError, match="disk full"):
+        catalog_import_folder(folder=catalog_folder.write(), actor=None)
+    assert catalog_counts() == (0, 0, 0, 0, 0)
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    percents=st.lists(
+        st.integers(min_value=1, max_value=999_999), min_size=1, max_size=4, unique=True
+    ).map(lambda cuts: sorted(cuts)),
+    off_by=st.sampled_from([0, 0, 1, -1, 10_000]),
+)
+def test_import_accepts_exactly_the_share_sets_summing_to_100(tmp_path_factory, percents, off_by):
+    """Shares in a file (4 decimals) are stored iff they sum to exactly 100."""
+    from tests.catalog.conftest import CatalogFolder
+
+    bounds = [0, *percents, 1_000_000]
+    parts = [Decimal(b - a) / 10_000 for a, b in itertools.pairwise(bounds)]
+    parts[-1] += Decimal(off_by) / 10_000
+    folder = CatalogFolder(tmp_path_factory.mktemp("hyp"), n_tracks=1)
+    folder.holders = [[f"H{i}", "artist", "", "", "USD", ""] for i in range(len(parts))]
+    folder.shares = [[folder.recordings[0][0], f"H{i}", f"{p:f}"] for i, p in enumerate(parts)]
+    with transaction.atomic():
+        report = catalog_import_folder(folder=folder.write(), actor=None, dry_run=True)
+        transaction.set_rollback(True)
+    if off_by == 0:
+        assert report.ok, report.as_dict()
+    else:
+        assert not report.ok
+        assert [p.column for p in report.problems] in (["percent"], ["percent", "percent"])
