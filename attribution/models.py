@@ -62,6 +62,7 @@ class AttributionRun(models.Model):
     class Status(models.TextChoices):
         QUEUED = "queued", "Queued"
         RUNNING = "running", "Running"
+        RETRYING = "retrying", "Retrying after a transient error"
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 

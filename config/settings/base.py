@@ -190,7 +190,16 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Redis redelivers an unacknowledged task after this long; it must exceed the longest
 # task's hard time limit or a long task would be delivered twice while still running.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 2 * 60 * 60}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 60 * 60}
+
+# --- Attribution ----------------------------------------------------------------------------
+# Overrides of attribution.engine.config.EngineConfig (whose defaults are the paper's best).
+ATTRIBUTION_ENGINE: dict = {}
+# Training-set items per shard task; several GPU workers share one job's shards.
+ATTRIBUTION_SHARD_SIZE = int(os.environ.get("ATTRIBUTION_SHARD_SIZE", "64"))
+# Time limits (seconds) of one prepare (load, encode, unlearn) or shard task.
+ATTRIBUTION_SOFT_TIME_LIMIT = int(os.environ.get("ATTRIBUTION_SOFT_TIME_LIMIT", "3000"))
+ATTRIBUTION_TIME_LIMIT = ATTRIBUTION_SOFT_TIME_LIMIT + 60
 
 LOGGING = {
     "version": 1,

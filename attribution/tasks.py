@@ -1,0 +1,99 @@
+"""Attribution tasks (the ``gpu`` queue): thin wrappers around ``attribution.services``.
+
+Every task takes ids, is acknowledged late and rejected back to the queue if its worker
+dies, and is idempotent (the services check what is already done), so a redelivery books
+nothing twice. Transient errors (database or broker connection lost) are retried with
+exponential backoff; permanent ones (bad audio, missing artifacts) mark the run failed in
+the service and are not retried. A task that exceeds its soft time limit fails its run
+cleanly; an admin can re-run it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import Task, chord, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from attribution import services
+
+logger = logging.getLogger(__name__)
+
+TRANSIENT_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    BrokerOperationalError,
+    RedisConnectionError,
+    ConnectionError,
+)
+
+COMMON = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+    "max_retries": 5,
+    "soft_time_limit": settings.ATTRIBUTION_SOFT_TIME_LIMIT,
+    "time_limit": settings.ATTRIBUTION_TIME_LIMIT,
+}
+
+
+class AttributionTask(Task):
+    """Reports retries and final failures on the run the task works for."""
+
+    def on_retry(self, exc, task_id, args, kwargs, einfo):
+        services.attribution_run_mark_retrying(run_id=args[0], reason=str(exc) or repr(exc))
+
+    def on_failure(self, exc, task_id, args, kwargs, einfo):
+        if isinstance(exc, SoftTimeLimitExceeded):
+            reason = f"Exceeded its time limit of {settings.ATTRIBUTION_SOFT_TIME_LIMIT} s."
+        else:
+            reason = f"{type(exc).__name__}: {exc}"
+        services.attribution_run_fail(run_id=args[0], reason=reason)
+
+
+@shared_task(name="attribution.prepare_run", bind=True, base=AttributionTask, **COMMON)
+def prepare_run(self, run_id: int) -> int | None:
+    """Unlearn the generation, then fan the scoring out over shards (a chord)."""
+    plan = services.attribution_run_prepare(run_id=run_id)
+    if plan is None:
+        return None
+    header = [score_shard.si(run_id, index) for index in range(plan.shard_count)]
+    chord(header)(finish_run.si(run_id))
+    return plan.shard_count
+
+
+@shared_task(name="attribution.score_shard", bind=True, base=AttributionTask, **COMMON)
+def score_shard(self, run_id: int, shard_index: int) -> int | None:
+    return services.attribution_run_score_shard(run_id=run_id, shard_index=shard_index)
+
+
+@shared_task(name="attribution.finish_run", bind=True, base=AttributionTask, **COMMON)
+def finish_run(self, run_id: int) -> int | None:
+    entry = services.attribution_run_finish(run_id=run_id)
+    return entry.pk if entry is not None else None
+
+
+@shared_task(
+    name="attribution.compute_model_artifacts",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    max_retries=5,
+    soft_time_limit=6 * 3600,  # below the broker's visibility timeout (settings)
+    time_limit=6 * 3600 + 60,
+)
+def compute_model_artifacts(self, model_version_id: int) -> None:
+    from catalog.models import ModelVersion
+
+    services.model_version_artifacts_compute(
+        model_version=ModelVersion.objects.get(pk=model_version_id)
+    )

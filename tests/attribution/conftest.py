@@ -1,0 +1,170 @@
+"""A tiny model version registered the way a real one is: catalog import of WAV files,
+a stable-audio-tools checkpoint folder with its training manifest, model registration."""
+
+import copy
+import csv
+import io
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+SAMPLE_RATE = 8000
+SAMPLE_SIZE = 4096  # 0.512 s; patch 64 -> 64 latent frames
+
+TINY_MODEL_CONFIG = {
+    "model_type": "diffusion_cond",
+    "sample_rate": SAMPLE_RATE,
+    "sample_size": SAMPLE_SIZE,
+    "audio_channels": 1,
+    "model": {
+        "pretransform": {"type": "patched", "config": {"channels": 1, "patch_size": 64}},
+        "conditioning": {
+            "configs": [
+                {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 4}},
+                {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 4}},
+            ],
+            "cond_dim": 32,
+        },
+        "diffusion": {
+            "type": "dit",
+            "cross_attention_cond_ids": ["seconds_start", "seconds_total"],
+            "global_cond_ids": ["seconds_start", "seconds_total"],
+            "diffusion_objective": "v",
+            "config": {
+                "io_channels": 64,
+                "embed_dim": 64,
+                "depth": 2,
+                "num_heads": 2,
+                "cond_token_dim": 32,
+                "global_cond_dim": 64,
+                "project_cond_tokens": False,
+                "transformer_type": "continuous_transformer",
+            },
+        },
+        "io_channels": 64,
+    },
+    "training": {"timestep_sampler": "uniform"},
+}
+
+# Fast engine settings for tests (the defaults are the paper's: 2048 unlearning timesteps).
+TEST_ENGINE = {
+    "unlearn_timesteps": 16,
+    "score_timesteps": 4,
+    "fisher_timesteps": 2,
+    "batch_size": 8,
+    "lr": 1e-4,
+}
+
+
+def tone(index: int, seconds: float) -> np.ndarray:
+    time = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    rng = np.random.default_rng(index)
+    wave = 0.4 * np.sin(2 * math.pi * (110 + 47 * index) * time)
+    return (wave + 0.02 * rng.standard_normal(time.shape)).astype(np.float32)
+
+
+def wav_bytes(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bytes:
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def isrc_for(index: int) -> str:
+    return f"GBTST26{index:05d}"
+
+
+def build_tiny_checkpoint(folder: Path, tracks: list[dict], seed: int = 0) -> Path:
+    from safetensors.torch import save_file
+    from stable_audio_tools.models.factory import create_model_from_config
+
+    folder.mkdir(parents=True, exist_ok=True)
+    config = copy.deepcopy(TINY_MODEL_CONFIG)
+    torch.manual_seed(seed)
+    module = create_model_from_config(config)
+    with torch.no_grad():  # DiT zero-initialises its output projection; a trained one has none
+        for param in module.parameters():
+            if param.dtype.is_floating_point and not param.any():
+                param.normal_(0.0, 0.05)
+    state = {name: tensor.contiguous().clone() for name, tensor in module.state_dict().items()}
+    save_file(state, str(folder / "model.safetensors"))
+    (folder / "model_config.json").write_text(json.dumps(config, indent=2))
+    manifest = {
+        "seed": seed,
+        "created_at": datetime(2026, 11, 1, tzinfo=UTC).isoformat(),
+        "sample_rate": SAMPLE_RATE,
+        "tracks": tracks,
+    }
+    (folder / "training_manifest.json").write_text(json.dumps(manifest, indent=2))
+    return folder
+
+
+@pytest.fixture
+def attribution_settings(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    settings.ATTRIBUTION_ENGINE = TEST_ENGINE
+    settings.ATTRIBUTION_SHARD_SIZE = 2
+    from attribution.services import engine_sessions_clear
+
+    engine_sessions_clear()
+    yield settings
+    engine_sessions_clear()
+
+
+@pytest.fixture
+def tiny_world(tmp_path):
+    """(catalog folder, checkpoint folder) for 5 tracks, two of them short (padded)."""
+    catalog = tmp_path / "catalog"
+    (catalog / "audio").mkdir(parents=True)
+    tracks = []
+    holders = [("Tiny Label Ltd", "label"), ("Tiny Publishing", "publisher")]
+    with (catalog / "rights_holders.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["legal_name", "kind", "isni", "ipi", "payout_currency", "contact_email"])
+        for name, kind in holders:
+            writer.writerow([name, kind, "", "", "EUR", ""])
+    with (
+        (catalog / "recordings.csv").open("w", newline="") as recordings,
+        (catalog / "ownership_shares.csv").open("w", newline="") as shares,
+    ):
+        rec_writer, share_writer = csv.writer(recordings), csv.writer(shares)
+        rec_writer.writerow(["isrc", "title", "iswc", "audio_path"])
+        share_writer.writerow(["isrc", "rights_holder", "percent"])
+        for index in range(5):
+            seconds = 0.3 if index % 3 == 0 else 0.5
+            path = catalog / "audio" / f"track-{index}.wav"
+            path.write_bytes(wav_bytes(tone(index, seconds)))
+            rec_writer.writerow([isrc_for(index), f"Tone {index}", "", f"audio/{path.name}"])
+            share_writer.writerow([isrc_for(index), holders[0][0], "60"])
+            share_writer.writerow([isrc_for(index), holders[1][0], "40"])
+            from attribution.engine.items import file_sha256
+
+            tracks.append(
+                {
+                    "track_id": f"track-{index}",
+                    "isrc": isrc_for(index),
+                    "audio_path": str(path),
+                    "sha256": file_sha256(path),
+                    "caption": f"tone {index}",
+                    "seconds_start": 0,
+                    "seconds_total": 1,
+                }
+            )
+    checkpoint = build_tiny_checkpoint(tmp_path / "checkpoint", tracks)
+    return catalog, checkpoint
+
+
+@pytest.fixture
+def tiny_model_version(db, attribution_settings, tiny_world):
+    from catalog.services import catalog_import_folder, model_version_register
+
+    catalog, checkpoint = tiny_world
+    report = catalog_import_folder(folder=catalog, actor=None)
+    assert report.ok, report
+    return model_version_register(name="tiny-v1", checkpoint_dir=checkpoint, actor=None)

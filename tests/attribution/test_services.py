@@ -1,0 +1,142 @@
+"""Recording generations and attributing them in-process (eager tasks), on PostgreSQL."""
+
+import numpy as np
+import pytest
+from django.contrib.auth import get_user_model
+
+from attribution import services
+from attribution.models import AttributionRun, AttributionShard, Generation
+from catalog.models import ModelArtifact
+from core.exceptions import ApplicationError
+from tests.attribution.conftest import tone, wav_bytes
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("generator-service", password="x" * 12)
+
+
+def record(model_version, user, key="gen-1", **overrides):
+    fields = dict(
+        model_version=model_version,
+        prompt="a bright tone",
+        audio=wav_bytes(tone(11, 0.4)),
+        revenue_minor=250,
+        currency="EUR",
+        requested_by=user,
+        idempotency_key=key,
+    )
+    fields.update(overrides)
+    return services.generation_record(**fields)
+
+
+def test_same_idempotency_key_returns_the_same_generation_and_queues_once(
+    tiny_model_version, user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        first = record(tiny_model_version, user)
+        again = record(tiny_model_version, user)
+    assert first.pk == again.pk
+    assert AttributionRun.objects.filter(generation=first).count() == 1
+    assert len(callbacks) == 1
+
+
+def test_same_key_with_a_different_request_is_refused(tiny_model_version, user):
+    record(tiny_model_version, user)
+    with pytest.raises(ApplicationError, match="already used for a different generation"):
+        record(tiny_model_version, user, revenue_minor=999)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "message"),
+    [
+        ({"audio": wav_bytes(np.zeros(2000, dtype=np.float32))}, "audio", "silent"),
+        ({"audio": b"not audio at all"}, "audio", "could not be decoded"),
+        ({"audio": wav_bytes(tone(3, 0.9))}, "audio", "generates at most"),
+        ({"currency": "euro"}, "currency", "3-letter"),
+        ({"revenue_minor": -5}, "revenue_minor", "non-negative"),
+        ({"revenue_minor": 2.5}, "revenue_minor", "whole number"),
+        ({"prompt": "  "}, "prompt", "prompt"),
+        ({"idempotency_key": ""}, "idempotency_key", "idempotency key"),
+    ],
+)
+def test_bad_generations_are_refused_with_a_clear_error(
+    tiny_model_version, user, overrides, field, message
+):
+    with pytest.raises(ApplicationError, match=message) as caught:
+        record(tiny_model_version, user, **overrides)
+    assert caught.value.field == field
+    assert not Generation.objects.exists()
+
+
+def test_missing_artifacts_fail_the_run_naming_them(
+    tiny_model_version, user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        generation = record(tiny_model_version, user)
+    run = AttributionRun.objects.get(generation=generation)
+    assert run.status == AttributionRun.Status.FAILED
+    assert "Diagonal Fisher information" in run.error
+    assert "Cached training-set losses" in run.error
+    assert "compute_model_artifacts" in run.error
+    generation.refresh_from_db()
+    assert generation.status == Generation.Status.FAILED
+
+
+def attribute(model_version, user, key, callbacks_fixture):
+    with callbacks_fixture(execute=True):
+        generation = record(model_version, user, key=key)
+    return AttributionRun.objects.get(generation=generation)
+
+
+def test_a_generation_is_attributed_sharded_and_settled_once(
+    tiny_model_version, user, django_capture_on_commit_callbacks, attribution_settings
+):
+    from ledger.models import JournalEntry
+
+    artifacts = services.model_version_artifacts_compute(model_version=tiny_model_version)
+    assert {a.status for a in artifacts.values()} == {ModelArtifact.Status.READY}
+
+    run = attribute(tiny_model_version, user, "gen-a", django_capture_on_commit_callbacks)
+    run.refresh_from_db()
+    assert run.status == AttributionRun.Status.SUCCEEDED, run.error
+    assert run.progress_percent == 100
+    assert run.shard_count == 3  # 5 tracks, 2 per shard
+    assert AttributionShard.objects.filter(run=run).count() == 3
+    assert len(run.scores) == 5 and all(np.isfinite(run.scores))
+    assert run.checkpoint_sha256 == tiny_model_version.checkpoint_sha256
+    assert run.library_versions["torch"]
+    assert run.generation.status == Generation.Status.SETTLED
+    entries = JournalEntry.objects.count()
+
+    # Repeating the finish step (a redelivered chord body) books nothing more.
+    services.attribution_run_finish(run_id=run.pk)
+    assert JournalEntry.objects.count() == entries
+    with pytest.raises(ApplicationError, match="already been attributed"):
+        services.attribution_run_queue(generation=run.generation, actor=user)
+
+    # Sharding does not change the scores: one shard gives bit-identical results.
+    attribution_settings.ATTRIBUTION_SHARD_SIZE = 5
+    services.engine_sessions_clear()
+    other = attribute(tiny_model_version, user, "gen-b", django_capture_on_commit_callbacks)
+    other.refresh_from_db()
+    assert other.shard_count == 1
+    assert other.generation.audio_sha256 == run.generation.audio_sha256
+    assert other.scores == run.scores
+
+
+def test_only_a_failed_run_can_be_re_run(
+    tiny_model_version, user, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        generation = record(tiny_model_version, user)
+    failed = AttributionRun.objects.get(generation=generation)
+    assert failed.status == AttributionRun.Status.FAILED
+    services.model_version_artifacts_compute(model_version=tiny_model_version)
+    with django_capture_on_commit_callbacks(execute=True):
+        rerun = services.attribution_run_rerun(run=failed, actor=user, reason="artifacts ready")
+    rerun.refresh_from_db()
+    assert rerun.status == AttributionRun.Status.SUCCEEDED, rerun.error
+    assert rerun.requested_by == user
+    with pytest.raises(ApplicationError, match="Only a failed"):
+        services.attribution_run_rerun(run=rerun, actor=user)
