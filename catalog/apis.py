@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.db.models import Prefetch
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import OrderingFilter, SearchFilter
@@ -140,6 +141,7 @@ class RightsHolderViewSet(
     def get_queryset(self):
         return rights_holders_visible_to(self.request.user).prefetch_related("users")
 
+    @extend_schema(request=RightsHolderInputSerializer, responses=RightsHolderOutputSerializer)
     def create(self, request, *args, **kwargs):
         data = RightsHolderInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -150,6 +152,7 @@ class RightsHolderViewSet(
         holder = rights_holder_create(**values, users=users, actor=request.user)
         return Response(RightsHolderOutputSerializer(holder).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=RightsHolderInputSerializer, responses=RightsHolderOutputSerializer)
     def update(self, request, *args, **kwargs):
         holder = self.get_object()
         data = RightsHolderInputSerializer(data=request.data, partial=kwargs.get("partial", False))
@@ -248,6 +251,7 @@ class RecordingViewSet(
             )
         )
 
+    @extend_schema(request=RecordingUpdateSerializer, responses=RecordingOutputSerializer)
     def update(self, request, *args, **kwargs):
         recording = self.get_object()
         data = RecordingUpdateSerializer(data=request.data)
@@ -259,6 +263,7 @@ class RecordingViewSet(
         )
         return Response(RecordingOutputSerializer(self.get_queryset().get(pk=recording.pk)).data)
 
+    @extend_schema(request=SharesInputSerializer, responses=RecordingOutputSerializer)
     @action(detail=True, methods=["put"], url_path="shares")
     def shares(self, request, pk=None):
         """Replace the recording's ownership shares (they must sum to 100)."""
@@ -341,6 +346,7 @@ class OptOutViewSet(
     def get_queryset(self):
         return opt_outs_visible_to(self.request.user)
 
+    @extend_schema(request=OptOutInputSerializer, responses=OptOutOutputSerializer)
     def create(self, request, *args, **kwargs):
         data = OptOutInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -359,6 +365,7 @@ class OptOutViewSet(
         )
         return Response(OptOutOutputSerializer(opt_out).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=None, responses=OptOutOutputSerializer)
     @action(detail=True, methods=["post"])
     def withdraw(self, request, pk=None):
         opt_out = self.get_object()
@@ -432,6 +439,7 @@ class ModelVersionViewSet(
     def get_queryset(self):
         return model_versions_visible_to(self.request.user).prefetch_related("artifacts")
 
+    @extend_schema(request=ModelVersionInputSerializer, responses=ModelVersionOutputSerializer)
     def create(self, request, *args, **kwargs):
         data = ModelVersionInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -443,6 +451,7 @@ class ModelVersionViewSet(
         )
         return Response(ModelVersionOutputSerializer(model).data, status=status.HTTP_201_CREATED)
 
+    @extend_schema(responses=TrainingSetEntrySerializer(many=True))
     @action(detail=True, methods=["get"], url_path="training-set")
     def training_set(self, request, pk=None):
         model = self.get_object()
@@ -468,6 +477,23 @@ class ImportApi(APIView):
         folder = serializers.CharField(required=False)
         base_dir = serializers.CharField(required=False, help_text="folder for relative audio")
 
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    **{kind: {"type": "string", "format": "binary"} for kind in KINDS},
+                    "dry_run": {"type": "boolean"},
+                    "folder": {"type": "string"},
+                    "base_dir": {"type": "string"},
+                },
+            }
+        },
+        responses={
+            200: OpenApiResponse(description="The import report (applied or dry run)"),
+            400: OpenApiResponse(description="The import report listing problems by row"),
+        },
+    )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -866,15 +866,16 @@ def model_version_register(
     return model_version
 
 
+_COMPUTING = ModelArtifact.Status.COMPUTING
+_READY = ModelArtifact.Status.READY
+_FAILED = ModelArtifact.Status.FAILED
+# Computing may start from any state (a recompute); ready needs the file, which may also
+# be registered directly (computed elsewhere); a ready artifact cannot become failed.
 ARTIFACT_TRANSITIONS = {
-    ModelArtifact.Status.MISSING: {ModelArtifact.Status.COMPUTING},
-    ModelArtifact.Status.COMPUTING: {
-        ModelArtifact.Status.COMPUTING,
-        ModelArtifact.Status.READY,
-        ModelArtifact.Status.FAILED,
-    },
-    ModelArtifact.Status.READY: {ModelArtifact.Status.COMPUTING},
-    ModelArtifact.Status.FAILED: {ModelArtifact.Status.COMPUTING},
+    ModelArtifact.Status.MISSING: {_COMPUTING, _READY},
+    _COMPUTING: {_COMPUTING, _READY, _FAILED},
+    _READY: {_COMPUTING, _READY},
+    _FAILED: {_COMPUTING, _READY},
 }
 
 

@@ -237,9 +237,15 @@ class TestArtifacts:
         assert sorted(actions) == ["model_artifact.computing", "model_artifact.ready"]
 
     def test_refuses_bad_transitions_and_missing_files(self, model, tmp_path):
-        with pytest.raises(ApplicationError, match="cannot go from missing to ready"):
-            model_artifact_update(model_version=model, kind="base_losses", status="ready")
+        with pytest.raises(ApplicationError, match="cannot go from missing to failed"):
+            model_artifact_update(model_version=model, kind="base_losses", status="failed")
+        with pytest.raises(ValueError):
+            model_artifact_update(model_version=model, kind="base_losses", status="done")
         model_artifact_update(model_version=model, kind="base_losses", status="computing")
+        with pytest.raises(ApplicationError, match="between 0 and 100"):
+            model_artifact_update(
+                model_version=model, kind="base_losses", status="computing", progress_percent=101
+            )
         with pytest.raises(ApplicationError, match="does not exist"):
             model_artifact_update(
                 model_version=model,
@@ -252,3 +258,11 @@ class TestArtifacts:
         )
         assert failed.error == "CUDA OOM"
         assert ModelArtifact.objects.get(pk=failed.pk).status == "failed"
+        path = tmp_path / "losses.npy"
+        path.write_bytes(b"losses")
+        ready = model_artifact_update(
+            model_version=model, kind="base_losses", status="ready", path=str(path)
+        )
+        assert (ready.status, ready.error) == ("ready", "")
+        with pytest.raises(ApplicationError, match="cannot go from ready to failed"):
+            model_artifact_update(model_version=model, kind="base_losses", status="failed")
