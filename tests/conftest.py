@@ -27,10 +27,20 @@ def test_database_url() -> str:
 class WorkerProcess:
     """A ``celery worker`` subprocess bound to a private Redis database and queue names."""
 
-    def __init__(self, *, queues: str, broker_url: str, log_path: Path):
+    def __init__(
+        self,
+        *,
+        queues: str,
+        broker_url: str,
+        log_path: Path,
+        extra_env: dict[str, str] | None = None,
+        concurrency: int = 1,
+    ):
         self.queues = queues
         self.broker_url = broker_url
         self.log_path = log_path
+        self.extra_env = extra_env or {}
+        self.concurrency = concurrency
         self.process: subprocess.Popen | None = None
 
     def env(self) -> dict[str, str]:
@@ -41,12 +51,13 @@ class WorkerProcess:
             CELERY_RESULT_BACKEND=self.broker_url,
             DATABASE_URL=test_database_url(),
         )
+        env.update(self.extra_env)
         return env
 
     def start(self) -> None:
         cmd = [
             sys.executable, "-m", "celery", "-A", "config", "worker",
-            "--pool=prefork", "--concurrency=1", "--loglevel=INFO",
+            "--pool=prefork", f"--concurrency={self.concurrency}", "--loglevel=INFO",
             "-Q", self.queues, "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-heartbeat",
             "--without-gossip", "--without-mingle",
         ]  # fmt: skip
@@ -62,6 +73,12 @@ class WorkerProcess:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"worker did not become ready:\n{self.log_path.read_text()}")
+
+    def pool_pids(self) -> list[int]:
+        """The prefork children that execute tasks."""
+        pid = self.process.pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [int(child) for child in children]
 
     def stop(self) -> None:
         if self.process is None:

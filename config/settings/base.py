@@ -13,6 +13,7 @@ Environment variables:
 ``ROYALTIES_DATA_DIR``    where the database, media and artifacts live (default ``./data``).
 """
 
+import json
 import os
 from pathlib import Path
 
@@ -193,8 +194,9 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 60 * 60}
 
 # --- Attribution ----------------------------------------------------------------------------
-# Overrides of attribution.engine.config.EngineConfig (whose defaults are the paper's best).
-ATTRIBUTION_ENGINE: dict = {}
+# Overrides of attribution.engine.config.EngineConfig (whose defaults are the paper's best),
+# as a JSON object, e.g. ATTRIBUTION_ENGINE='{"device": "cuda", "batch_size": 64}'.
+ATTRIBUTION_ENGINE: dict = json.loads(os.environ.get("ATTRIBUTION_ENGINE") or "{}")
 # Training-set items per shard task; several GPU workers share one job's shards.
 ATTRIBUTION_SHARD_SIZE = int(os.environ.get("ATTRIBUTION_SHARD_SIZE", "64"))
 # Time limits (seconds) of one prepare (load, encode, unlearn) or shard task.

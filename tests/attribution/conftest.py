@@ -106,8 +106,9 @@ def build_tiny_checkpoint(folder: Path, tracks: list[dict], seed: int = 0) -> Pa
 
 @pytest.fixture
 def attribution_settings(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path / "media"
-    settings.ARTIFACTS_DIR = tmp_path / "artifacts"
+    # Worker processes started by a test use the same folders (ROYALTIES_TEST_DATA_DIR).
+    settings.MEDIA_ROOT = tmp_path / "data" / "media"
+    settings.ARTIFACTS_DIR = tmp_path / "data" / "artifacts"
     settings.ATTRIBUTION_ENGINE = TEST_ENGINE
     settings.ATTRIBUTION_SHARD_SIZE = 2
     from attribution.services import engine_sessions_clear

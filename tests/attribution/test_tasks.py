@@ -1,0 +1,125 @@
+"""Attribution through the real Redis broker and real worker processes (PostgreSQL)."""
+
+import json
+import os
+import signal
+import time
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from attribution import services
+from attribution.models import AttributionRun, Generation
+from tests.attribution.conftest import TEST_ENGINE, tone, wav_bytes
+from tests.conftest import WorkerProcess
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+
+def wait_for(predicate, timeout=180.0, interval=0.2, what="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def gpu_workers(redis_broker_url, tmp_path, attribution_settings):
+    """Start-able workers sharing this test's database, media and artifact folders."""
+    started: list[WorkerProcess] = []
+
+    def start(concurrency: int = 1, slow_shards: bool = False) -> WorkerProcess:
+        env = {
+            "ROYALTIES_TEST_DATA_DIR": str(tmp_path / "data"),
+            "ATTRIBUTION_ENGINE": json.dumps(TEST_ENGINE),
+            "ATTRIBUTION_SHARD_SIZE": str(attribution_settings.ATTRIBUTION_SHARD_SIZE),
+        }
+        worker = WorkerProcess(
+            queues="gpu,default",
+            broker_url=redis_broker_url,
+            log_path=tmp_path / f"worker-{len(started)}.log",
+            extra_env=env,
+            concurrency=concurrency,
+        )
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
+def ready_model_version(tiny_model_version, attribution_settings):
+    services.model_version_artifacts_compute(model_version=tiny_model_version)
+    return tiny_model_version
+
+
+def record_without_enqueue(model_version, key, monkeypatch):
+    """Record a generation; the test then sends its task itself, through the broker."""
+    from attribution import tasks
+
+    monkeypatch.setattr(tasks.prepare_run, "delay", lambda run_id: None)
+    user, _ = get_user_model().objects.get_or_create(username="generator")
+    generation = services.generation_record(
+        model_version=model_version,
+        prompt="a bright tone",
+        audio=wav_bytes(tone(11, 0.4)),
+        revenue_minor=1000,
+        currency="EUR",
+        requested_by=user,
+        idempotency_key=key,
+    )
+    return AttributionRun.objects.get(generation=generation)
+
+
+def settled_entries(run):
+    from ledger.models import Settlement
+
+    return Settlement.objects.filter(generation=run.generation).count()
+
+
+def test_a_worker_attributes_and_settles_a_delivered_task_once(
+    ready_model_version, gpu_workers, celery_client, monkeypatch
+):
+    gpu_workers()
+    run = record_without_enqueue(ready_model_version, "worker-1", monkeypatch)
+    # Delivered twice (a duplicate delivery): still one settlement.
+    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+    wait_for(
+        lambda: AttributionRun.objects.get(pk=run.pk).status == AttributionRun.Status.SUCCEEDED,
+        what="the run to succeed",
+    )
+    time.sleep(2)  # let the duplicate finish too
+    run.refresh_from_db()
+    assert run.progress_percent == 100 and run.shard_count == 3
+    assert Generation.objects.get(pk=run.generation_id).status == Generation.Status.SETTLED
+    assert settled_entries(run) == 1
+
+
+def test_a_worker_killed_mid_run_is_replaced_and_books_once(
+    ready_model_version, gpu_workers, celery_client, monkeypatch
+):
+    worker = gpu_workers()
+    run = record_without_enqueue(ready_model_version, "worker-kill", monkeypatch)
+    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+    wait_for(
+        lambda: AttributionRun.objects.get(pk=run.pk).attempts >= 1,
+        what="the first delivery to start",
+        interval=0.01,
+    )
+    for pid in worker.pool_pids():
+        os.kill(pid, signal.SIGKILL)  # the process running the task dies
+    wait_for(
+        lambda: AttributionRun.objects.get(pk=run.pk).status == AttributionRun.Status.SUCCEEDED,
+        what="the redelivered run to succeed",
+    )
+    run.refresh_from_db()
+    assert settled_entries(run) == 1
+    log = worker.log_path.read_text()
+    assert "WorkerLostError" in log or run.attempts >= 2, log[-3000:]
