@@ -194,12 +194,13 @@ class _ThrottledProgress:
 
 
 def model_version_artifacts_compute(
-    *, model_version: ModelVersion, actor: AbstractBaseUser | None = None
+    *, model_version: ModelVersion, actor: AbstractBaseUser | None = None, progress=None
 ) -> dict[str, ModelArtifact]:
     """Compute (or resume, or reuse) the Fisher and the theta0 losses of a model version.
 
     Both are stored by the engine keyed by the checkpoint's content hash and recorded as
-    ``ModelArtifact`` rows whose status and progress the pages show. Idempotent.
+    ``ModelArtifact`` rows whose status and progress the pages show. ``progress(stage,
+    done, total)``, if given, is called too (a command's progress bar). Idempotent.
     """
     from attribution.engine.errors import EngineError
     from catalog.services import model_artifact_update
@@ -221,7 +222,7 @@ def model_version_artifacts_compute(
         if current.get(kind) is None or current[kind].status != ModelArtifact.Status.READY:
             mark(kind, ModelArtifact.Status.COMPUTING, progress_percent=0)
     try:
-        session = engine_session_for(model_version)
+        session = engine_session_for(model_version, progress)
         model, train_set, encoded, store, cfg = (
             session.model,
             session.train_set,
@@ -235,12 +236,18 @@ def model_version_artifacts_compute(
             def write(stage: str, percent: int, kind: str = kind) -> None:
                 mark(kind, ModelArtifact.Status.COMPUTING, progress_percent=percent)
 
-            progress = _ThrottledProgress(write)
+            throttled = _ThrottledProgress(write)
+
+            def report(stage: str, done: int, total: int, throttled=throttled) -> None:
+                throttled(stage, done, total)
+                if progress is not None:
+                    progress(stage, done, total)
+
             if kind == ModelArtifact.Kind.FISHER:
-                store.fisher(model, encoded, train_set, cfg, progress)
+                store.fisher(model, encoded, train_set, cfg, report)
                 path = _artifact_file(model, store, "fisher", train_set, cfg)
             else:
-                store.base_losses(model, encoded, train_set, cfg, progress)
+                store.base_losses(model, encoded, train_set, cfg, report)
                 path = _artifact_file(model, store, "losses", train_set, cfg)
             results[kind] = mark(kind, ModelArtifact.Status.READY, progress_percent=100, path=path)
         return results

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from attribution import services
 from catalog.models import ModelVersion
 from core.exceptions import ApplicationError
+from core.progress import StageProgressBars
 
 
 class Command(BaseCommand):
@@ -29,9 +30,12 @@ class Command(BaseCommand):
             compute_model_artifacts.delay(found.pk)
             self.stdout.write(f"Queued artifact computation for {found.name}.")
             return
+        bars = StageProgressBars(self.stderr._out)
         try:
-            artifacts = services.model_version_artifacts_compute(model_version=found)
+            artifacts = services.model_version_artifacts_compute(model_version=found, progress=bars)
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+        finally:
+            bars.close()
         for kind, artifact in artifacts.items():
             self.stdout.write(f"{kind}: {artifact.status} {artifact.path}")
