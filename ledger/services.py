@@ -10,6 +10,7 @@ Every service runs in ``transaction.atomic`` and writes an audit row in the same
 transaction.
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Sum
+from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
 from attribution.models import AttributionRun, Generation
@@ -40,7 +41,13 @@ from ledger.models import (
     StatementPeriod,
 )
 from ledger.money import ACCRUAL_SCALE, accrual_to_minor_floor
-from ledger.splits import SplitPolicy, generation_split, policy_from_settings, track_weights
+from ledger.splits import (
+    GenerationSplit,
+    SplitPolicy,
+    generation_split,
+    policy_from_settings,
+    track_weights,
+)
 
 # Any constant works; it only has to be the same for every ledger writer.
 LEDGER_ADVISORY_LOCK_KEY = 0x4C454447  # "LEDG"
@@ -54,16 +61,71 @@ def ledger_lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_ADVISORY_LOCK_KEY])
 
 
+def _rows_insert(model, columns: Sequence[tuple[str, str]], rows: Sequence[tuple]) -> None:
+    """Insert plain rows into ``model``'s table, bypassing model instances.
+
+    PostgreSQL: one ``INSERT ... SELECT FROM unnest(arrays)`` statement (every trigger still
+    fires per row); ``columns`` are (column, PostgreSQL type). Elsewhere: ``bulk_create``.
+    Settlements write hundreds of lines each; building Django objects for them was the
+    largest cost of a settlement.
+    """
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        names = [name for name, _ in columns]
+        model.objects.bulk_create(model(**dict(zip(names, row, strict=True))) for row in rows)
+        return
+    table = connection.ops.quote_name(model._meta.db_table)
+    names = ", ".join(connection.ops.quote_name(name) for name, _ in columns)
+    arrays = ", ".join(
+        f"%s::{'text' if pg_type == 'jsonb' else pg_type}[]" for _, pg_type in columns
+    )
+    aliases = ", ".join(
+        f"c{i}" + ("::jsonb" if t == "jsonb" else "") for i, (_, t) in enumerate(columns)
+    )
+    labels = ", ".join(f"c{i}" for i in range(len(columns)))
+    params = []
+    for i, (_, pg_type) in enumerate(columns):
+        values = [row[i] for row in rows]
+        if pg_type == "jsonb":
+            values = [json.dumps(v, separators=(",", ":")) for v in values]
+        params.append(values)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({names}) SELECT {aliases} FROM unnest({arrays}) AS t({labels})",  # noqa: S608
+            params,
+        )
+
+
 # --- accounts --------------------------------------------------------------------------------
 
 
-def accounts_ensure(*, specs: Sequence[tuple[str, str, int | None]]) -> dict[str, Account]:
+@dataclass(frozen=True)
+class AccountRef:
+    """What posting needs of an account (lighter than a model instance; accounts are
+    immutable, so nothing goes stale)."""
+
+    pk: int
+    key: str
+    currency: str
+
+    @classmethod
+    def of(cls, account: Account) -> "AccountRef":
+        return cls(account.pk, account.key, account.currency)
+
+
+def accounts_ensure(*, specs: Sequence[tuple[str, str, int | None]]) -> dict[str, AccountRef]:
     """Get or create the accounts ``(kind, currency, rights_holder_id)``; returns them by key.
 
     Call under ``ledger_lock`` (creation is then race-free). Accounts are immutable.
     """
     keys = {Account.make_key(kind, cur, holder): (kind, cur, holder) for kind, cur, holder in specs}
-    found = {a.key: a for a in Account.objects.filter(key__in=keys)}
+
+    def load(wanted) -> dict[str, AccountRef]:
+        rows = Account.objects.filter(key__in=wanted).values_list("pk", "key", "currency")
+        return {key: AccountRef(pk, key, currency) for pk, key, currency in rows}
+
+    found = load(list(keys))
     missing = [
         Account(key=key, kind=kind, currency=cur, rights_holder_id=holder)
         for key, (kind, cur, holder) in keys.items()
@@ -71,7 +133,7 @@ def accounts_ensure(*, specs: Sequence[tuple[str, str, int | None]]) -> dict[str
     ]
     if missing:
         Account.objects.bulk_create(missing)
-        found.update({a.key: a for a in Account.objects.filter(key__in=[m.key for m in missing])})
+        found.update(load([m.key for m in missing]))
     return found
 
 
@@ -80,7 +142,7 @@ def accounts_ensure(*, specs: Sequence[tuple[str, str, int | None]]) -> dict[str
 
 @dataclass(frozen=True)
 class Line:
-    account: Account
+    account: AccountRef
     amount: int  # accrual units; positive = debit, negative = credit
 
 
@@ -112,7 +174,7 @@ def _entry_post(
     seq = prev_seq + 1
     effective_at = timezone.now()
     postings = [
-        Posting(entry_id=seq, index=i, account=line.account, currency=currency, amount=line.amount)
+        (i, line.account, line.amount)
         for i, line in enumerate(line for line in lines if line.amount != 0)
     ]
     entry = JournalEntry(
@@ -130,14 +192,29 @@ def _entry_post(
         provenance_sha256=provenance_sha256,
         prev_hash=prev_hash,
     )
-    entry.hash = hashing.entry_hash(prev_hash, entry_content(entry, postings))
-    Posting.objects.bulk_create(postings)
+    content = _entry_content(entry, [(i, a.key, currency, amount) for i, a, amount in postings])
+    entry.hash = hashing.entry_hash(prev_hash, content)
+    _rows_insert(
+        Posting,
+        [
+            ("entry_id", "bigint"),
+            ("index", "integer"),
+            ("account_id", "bigint"),
+            ("currency", "varchar"),
+            ("amount", "bigint"),
+        ],
+        [(seq, i, a.pk, currency, amount) for i, a, amount in postings],
+    )
     entry.save(force_insert=True)
     return entry
 
 
 def entry_content(entry: JournalEntry, postings: Sequence[Posting]) -> dict:
     """The canonical content of ``entry`` (``postings`` with ``account`` loaded)."""
+    return _entry_content(entry, [(p.index, p.account.key, p.currency, p.amount) for p in postings])
+
+
+def _entry_content(entry: JournalEntry, postings: Sequence[tuple[int, str, str, int]]) -> dict:
     return hashing.entry_content(
         seq=entry.seq,
         kind=entry.kind,
@@ -151,7 +228,7 @@ def entry_content(entry: JournalEntry, postings: Sequence[Posting]) -> dict:
         payout_batch_id=entry.payout_batch_id,
         payout_line_id=entry.payout_line_id,
         provenance_sha256=entry.provenance_sha256,
-        postings=[(p.index, p.account.key, p.currency, p.amount) for p in postings],
+        postings=postings,
     )
 
 
@@ -171,7 +248,7 @@ def journal_entry_reverse(
     reversal = _entry_post(
         kind=JournalEntry.Kind.REVERSAL,
         currency=entry.currency,
-        lines=[Line(p.account, -p.amount) for p in postings],
+        lines=[Line(AccountRef.of(p.account), -p.amount) for p in postings],
         memo=f"Reversal of #{entry.seq}: {reason}",
         generation=entry.generation,
         attribution_run=entry.attribution_run,
@@ -200,22 +277,21 @@ def _settlement_existing(run: AttributionRun) -> JournalEntry | None:
     return settlement.journal_entry if settlement else None
 
 
-def generation_settle(
-    *,
-    attribution_run: AttributionRun,
-    actor: AbstractBaseUser | None = None,
-    policy: SplitPolicy | None = None,
-) -> JournalEntry:
-    """Split the generation's revenue by the run's scores and book it (idempotent).
+@dataclass(frozen=True)
+class _PreparedSettlement:
+    run: AttributionRun
+    generation: Generation
+    policy: SplitPolicy
+    split: GenerationSplit
+    track_rows: list
+    holder_rows: list
+    ownership_snapshot: dict
+    scores_sha256: str
+    provenance_sha256: str
 
-    Books: Dr revenue receivable (revenue); Cr platform revenue, Cr each rights holder's
-    payable, Cr rounding residue. Stores the split's provenance as a ``Settlement``.
-    A second call for the same (generation, run) books nothing and returns the entry.
-    """
-    run = attribution_run
-    existing = _settlement_existing(run)
-    if existing is not None:
-        return existing
+
+def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _PreparedSettlement:
+    """Everything a settlement computes before it books (reads only; no lock needed)."""
     generation = run.generation
     model_version = run.model_version
     if run.status != AttributionRun.Status.SUCCEEDED or run.scores is None:
@@ -230,17 +306,19 @@ def generation_settle(
         weights = track_weights(scores, policy)
     except ValueError as exc:
         raise ApplicationError(f"Attribution run {run.pk}: {exc}") from exc
-    entries = dict(
-        TrainingSetEntry.objects.filter(model_version_id=model_version.pk).values_list(
+    training_set = TrainingSetEntry.objects.filter(model_version_id=model_version.pk)
+    shape = training_set.aggregate(n=Count("id"), lo=Min("position"), hi=Max("position"))
+    # Positions are unique per model version, so n entries spanning 0..n-1 are exactly 0..n-1.
+    if (shape["n"], shape["lo"], shape["hi"]) != (len(scores), 0, len(scores) - 1):
+        raise ApplicationError(
+            f"Attribution run {run.pk} has {len(scores)} scores but the training set has "
+            f"{shape['n']} entries (positions {shape['lo']}..{shape['hi']})."
+        )
+    recording_of = dict(
+        training_set.filter(position__in=[w.position for w in weights]).values_list(
             "position", "recording_id"
         )
     )
-    if sorted(entries) != list(range(len(scores))):
-        raise ApplicationError(
-            f"Attribution run {run.pk} has {len(scores)} scores but the training set has "
-            f"positions {len(entries)} entries (expected positions 0..{len(scores) - 1})."
-        )
-    recording_of = {w.position: entries[w.position] for w in weights}
     shares_by_recording: dict[int, list[tuple[int, Decimal]]] = {}
     for recording_id, holder_id, percent in OwnershipShare.objects.filter(
         recording_id__in=set(recording_of.values())
@@ -288,93 +366,175 @@ def generation_settle(
         holders=holder_rows,
     )
     provenance_sha256 = hashing.sha256_hex(hashing.canonical_json(provenance))
+    return _PreparedSettlement(
+        run=run,
+        generation=generation,
+        policy=policy,
+        split=split,
+        track_rows=track_rows,
+        holder_rows=holder_rows,
+        ownership_snapshot=ownership_snapshot,
+        scores_sha256=scores_hash,
+        provenance_sha256=provenance_sha256,
+    )
 
+
+def _settlement_book(
+    *, prepared: _PreparedSettlement, actor: AbstractBaseUser | None
+) -> JournalEntry:
+    """Book a prepared settlement. The caller holds ``ledger_lock`` and has checked that
+    the (generation, run) is not settled yet."""
+    run, generation, split = prepared.run, prepared.generation, prepared.split
+    track_rows, holder_rows = prepared.track_rows, prepared.holder_rows
+    currency = generation.currency
+    provenance_sha256 = prepared.provenance_sha256
+    policy, scores = prepared.policy, run.scores
+    ownership_snapshot, scores_hash = prepared.ownership_snapshot, prepared.scores_sha256
+    live = Settlement.objects.filter(generation_id=generation.pk).exclude(
+        journal_entry__reversed_by__kind=JournalEntry.Kind.REVERSAL
+    )
+    if live.exists():
+        raise ApplicationError(
+            f"Generation {generation.pk} is already settled by another attribution run; "
+            "reverse that settlement first."
+        )
+    K = Account.Kind
+    accounts = accounts_ensure(
+        specs=[
+            (K.REVENUE_RECEIVABLE, currency, None),
+            (K.PLATFORM_REVENUE, currency, None),
+            (K.ROUNDING_RESIDUE, currency, None),
+            *[(K.HOLDER_PAYABLE, currency, h) for h, _ in split.holders],
+        ]
+    )
+
+    def acc(kind: str, holder: int | None = None) -> AccountRef:
+        return accounts[Account.make_key(kind, currency, holder)]
+
+    lines = [
+        Line(acc(K.REVENUE_RECEIVABLE), split.revenue),
+        Line(acc(K.PLATFORM_REVENUE), -split.platform),
+        Line(acc(K.ROUNDING_RESIDUE), -split.residue),
+        *[Line(acc(K.HOLDER_PAYABLE, h), -amount) for h, amount in split.holders],
+    ]
+    entry = _entry_post(
+        kind=JournalEntry.Kind.SETTLEMENT,
+        currency=currency,
+        lines=lines,
+        memo=f"Generation {generation.pk}, attribution run {run.pk}",
+        generation=generation,
+        attribution_run=run,
+        checkpoint_sha256=run.checkpoint_sha256,
+        provenance_sha256=provenance_sha256,
+    )
+    settlement = Settlement.objects.create(
+        generation=generation,
+        attribution_run=run,
+        journal_entry=entry,
+        currency=currency,
+        revenue_minor=generation.revenue_minor,
+        revenue=split.revenue,
+        pool=split.pool,
+        platform=split.platform,
+        residue=split.residue,
+        policy=policy.as_dict(),
+        scores_sha256=scores_hash,
+        run_scores_sha256=run.scores_sha256,
+        score_count=len(scores),
+        checkpoint_sha256=run.checkpoint_sha256,
+        manifest_sha256=run.manifest_sha256,
+        ownership_snapshot=ownership_snapshot,
+        provenance_sha256=provenance_sha256,
+    )
+    _rows_insert(
+        SettlementTrackLine,
+        [
+            ("settlement_id", "bigint"),
+            ("position", "integer"),
+            ("recording_id", "bigint"),
+            ("weight", "bigint"),
+            ("amount", "bigint"),
+        ],
+        [(settlement.pk, *row) for row in track_rows],
+    )
+    _rows_insert(
+        SettlementHolderLine,
+        [
+            ("settlement_id", "bigint"),
+            ("rights_holder_id", "bigint"),
+            ("amount", "bigint"),
+            ("tracks", "jsonb"),
+        ],
+        [(settlement.pk, *row) for row in holder_rows],
+    )
+    Generation.objects.filter(pk=generation.pk).update(status=Generation.Status.SETTLED)
+    audit_record(
+        actor=actor,
+        action="ledger.generation.settle",
+        obj=settlement,
+        after={
+            "entry": entry.seq,
+            "pool": split.pool,
+            "platform": split.platform,
+            "residue": split.residue,
+            "holders": len(split.holders),
+            "provenance_sha256": provenance_sha256,
+        },
+    )
+    return entry
+
+
+def generation_settle(
+    *,
+    attribution_run: AttributionRun,
+    actor: AbstractBaseUser | None = None,
+    policy: SplitPolicy | None = None,
+) -> JournalEntry:
+    """Split the generation's revenue by the run's scores and book it (idempotent).
+
+    Books: Dr revenue receivable (revenue); Cr platform revenue, Cr each rights holder's
+    payable, Cr rounding residue. Stores the split's provenance as a ``Settlement``.
+    A second call for the same (generation, run) books nothing and returns the entry.
+    """
+    existing = _settlement_existing(attribution_run)
+    if existing is not None:
+        return existing
+    prepared = _settlement_prepare(run=attribution_run, policy=policy)
     with transaction.atomic():
         ledger_lock()
-        existing = _settlement_existing(run)
+        existing = _settlement_existing(attribution_run)
         if existing is not None:
             return existing
-        live = Settlement.objects.filter(generation_id=generation.pk).exclude(
-            journal_entry__reversed_by__kind=JournalEntry.Kind.REVERSAL
-        )
-        if live.exists():
-            raise ApplicationError(
-                f"Generation {generation.pk} is already settled by another attribution run; "
-                "reverse that settlement first."
-            )
-        K = Account.Kind
-        accounts = accounts_ensure(
-            specs=[
-                (K.REVENUE_RECEIVABLE, currency, None),
-                (K.PLATFORM_REVENUE, currency, None),
-                (K.ROUNDING_RESIDUE, currency, None),
-                *[(K.HOLDER_PAYABLE, currency, h) for h, _ in split.holders],
-            ]
-        )
+        return _settlement_book(prepared=prepared, actor=actor)
 
-        def acc(kind: str, holder: int | None = None) -> Account:
-            return accounts[Account.make_key(kind, currency, holder)]
 
-        lines = [
-            Line(acc(K.REVENUE_RECEIVABLE), split.revenue),
-            Line(acc(K.PLATFORM_REVENUE), -split.platform),
-            Line(acc(K.ROUNDING_RESIDUE), -split.residue),
-            *[Line(acc(K.HOLDER_PAYABLE, h), -amount) for h, amount in split.holders],
-        ]
-        entry = _entry_post(
-            kind=JournalEntry.Kind.SETTLEMENT,
-            currency=currency,
-            lines=lines,
-            memo=f"Generation {generation.pk}, attribution run {run.pk}",
-            generation=generation,
-            attribution_run=run,
-            checkpoint_sha256=run.checkpoint_sha256,
-            provenance_sha256=provenance_sha256,
-        )
-        settlement = Settlement.objects.create(
-            generation=generation,
-            attribution_run=run,
-            journal_entry=entry,
-            currency=currency,
-            revenue_minor=generation.revenue_minor,
-            revenue=split.revenue,
-            pool=split.pool,
-            platform=split.platform,
-            residue=split.residue,
-            policy=policy.as_dict(),
-            scores_sha256=scores_hash,
-            run_scores_sha256=run.scores_sha256,
-            score_count=len(scores),
-            checkpoint_sha256=run.checkpoint_sha256,
-            manifest_sha256=run.manifest_sha256,
-            ownership_snapshot=ownership_snapshot,
-            provenance_sha256=provenance_sha256,
-        )
-        SettlementTrackLine.objects.bulk_create(
-            SettlementTrackLine(
-                settlement=settlement, position=pos, recording_id=rec, weight=w, amount=a
-            )
-            for pos, rec, w, a in track_rows
-        )
-        SettlementHolderLine.objects.bulk_create(
-            SettlementHolderLine(settlement=settlement, rights_holder_id=h, amount=a, tracks=t)
-            for h, a, t in holder_rows
-        )
-        Generation.objects.filter(pk=generation.pk).update(status=Generation.Status.SETTLED)
-        audit_record(
-            actor=actor,
-            action="ledger.generation.settle",
-            obj=settlement,
-            after={
-                "entry": entry.seq,
-                "pool": split.pool,
-                "platform": split.platform,
-                "residue": split.residue,
-                "holders": len(split.holders),
-                "provenance_sha256": provenance_sha256,
-            },
-        )
-    return entry
+def generation_settle_many(
+    *,
+    attribution_runs: Sequence[AttributionRun],
+    actor: AbstractBaseUser | None = None,
+    policy: SplitPolicy | None = None,
+) -> list[JournalEntry | ApplicationError]:
+    """Settle several runs in one transaction (one lock, one commit): for batch jobs.
+
+    Each settlement is booked in its own savepoint, exactly as ``generation_settle`` books
+    it; a run that cannot be settled yields its ``ApplicationError`` in the result list
+    and books nothing, the others commit. Idempotent like ``generation_settle``.
+    """
+    results: list[JournalEntry | ApplicationError] = []
+    with transaction.atomic():
+        ledger_lock()
+        for run in attribution_runs:
+            try:
+                existing = _settlement_existing(run)
+                if existing is not None:
+                    results.append(existing)
+                    continue
+                prepared = _settlement_prepare(run=run, policy=policy)
+                with transaction.atomic():
+                    results.append(_settlement_book(prepared=prepared, actor=actor))
+            except ApplicationError as exc:
+                results.append(exc)
+    return results
 
 
 # --- periods and statements ------------------------------------------------------------------

@@ -74,6 +74,8 @@ def test_duplicate_settlement_books_nothing(settled_run):
 
 def test_second_run_for_a_settled_generation_needs_a_reversal(settled_run):
     entry = services.generation_settle(attribution_run=settled_run)
+    # At most one succeeded run per generation: the first one is superseded.
+    AttributionRun.objects.filter(pk=settled_run.pk).update(status=AttributionRun.Status.FAILED)
     other = factories.run_create(
         generation=settled_run.generation, scores=factories.scores_for(12, seed=9)
     )
@@ -169,3 +171,23 @@ def test_verify_reports_a_forged_settlement_line(settled_run):
     assert report.break_seq == 1 and "provenance" in report.first_break
     with pytest.raises(CommandError, match="entry #1"):
         call_command("verify_ledger")
+
+
+def test_settle_many_books_each_in_its_savepoint(small_catalog):
+    model_version, _ = small_catalog
+    runs = []
+    for seed in range(4):
+        generation = factories.generation_create(model_version=model_version, revenue_minor=50)
+        runs.append(
+            factories.run_create(generation=generation, scores=factories.scores_for(12, seed))
+        )
+    broken = runs[2]
+    broken.scores = broken.scores[:5]  # does not match the training set
+    first = services.generation_settle(attribution_run=runs[0])
+    results = services.generation_settle_many(attribution_runs=runs)
+    assert results[0].seq == first.seq  # idempotent
+    assert isinstance(results[2], ApplicationError)
+    assert [r.seq for r in (results[1], results[3])] == [2, 3]
+    assert Settlement.objects.count() == 3
+    assert not Settlement.objects.filter(attribution_run=broken).exists()
+    assert selectors.ledger_verify().ok
