@@ -566,15 +566,17 @@ def _parse_percent(raw: str) -> tuple[Decimal | None, str]:
 def _check_shares(
     frame: pd.DataFrame,
     plan: ImportPlan,
-    holders_in_file: dict[str, HolderRow],
+    holder_names_in_file: set[str],
     recordings_in_file: dict[str, RecordingRow],
     isrcs_in_recordings_file: set[str],
 ) -> None:
+    """Check share rows. A holder or recording whose own row in another file has a problem
+    counts as known here: that problem is reported once, on its own row."""
     kind = OWNERSHIP_SHARES
     problems = plan.problems
     rows: list[ShareRow] = []
     names = {" ".join(name.split()) for name in frame["rights_holder"]}
-    known_holders = set(holders_in_file) | set(
+    known_holders = holder_names_in_file | set(
         RightsHolder.objects.filter(legal_name__in=names).values_list("legal_name", flat=True)
     )
     for row, record in frame.iterrows():
@@ -725,7 +727,18 @@ def import_plan_build(
             if RECORDINGS in frames
             else set()
         )
-        _check_shares(frames[OWNERSHIP_SHARES], plan, holders, recordings, isrcs_in_recordings_file)
+        holder_names_in_file = set(holders) | (
+            {" ".join(name.split()) for name in frames[RIGHTS_HOLDERS]["legal_name"]}
+            if RIGHTS_HOLDERS in frames
+            else set()
+        )
+        _check_shares(
+            frames[OWNERSHIP_SHARES],
+            plan,
+            holder_names_in_file,
+            recordings,
+            isrcs_in_recordings_file,
+        )
     elif plan.recordings_create:
         for recording_row in plan.recordings_create:
             plan.problems.append(

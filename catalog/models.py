@@ -72,10 +72,20 @@ class RightsHolder(models.Model):
         ordering = ["legal_name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["isni"], condition=~models.Q(isni=""), name="rights_holder_unique_isni"
+                fields=["isni"],
+                condition=~models.Q(isni=""),
+                name="rights_holder_unique_isni",
+                violation_error_message=(
+                    "This ISNI is already registered for another rights holder."
+                ),
             ),
             models.UniqueConstraint(
-                fields=["ipi"], condition=~models.Q(ipi=""), name="rights_holder_unique_ipi"
+                fields=["ipi"],
+                condition=~models.Q(ipi=""),
+                name="rights_holder_unique_ipi",
+                violation_error_message=(
+                    "This IPI name number is already registered for another rights holder."
+                ),
             ),
             models.CheckConstraint(
                 condition=models.Q(payout_currency__regex=r"^[A-Z]{3}$"),

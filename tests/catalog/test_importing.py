@@ -390,3 +390,9 @@ def test_import_accepts_exactly_the_share_sets_summing_to_100(tmp_path_factory, 
     else:
         assert not report.ok
         assert [p.column for p in report.problems] in (["percent"], ["percent", "percent"])
+
+
+def test_a_bad_holder_row_is_reported_once_not_again_on_its_shares(catalog_folder):
+    catalog_folder.holders[1][1] = "band"  # Lumen Label's kind is wrong
+    report = catalog_import_folder(folder=catalog_folder.write(), actor=None)
+    assert problems_of(report) == [("rights_holders", 3, "kind")]
