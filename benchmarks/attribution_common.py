@@ -30,6 +30,7 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--targets", type=int, default=40, help="k-means targets (paper: 40)")
     parser.add_argument("--k", type=int, default=100, help="top/bottom-k (paper: 100)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--workers", type=int, default=1, help="processes sharing the targets")
     parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--damping", type=float, default=defaults.damping)
@@ -124,6 +125,70 @@ def prepare(args: argparse.Namespace):
     embeddings = logmel_embeddings(train_set, model.sample_rate)
     targets = kmeans_targets(embeddings, args.targets, seed=args.seed)
     return model, train_set, cfg, store, embeddings, targets, timings
+
+
+_WORKER: dict = {}
+
+
+def _worker_init(args: argparse.Namespace) -> None:
+    """Load model, training set and stored artifacts once per worker process."""
+    import torch
+
+    from attribution.engine.artifacts import ArtifactStore
+    from attribution.engine.checkpoint import load_engine_model
+    from attribution.engine.items import load_training_set
+    from attribution.engine.self_influence import logmel_embeddings
+
+    torch.set_num_threads(args.threads)
+    model = load_engine_model(args.checkpoint, device=args.device)
+    manifest = Path(args.manifest or Path(args.checkpoint) / "training_manifest.json")
+    train_set = load_training_set(manifest, model)
+    _WORKER.update(
+        model=model,
+        train_set=train_set,
+        store=ArtifactStore(args.artifacts),
+        embeddings=logmel_embeddings(train_set, model.sample_rate),
+        k=args.k,
+    )
+
+
+def _worker_target(job: tuple) -> tuple:
+    """One self-influence target under one config -> (job key, TargetResult)."""
+    from attribution.engine.self_influence import self_influence
+
+    key, cfg, position = job
+    report = self_influence(
+        _WORKER["model"],
+        _WORKER["train_set"],
+        cfg,
+        [position],
+        _WORKER["embeddings"],
+        k=_WORKER["k"],
+        store=_WORKER["store"],
+    )
+    return key, report.k, report.targets[0]
+
+
+def run_jobs(
+    args: argparse.Namespace, jobs: list[tuple], on_result, local: dict | None = None
+) -> None:
+    """Run (key, cfg, target position) jobs on --workers processes (or in this process);
+    `on_result(key, k, TargetResult)` is called as each finishes. The Fisher and theta0 losses
+    must already be in the artifact store (prepare() puts them there), so workers only load."""
+    if args.workers <= 1:
+        if local is not None:  # reuse what prepare() loaded
+            _WORKER.update(local, k=args.k)
+        else:
+            _worker_init(args)
+        for job in jobs:
+            on_result(*_worker_target(job))
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(args.workers, initializer=_worker_init, initargs=(args,)) as pool:
+        for result in pool.imap_unordered(_worker_target, jobs):
+            on_result(*result)
 
 
 def write_table(rows: list[dict], stem: Path, title: str, notes: list[str]) -> tuple[Path, Path]:

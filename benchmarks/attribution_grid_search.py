@@ -1,16 +1,18 @@
 """Grid search over the unlearning hyperparameters (Table 1 of Choi et al.) on the demo model.
 
-    .venv/bin/python benchmarks/attribution_grid_search.py [--targets 40] [--k 100]
+    .venv/bin/python benchmarks/attribution_grid_search.py [--preset table1|sweeps|all]
+        [--targets 40] [--k 100] [--workers 2]
         [--lrs 1e-7,1e-6,1e-5,1e-4,1e-3,1e-2,1e-1] [--step-counts 1,2,3,4]
-        [--layers all_blocks,self_attn,cross_attn,cross_attn_to_kv]
-        [--masks mixed,both,none] [--full-product]
+        [--layers all_blocks,self_attn,cross_attn,cross_attn_to_kv] [--masks mixed,both,none]
 
-By default it runs the paper's three sweeps around the best setting (lr 1e-6, 1 step, all
-blocks, mixed masks): Table 1 (target layers x mask strategy at lr 1e-6 / 1 step), the
-learning-rate sweep and the step sweep; --full-product runs every combination instead. Each
-row reports mean R(z_tar) over the k-means targets, mean top-k / bottom-k embedding
-similarity and seconds per target. Writes data/reports/attribution_grid_search.{csv,md}.
-Mask strategies: mixed = M_U on, M_L off (paper's); both = M_U and M_L; none = neither.
+Presets: "table1" = the six rows of the paper's Table 1 at lr 1e-6 / 1 step (to_kv, cross-
+attention and self-attention with mixed masks; all blocks with both masks, no masks, mixed);
+"sweeps" = Table 1 plus the learning-rate sweep and the step sweep around the best setting;
+"all" = the full product of --lrs x --step-counts x --layers x --masks. Each row reports mean
+R(z_tar) over the k-means targets, the share at rank 1, mean top-k / bottom-k embedding
+similarity and seconds per target. Writes data/reports/attribution_grid_search.{csv,md}
+(rewritten after every finished row). Mask strategies: mixed = M_U on, M_L off (paper's
+best); both = M_U and M_L; none = neither.
 """
 
 from __future__ import annotations
@@ -18,71 +20,115 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from collections import defaultdict
 from pathlib import Path
 
-from attribution_common import add_engine_flags, prepare, write_table
+import numpy as np
+from attribution_common import add_engine_flags, prepare, run_jobs, write_table
 
 MASKS = {"mixed": (True, False), "both": (True, True), "none": (False, False)}
+TABLE1 = [
+    ("cross_attn_to_kv", "mixed"),
+    ("cross_attn", "mixed"),
+    ("self_attn", "mixed"),
+    ("all_blocks", "both"),
+    ("all_blocks", "none"),
+    ("all_blocks", "mixed"),
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_engine_flags(parser)
+    parser.add_argument("--preset", choices=("table1", "sweeps", "all"), default="sweeps")
     parser.add_argument("--lrs", default="1e-7,1e-6,1e-5,1e-4,1e-3,1e-2,1e-1")
     parser.add_argument("--step-counts", default="1,2,3,4")
     parser.add_argument("--layers", default="all_blocks,self_attn,cross_attn,cross_attn_to_kv")
     parser.add_argument("--masks", default="mixed,both,none")
-    parser.add_argument("--full-product", action="store_true")
+    parser.add_argument("--stem", default="attribution_grid_search")
     args = parser.parse_args()
-    from attribution.engine.self_influence import self_influence
 
     model, train_set, base_cfg, store, embeddings, targets, timings = prepare(args)
-    lrs = [float(x) for x in args.lrs.split(",")]
-    step_counts = [int(x) for x in args.step_counts.split(",")]
-    layers = args.layers.split(",")
-    masks = args.masks.split(",")
-    best = dict(lr=base_cfg.lr, steps=base_cfg.steps, layers=base_cfg.target_layers, mask="mixed")
-    if args.full_product:
-        grid = list(itertools.product(lrs, step_counts, layers, masks))
+    lr0, steps0 = base_cfg.lr, base_cfg.steps
+    if args.preset == "all":
+        grid = list(
+            itertools.product(
+                [float(x) for x in args.lrs.split(",")],
+                [int(x) for x in args.step_counts.split(",")],
+                args.layers.split(","),
+                args.masks.split(","),
+            )
+        )
     else:
-        grid = [(best["lr"], best["steps"], layer, mask) for layer in layers for mask in masks]
-        grid += [(lr, best["steps"], best["layers"], best["mask"]) for lr in lrs]
-        grid += [(best["lr"], steps, best["layers"], best["mask"]) for steps in step_counts]
+        grid = [(lr0, steps0, layer, mask) for layer, mask in TABLE1]
+        if args.preset == "sweeps":
+            grid += [(float(lr), steps0, "all_blocks", "mixed") for lr in args.lrs.split(",")]
+            grid += [(lr0, int(s), "all_blocks", "mixed") for s in args.step_counts.split(",")]
         grid = list(dict.fromkeys(grid))  # drop repeats of the best setting, keep order
-    rows = []
-    for index, (lr, steps, layer, mask) in enumerate(grid):
+    configs = {}
+    for key in grid:
+        lr, steps, layer, mask = key
         unlearn_mask, loss_mask = MASKS[mask]
-        cfg = base_cfg.replace(
+        configs[key] = base_cfg.replace(
             lr=lr, steps=steps, target_layers=layer, unlearn_mask=unlearn_mask, loss_mask=loss_mask
         )
-        started = time.perf_counter()
-        report = self_influence(model, train_set, cfg, targets, embeddings, k=args.k, store=store)
-        row = {
-            "target_layers": layer,
-            "M_U": "yes" if unlearn_mask else "",
-            "M_L": "yes" if loss_mask else "",
-            "lr": lr,
-            "steps": steps,
-            "mean_rank": round(report.mean_rank, 3),
-            "rank_1_share": round(sum(t.rank == 1 for t in report.targets) / len(targets), 3),
-            "sim_topk": round(report.mean_sim_topk, 4),
-            "sim_botk": round(report.mean_sim_botk, 4),
-            "s_per_target": round((time.perf_counter() - started) / len(targets), 2),
-        }
-        rows.append(row)
-        print(f"[{index + 1}/{len(grid)}] {row}", flush=True)
-    notes = [
-        f"Checkpoint `{model.checkpoint_sha256[:16]}`, N = {len(train_set)}, {len(targets)} "
-        f"k-means targets, k = {min(args.k, (len(train_set) - 1) // 2)}; measured by this "
-        f"script. Fixed: {base_cfg.unlearn_timesteps} unlearning timesteps, "
-        f"T = {base_cfg.score_timesteps} (scores), {base_cfg.fisher_timesteps} (Fisher), "
-        f"damping {base_cfg.damping} x mean(F), seed {base_cfg.seed}.",
-        "Setup timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
-    ]
-    csv_path, md_path = write_table(
-        rows, Path(args.out) / "attribution_grid_search", "Grid search", notes
+    results: dict = defaultdict(list)
+    started = time.perf_counter()
+    k_used = [min(args.k, (len(train_set) - 1) // 2)]
+
+    def write() -> None:
+        rows = []
+        for key in grid:
+            done = results.get(key, [])
+            if len(done) < len(targets):
+                continue
+            lr, steps, layer, mask = key
+            rows.append(
+                {
+                    "target_layers": layer,
+                    "M_U": "yes" if MASKS[mask][0] else "",
+                    "M_L": "yes" if MASKS[mask][1] else "",
+                    "lr": lr,
+                    "steps": steps,
+                    "mean_rank": round(float(np.mean([r.rank for r in done])), 3),
+                    "rank_1_share": round(sum(r.rank == 1 for r in done) / len(done), 3),
+                    "sim_topk": round(float(np.mean([r.sim_topk for r in done])), 4),
+                    "sim_botk": round(float(np.mean([r.sim_botk for r in done])), 4),
+                    "s_per_target": round(float(np.mean([r.seconds for r in done])), 1),
+                }
+            )
+        if not rows:
+            return
+        notes = [
+            f"{len(rows)}/{len(grid)} configurations complete. Checkpoint "
+            f"`{model.checkpoint_sha256[:16]}`, N = {len(train_set)}, {len(targets)} k-means "
+            f"targets, k = {k_used[0]}; measured by this script "
+            f"({args.workers} worker(s) x {args.threads} thread(s), "
+            f"{time.perf_counter() - started:.0f} s wall so far).",
+            f"Fixed: {base_cfg.unlearn_timesteps} unlearning timesteps, T = "
+            f"{base_cfg.score_timesteps} (scores), {base_cfg.fisher_timesteps} (Fisher), damping "
+            f"{base_cfg.damping} x mean(F), seed {base_cfg.seed}.",
+            "Setup timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
+        ]
+        write_table(rows, Path(args.out) / args.stem, "Grid search (Table 1 style)", notes)
+
+    def on_result(key, k, result) -> None:
+        k_used[0] = k
+        results[key].append(result)
+        if len(results[key]) == len(targets):
+            done = results[key]
+            print(f"{key}: mean rank {np.mean([r.rank for r in done]):.3f}", flush=True)
+            write()
+
+    jobs = [(key, configs[key], position) for key in grid for position in targets]
+    run_jobs(
+        args,
+        jobs,
+        on_result,
+        local=dict(model=model, train_set=train_set, store=store, embeddings=embeddings),
     )
-    print(f"wrote {csv_path}, {md_path}")
+    write()
+    print(f"wrote {Path(args.out) / args.stem}.csv/.md")
 
 
 if __name__ == "__main__":

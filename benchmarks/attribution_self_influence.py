@@ -1,12 +1,14 @@
 """Train-to-Train self-influence benchmark (Sec. 3.2 of Choi et al.) on the demo model.
 
     .venv/bin/python benchmarks/attribution_self_influence.py [--targets 40] [--k 100]
-        [--checkpoint data/demo/model] [--lr 1e-6 --steps 1 --target-layers all_blocks ...]
+        [--workers 2] [--checkpoint data/demo/model]
+        [--lr 1e-6 --steps 1 --target-layers all_blocks --unlearn-timesteps 2048 ...]
 
 Chooses --targets training tracks by k-means over log-mel track embeddings, unlearns each
 (Eq. 6) and scores the whole training set (Eq. 2), then prints and writes
 data/reports/attribution_self_influence.{csv,md,json}: R(z_tar) per target and its mean, the
-mean embedding similarity of the top-k and bottom-k scored tracks, and measured timings.
+mean embedding similarity of the top-k and bottom-k scored tracks, and measured timings. The
+reports are rewritten after every target, so an interrupted run leaves its partial results.
 The Fisher and theta0 losses are computed once (stored under data/artifacts/attribution/,
 keyed by checkpoint hash) and reused by later runs. Not a test: the numbers are measured.
 """
@@ -17,77 +19,95 @@ import argparse
 import time
 from pathlib import Path
 
-from attribution_common import add_engine_flags, prepare, write_json, write_table
+import numpy as np
+from attribution_common import add_engine_flags, prepare, run_jobs, write_json, write_table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_engine_flags(parser)
+    parser.add_argument("--stem", default="attribution_self_influence")
     args = parser.parse_args()
     from attribution.engine.scoring import library_versions
-    from attribution.engine.self_influence import self_influence
 
     model, train_set, cfg, store, embeddings, targets, timings = prepare(args)
-    started = time.perf_counter()
-    report = self_influence(
-        model,
-        train_set,
-        cfg,
-        targets,
-        embeddings,
-        k=args.k,
-        store=store,
-        progress=lambda stage, done, total: print(f"  target {done}/{total}", flush=True),
-    )
-    timings["self_influence_s"] = time.perf_counter() - started
-    rows = [
-        {
-            "position": t.position,
-            "track_id": t.item_id,
-            "seconds_total": train_set.items[t.position].seconds_total,
-            "rank": t.rank,
-            "sim_topk": round(t.sim_topk, 4),
-            "sim_botk": round(t.sim_botk, 4),
-            "seconds": round(t.seconds, 2),
-        }
-        for t in report.targets
-    ]
-    summary = {
-        "checkpoint_sha256": model.checkpoint_sha256,
-        "training_manifest_sha256": train_set.manifest_sha256,
-        "n_items": len(train_set),
-        "n_targets": len(targets),
-        "k": report.k,
-        "embedding": report.embedding,
-        "mean_rank": report.mean_rank,
-        "targets_at_rank_1": sum(t.rank == 1 for t in report.targets),
-        "mean_sim_topk": report.mean_sim_topk,
-        "mean_sim_botk": report.mean_sim_botk,
-        "mean_seconds_per_target": report.mean_seconds,
-        "timings": timings,
-        "engine_config": cfg.to_dict(),
-        "threads": args.threads,
-        "library_versions": library_versions(),
-    }
     out = Path(args.out)
-    notes = [
-        f"Checkpoint `{model.checkpoint_sha256[:16]}`, N = {len(train_set)} training tracks, "
-        f"{len(targets)} k-means targets, k = {report.k}.",
-        f"Embedding: {report.embedding}.",
-        f"**Mean R(z_tar) = {report.mean_rank:.3f}** ({summary['targets_at_rank_1']}/"
-        f"{len(targets)} at rank 1); mean sim top-{report.k} = {report.mean_sim_topk:.4f}, "
-        f"bottom-{report.k} = {report.mean_sim_botk:.4f}.",
-        "Timings (s): "
-        + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())
-        + f"; {report.mean_seconds:.1f} s per target ({args.threads} CPU thread(s)).",
-        f"Config: `{cfg.to_dict()}`",
-    ]
-    csv_path, md_path = write_table(
-        rows, out / "attribution_self_influence", "Self-influence", notes
+    results: list = []
+    started = time.perf_counter()
+
+    def report(final: bool) -> list[str]:
+        done = sorted(results, key=lambda r: r.position)
+        ranks = [r.rank for r in done]
+        k = min(args.k, (len(train_set) - 1) // 2)
+        rows = [
+            {
+                "position": r.position,
+                "track_id": r.item_id,
+                "seconds_total": train_set.items[r.position].seconds_total,
+                "rank": r.rank,
+                "sim_topk": round(r.sim_topk, 4),
+                "sim_botk": round(r.sim_botk, 4),
+                "seconds": round(r.seconds, 2),
+            }
+            for r in done
+        ]
+        summary = {
+            "complete": final,
+            "checkpoint_sha256": model.checkpoint_sha256,
+            "training_manifest_sha256": train_set.manifest_sha256,
+            "n_items": len(train_set),
+            "n_targets_done": len(done),
+            "n_targets": len(targets),
+            "k": k,
+            "embedding": "log-mel mean+std, z-scored, cosine (see self_influence.py)",
+            "mean_rank": float(np.mean(ranks)),
+            "targets_at_rank_1": sum(r == 1 for r in ranks),
+            "mean_sim_topk": float(np.mean([r.sim_topk for r in done])),
+            "mean_sim_botk": float(np.mean([r.sim_botk for r in done])),
+            "mean_seconds_per_target": float(np.mean([r.seconds for r in done])),
+            "wall_seconds_targets": time.perf_counter() - started,
+            "timings": timings,
+            "engine_config": cfg.to_dict(),
+            "threads": args.threads,
+            "workers": args.workers,
+            "library_versions": library_versions(),
+        }
+        notes = [
+            f"{'Complete' if final else 'PARTIAL'}: {len(done)}/{len(targets)} k-means targets. "
+            f"Checkpoint `{model.checkpoint_sha256[:16]}`, N = {len(train_set)} training "
+            f"tracks, k = {k}.",
+            f"Embedding: {summary['embedding']}.",
+            f"**Mean R(z_tar) = {summary['mean_rank']:.3f}** ({summary['targets_at_rank_1']}/"
+            f"{len(done)} at rank 1); mean similarity top-{k} = {summary['mean_sim_topk']:.4f},"
+            f" bottom-{k} = {summary['mean_sim_botk']:.4f}.",
+            "Setup timings (s): "
+            + ", ".join(f"{key} {value:.1f}" for key, value in timings.items())
+            + f"; {summary['mean_seconds_per_target']:.1f} s per target per worker "
+            f"({args.workers} worker(s) x {args.threads} thread(s)), "
+            f"{summary['wall_seconds_targets']:.0f} s wall for the targets.",
+            f"Config: `{cfg.to_dict()}`",
+        ]
+        write_table(rows, out / args.stem, "Self-influence (Train-to-Train)", notes)
+        write_json(out / f"{args.stem}.json", {**summary, "targets": rows})
+        return notes
+
+    def on_result(_key, _k, result) -> None:
+        results.append(result)
+        print(
+            f"  target {len(results)}/{len(targets)}: position {result.position} rank "
+            f"{result.rank} ({result.seconds:.0f} s)",
+            flush=True,
+        )
+        report(final=False)
+
+    run_jobs(
+        args,
+        [(None, cfg, position) for position in targets],
+        on_result,
+        local=dict(model=model, train_set=train_set, store=store, embeddings=embeddings),
     )
-    write_json(out / "attribution_self_influence.json", {**summary, "targets": rows})
-    print("\n".join(notes))
-    print(f"wrote {csv_path}, {md_path}")
+    print("\n".join(report(final=True)))
+    print(f"wrote {out / args.stem}.csv/.md/.json")
 
 
 if __name__ == "__main__":
