@@ -84,3 +84,24 @@ def test_fisher_artifact_from_another_checkpoint_is_refused(
     (folder / "fisher.pt").write_bytes(b"tampered")
     with pytest.raises(EngineError, match="corrupted"):
         verify_fisher_file(folder, tiny_model)
+
+
+def test_theta0_losses_are_stored_once_and_verified(tmp_path, tiny_model, tiny_train_set, tiny_cfg):
+    from attribution.engine.loss import dataset_losses
+
+    items = encode_items(tiny_model, tiny_train_set.items, tiny_cfg)
+    calls = []
+    store = ArtifactStore(tmp_path, chunk_items=4)
+    losses = store.base_losses(
+        tiny_model, items, tiny_train_set, tiny_cfg, lambda *a: calls.append(a)
+    )
+    assert len(calls) == len(items)
+    assert losses.tobytes() == dataset_losses(tiny_model, items, tiny_cfg).tobytes()
+    again = ArtifactStore(tmp_path).base_losses(
+        tiny_model, items, tiny_train_set, tiny_cfg, lambda *a: pytest.fail("recomputed")
+    )
+    assert again.tobytes() == losses.tobytes()
+    (path,) = (tmp_path / tiny_model.checkpoint_sha256).glob("losses-*/losses.npy")
+    path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)
+    with pytest.raises(EngineError, match="corrupted"):
+        ArtifactStore(tmp_path).base_losses(tiny_model, items, tiny_train_set, tiny_cfg)
