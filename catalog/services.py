@@ -6,6 +6,7 @@ the ownership shares of every recording sum to exactly 100.0000 percent.
 """
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -502,36 +503,37 @@ def catalog_import_files(
         if kind not in resolved and isinstance(source, str | Path):
             resolved[kind] = Path(source).resolve().parent
     kinds = [kind for kind in KINDS if kind in files]
-    with transaction.atomic():
-        plan = import_plan_build(files, base_dirs=resolved)
-        report = _report(plan, kinds=kinds, dry_run=dry_run)
-        if not report.ok or dry_run or not plan.changes_anything:
-            return report
-        try:
-            with transaction.atomic():
-                _plan_apply(plan, actor=actor)
-                counts = plan.counts()
-                batch = ImportBatch.objects.create(
-                    kinds=kinds,
-                    files_sha256=plan.files_sha256,
-                    file_names=plan.file_names,
-                    actor=actor if getattr(actor, "is_authenticated", False) else None,
-                    rows=plan.rows,
-                    created=counts["created"],
-                    updated=counts["updated"],
-                    unchanged=counts["unchanged"],
-                )
-                audit_record(
-                    actor=actor,
-                    action="catalog_import.apply",
-                    obj=batch,
-                    after={"files": plan.file_names, "sha256": plan.files_sha256, **counts},
-                )
-        except IntegrityError as exc:
-            raise ApplicationError(
-                "the catalog changed while importing (a record was registered at the same "
-                f"time); run the import again ({str(exc).splitlines()[0]})"
-            ) from None
+    # Reading the files and decoding the audio holds no transaction; the writes below run
+    # in one, and a record registered meanwhile by someone else aborts them all.
+    plan = import_plan_build(files, base_dirs=resolved)
+    report = _report(plan, kinds=kinds, dry_run=dry_run)
+    if not report.ok or dry_run or not plan.changes_anything:
+        return report
+    try:
+        with transaction.atomic():
+            _plan_apply(plan, actor=actor)
+            counts = plan.counts()
+            batch = ImportBatch.objects.create(
+                kinds=kinds,
+                files_sha256=plan.files_sha256,
+                file_names=plan.file_names,
+                actor=actor if getattr(actor, "is_authenticated", False) else None,
+                rows=plan.rows,
+                created=counts["created"],
+                updated=counts["updated"],
+                unchanged=counts["unchanged"],
+            )
+            audit_record(
+                actor=actor,
+                action="catalog_import.apply",
+                obj=batch,
+                after={"files": plan.file_names, "sha256": plan.files_sha256, **counts},
+            )
+    except IntegrityError as exc:
+        raise ApplicationError(
+            "the catalog changed while importing (a record was registered at the same "
+            f"time); nothing was changed, run the import again ({str(exc).splitlines()[0]})"
+        ) from None
     report.applied = True
     report.batch_id = batch.pk
     return report
@@ -700,7 +702,6 @@ def _manifest_trained_at(manifest: dict) -> datetime:
     return parsed
 
 
-@transaction.atomic
 def model_version_register(
     *,
     name: str,
@@ -743,6 +744,36 @@ def model_version_register(
     checkpoint_sha256 = file_sha256(folder / CHECKPOINT_FILE)
     manifest_sha256 = file_sha256(manifest_path)
 
+    # Hashing a checkpoint of gigabytes holds no transaction; the checks and writes below
+    # run in one.
+    with transaction.atomic():
+        return _model_version_save(
+            name=name,
+            folder=folder,
+            config=config,
+            tracks=tracks,
+            trained_at=trained_at,
+            seed=seed,
+            checkpoint_sha256=checkpoint_sha256,
+            manifest_sha256=manifest_sha256,
+            actor=actor,
+            override_reason=override_reason,
+        )
+
+
+def _model_version_save(
+    *,
+    name: str,
+    folder: Path,
+    config: dict,
+    tracks: list[dict],
+    trained_at: datetime,
+    seed: int,
+    checkpoint_sha256: str,
+    manifest_sha256: str,
+    actor: User | None,
+    override_reason: str | None,
+) -> ModelVersion:
     existing = ModelVersion.objects.filter(checkpoint_sha256=checkpoint_sha256).first()
     if existing is not None:
         if existing.name == name and existing.manifest_sha256 == manifest_sha256:
@@ -755,13 +786,11 @@ def model_version_register(
         raise ApplicationError(f"a model version named {name!r} already exists", field="name")
 
     isrcs = []
-    bad_isrcs = []
     for track in tracks:
         try:
             isrcs.append(isrc_normalize(track["isrc"]))
         except ValidationError:
-            bad_isrcs.append(str(track["isrc"]))
-            isrcs.append(str(track["isrc"]))
+            isrcs.append(str(track["isrc"]))  # malformed: reported as unknown below
     recordings = {r.isrc: r for r in Recording.objects.filter(isrc__in=isrcs)}
     unknown = [isrc for isrc in isrcs if isrc not in recordings]
     if unknown:
@@ -771,7 +800,7 @@ def model_version_register(
             field="manifest",
             extra={"unknown_isrcs": unknown},
         )
-    duplicates = sorted({isrc for isrc in isrcs if isrcs.count(isrc) > 1})
+    duplicates = sorted(isrc for isrc, count in Counter(isrcs).items() if count > 1)
     if duplicates:
         raise ApplicationError(
             f"the training manifest lists {', '.join(duplicates)} more than once",

@@ -396,3 +396,39 @@ def test_a_bad_holder_row_is_reported_once_not_again_on_its_shares(catalog_folde
     catalog_folder.holders[1][1] = "band"  # Lumen Label's kind is wrong
     report = catalog_import_folder(folder=catalog_folder.write(), actor=None)
     assert problems_of(report) == [("rights_holders", 3, "kind")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_imports_of_the_same_folder_register_it_once(catalog_folder):
+    import threading
+
+    from django.db import connection
+
+    from core.exceptions import ApplicationError
+
+    folder = catalog_folder.write()
+    outcomes = []
+    barrier = threading.Barrier(2)
+
+    def run():
+        try:
+            barrier.wait()
+            report = catalog_import_folder(folder=folder, actor=None)
+            outcomes.append("applied" if report.applied else "no-op")
+        except ApplicationError as exc:
+            outcomes.append(exc.message)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("applied") == 1, outcomes
+    other = next(o for o in outcomes if o != "applied")
+    assert other == "no-op" or other.startswith("the catalog changed while importing")
+    assert (RightsHolder.objects.count(), Recording.objects.count()) == (2, 3)
+    assert ImportBatch.objects.count() == 1
+    for recording in Recording.objects.all():
+        assert sum(recording.ownership_shares.values_list("percent", flat=True)) == 100
