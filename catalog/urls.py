@@ -16,6 +16,7 @@ router.register("model-versions", apis.ModelVersionViewSet, basename="model-vers
 urlpatterns = [
     path("", views.my_catalog, name="my-catalog"),
     path("opt-outs/new/", views.opt_out_request, name="opt-out-request"),
+    path("opt-outs/<int:pk>/withdraw/", views.opt_out_withdraw_view, name="opt-out-withdraw"),
     path("opt-out-rule/", views.opt_out_rule, name="opt-out-rule"),
     path("import/", views.catalog_import_page, name="import"),
     path("api/imports/", apis.ImportApi.as_view(), name="api-import"),

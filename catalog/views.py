@@ -8,8 +8,9 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.views.decorators.http import require_POST
 
 from catalog.importing import KINDS
 from catalog.models import Recording
@@ -19,7 +20,7 @@ from catalog.selectors import (
     recordings_opted_out,
     rights_holders_visible_to,
 )
-from catalog.services import catalog_import_files, opt_out_create
+from catalog.services import catalog_import_files, opt_out_create, opt_out_withdraw
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, user_has_role
 
@@ -88,6 +89,20 @@ def opt_out_request(request: HttpRequest) -> HttpResponse:
             messages.success(request, "Your opt-out is recorded.")
             return redirect("catalog:my-catalog")
     return render(request, "catalog/opt_out_form.html", {"form": form})
+
+
+@login_required
+@require_POST
+def opt_out_withdraw_view(request: HttpRequest, pk: int) -> HttpResponse:
+    opt_out = get_object_or_404(opt_outs_visible_to(request.user), pk=pk)
+    may_act = user_has_role(request.user, CATALOG_ADMIN) or (
+        holders_for_user(request.user).filter(pk=opt_out.rights_holder_id).exists()
+    )
+    if not may_act:
+        raise PermissionDenied("Only the rights holder's users or catalog admins may withdraw.")
+    opt_out_withdraw(opt_out=opt_out, actor=request.user)
+    messages.success(request, "The opt-out is withdrawn.")
+    return redirect("catalog:my-catalog")
 
 
 class ImportForm(forms.Form):

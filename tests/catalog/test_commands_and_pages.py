@@ -17,9 +17,15 @@ pytestmark = pytest.mark.django_db
 
 class TestImportCommand:
     def test_folder(self, catalog_folder, capsys):
-        call_command("import_catalog", "--folder", str(catalog_folder.write()))
+        user = UserFactory(username="importer")
+        call_command(
+            "import_catalog", "--folder", str(catalog_folder.write()), "--user", "importer"
+        )
         assert Recording.objects.count() == 3
         assert "created 8" in capsys.readouterr().out
+        assert AuditEvent.objects.filter(action="recording.create", actor=user).count() == 3
+        with pytest.raises(CommandError, match="no user named"):
+            call_command("import_catalog", "--folder", str(catalog_folder.root), "--user", "x")
 
     def test_kind_with_shares_file(self, catalog_folder):
         folder = catalog_folder.write()
@@ -87,6 +93,21 @@ class TestPages:
         assert OptOut.objects.get().recording == mine
         page = client.get("/catalog/").content.decode()
         assert "opted out" in page and "in force" in page
+        response = client.post(f"/catalog/opt-outs/{OptOut.objects.get().pk}/withdraw/")
+        assert response.status_code == 302
+        assert OptOut.objects.get().withdrawn_at is not None
+        assert "allowed" in client.get("/catalog/").content.decode()
+
+    def test_holder_cannot_withdraw_another_holders_opt_out(self, client):
+        user = UserFactory(role=RIGHTS_HOLDER)
+        RightsHolderFactory().users.add(user)
+        other_opt_out = OptOut.objects.create(
+            rights_holder=RightsHolderFactory(), effective_from=date(2026, 1, 1)
+        )
+        client.force_login(user)
+        assert client.post(f"/catalog/opt-outs/{other_opt_out.pk}/withdraw/").status_code == 404
+        other_opt_out.refresh_from_db()
+        assert other_opt_out.withdrawn_at is None
 
     def test_holder_cannot_opt_out_for_another_holder(self, client):
         user = UserFactory(role=RIGHTS_HOLDER)

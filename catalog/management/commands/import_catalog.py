@@ -14,6 +14,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from catalog.importing import KINDS, OWNERSHIP_SHARES
+from catalog.management.commands._actor import actor_from_option
 from catalog.services import catalog_import_files, catalog_import_folder
 from core.exceptions import ApplicationError
 
@@ -30,14 +31,18 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="check only, change nothing")
         parser.add_argument("--json", action="store_true", help="print the report as JSON")
+        parser.add_argument(
+            "--user", help="username recorded as the actor in the audit trail (default: none)"
+        )
 
     def handle(self, *args, **options):
+        actor = actor_from_option(options["user"])
         try:
             if options["folder"]:
                 if options["file"] or options["kind"]:
                     raise CommandError("give either --folder or --kind FILE, not both")
                 report = catalog_import_folder(
-                    folder=options["folder"], actor=None, dry_run=options["dry_run"]
+                    folder=options["folder"], actor=actor, dry_run=options["dry_run"]
                 )
             else:
                 if not (options["file"] and options["kind"]):
@@ -45,7 +50,7 @@ class Command(BaseCommand):
                 files = {options["kind"]: Path(options["file"])}
                 if options["shares"]:
                     files[OWNERSHIP_SHARES] = Path(options["shares"])
-                report = catalog_import_files(files=files, actor=None, dry_run=options["dry_run"])
+                report = catalog_import_files(files=files, actor=actor, dry_run=options["dry_run"])
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
         if options["json"]:

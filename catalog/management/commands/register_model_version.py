@@ -5,6 +5,7 @@ manage.py register_model_version NAME CHECKPOINT_DIR [--override-reason TEXT]
 
 from django.core.management.base import BaseCommand, CommandError
 
+from catalog.management.commands._actor import actor_from_option
 from catalog.services import model_version_register
 from core.exceptions import ApplicationError
 
@@ -20,13 +21,17 @@ class Command(BaseCommand):
             default=None,
             help="register although opted-out recordings are in the training set (audited)",
         )
+        parser.add_argument(
+            "--user", help="username recorded as the actor in the audit trail (default: none)"
+        )
 
     def handle(self, *args, **options):
+        actor = actor_from_option(options["user"])
         try:
             model = model_version_register(
                 name=options["name"],
                 checkpoint_dir=options["checkpoint_dir"],
-                actor=None,
+                actor=actor,
                 override_reason=options["override_reason"],
             )
         except ApplicationError as exc:
