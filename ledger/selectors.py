@@ -197,6 +197,8 @@ class VerificationReport:
     first_break: str | None = None
     break_seq: int | None = None
     trial_balance: dict[str, int] = field(default_factory=dict)
+    head_seq: int = 0
+    head_hash: str = GENESIS_HASH
 
     @property
     def ok(self) -> bool:
@@ -235,11 +237,16 @@ def settlement_provenance(settlement: Settlement, tracks, holders) -> dict:
     )
 
 
-def ledger_verify(*, chunk_size: int = 500) -> VerificationReport:
+def ledger_verify(
+    *, chunk_size: int = 500, anchors: dict[int, str] | None = None
+) -> VerificationReport:
     """Recompute the hash chain, every entry's balance and every settlement's provenance.
 
     Stops at the first break and says where it is. Memory is bounded by ``chunk_size``.
+    ``anchors`` ({seq: hash} recorded elsewhere earlier) must all be found in the chain:
+    that is what detects entries cut off the end of the chain.
     """
+    anchors = dict(anchors or {})
     from ledger.services import entry_content
 
     report = VerificationReport()
@@ -316,11 +323,16 @@ def ledger_verify(*, chunk_size: int = 500) -> VerificationReport:
                 if posted != {h: a for h, a in holder_amounts.items() if a != 0}:
                     return fail(entry.seq, "holder postings differ from the settlement lines")
                 report.settlements_checked += 1
+            if entry.seq in anchors and anchors.pop(entry.seq) != entry.hash:
+                return fail(entry.seq, "hash differs from the recorded anchor")
             report.entries_checked += 1
             report.postings_checked += len(entry_postings)
             prev_hash = entry.hash
             expected_seq += 1
+            report.head_seq, report.head_hash = entry.seq, entry.hash
 
+    if anchors:
+        return fail(min(anchors), "anchored entry is missing (the chain was cut short)")
     orphans = Posting.objects.filter(~Q(entry_id__in=JournalEntry.objects.values("seq")))
     if orphans.exists():
         return fail(None, "postings exist that belong to no entry")

@@ -1,5 +1,7 @@
 """The database itself refuses what the ledger forbids (real commits, PostgreSQL triggers)."""
 
+import io
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -187,3 +189,22 @@ def test_duplicate_settlement_is_refused_by_the_database(booked):
             ownership_snapshot={},
             provenance_sha256="",
         )
+
+
+def test_cutting_off_the_newest_entries_is_detected_with_an_anchor(booked):
+    out = io.StringIO()
+    call_command("verify_ledger", stdout=out)
+    head = out.getvalue().strip().splitlines()[-1].removeprefix("head ")
+    assert head.startswith("3:")
+    _tamper(
+        "DELETE FROM ledger_posting WHERE entry_id = 3; "
+        "DELETE FROM ledger_settlementtrackline WHERE settlement_id IN "
+        "(SELECT id FROM ledger_settlement WHERE journal_entry_id = 3); "
+        "DELETE FROM ledger_settlementholderline WHERE settlement_id IN "
+        "(SELECT id FROM ledger_settlement WHERE journal_entry_id = 3); "
+        "DELETE FROM ledger_settlement WHERE journal_entry_id = 3; "
+        "DELETE FROM ledger_journalentry WHERE seq = 3"
+    )
+    call_command("verify_ledger", stdout=io.StringIO())  # the chain alone cannot tell
+    with pytest.raises(CommandError, match="entry #3: anchored entry is missing"):
+        call_command("verify_ledger", "--expect", head, stdout=io.StringIO())
