@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
@@ -127,6 +129,34 @@ def prepare(args: argparse.Namespace):
     return model, train_set, cfg, store, embeddings, targets, timings
 
 
+def extra_embeddings(train_set) -> dict:
+    captions = caption_embeddings(train_set)
+    return {} if captions is None else {"caption": captions}
+
+
+def caption_embeddings(train_set) -> np.ndarray | None:
+    """all-MiniLM-L6-v2 sentence embeddings of the captions (mean-pooled, unit norm), from the
+    offline package the demo's text conditioner uses; None if it is unavailable."""
+    import torch
+
+    try:
+        from attribution.engine.text_conditioner import _load_encoder
+
+        tokenizer, encoder = _load_encoder()
+    except (ImportError, RuntimeError, OSError):
+        return None
+    rows = []
+    with torch.no_grad():
+        for start in range(0, len(train_set), 64):
+            texts = [item.prompt for item in train_set.items[start : start + 64]]
+            batch = tokenizer(texts, truncation=True, padding=True, return_tensors="pt")
+            hidden = encoder(**batch).last_hidden_state  # (B, L, 384)
+            mask = batch["attention_mask"][..., None].float()  # (B, L, 1)
+            rows.append((hidden * mask).sum(1) / mask.sum(1))  # (B, 384) mean pooling
+    features = torch.cat(rows).double().numpy()  # (N, 384)
+    return features / np.linalg.norm(features, axis=1, keepdims=True)
+
+
 _WORKER: dict = {}
 
 
@@ -148,6 +178,7 @@ def _worker_init(args: argparse.Namespace) -> None:
         train_set=train_set,
         store=ArtifactStore(args.artifacts),
         embeddings=logmel_embeddings(train_set, model.sample_rate),
+        extra=extra_embeddings(train_set),
         k=args.k,
     )
 
@@ -165,6 +196,7 @@ def _worker_target(job: tuple) -> tuple:
         _WORKER["embeddings"],
         k=_WORKER["k"],
         store=_WORKER["store"],
+        extra_embeddings=_WORKER["extra"],
     )
     return key, report.k, report.targets[0]
 
@@ -177,7 +209,7 @@ def run_jobs(
     must already be in the artifact store (prepare() puts them there), so workers only load."""
     if args.workers <= 1:
         if local is not None:  # reuse what prepare() loaded
-            _WORKER.update(local, k=args.k)
+            _WORKER.update(local, k=args.k, extra=extra_embeddings(local["train_set"]))
         else:
             _worker_init(args)
         for job in jobs:

@@ -94,6 +94,13 @@ def main() -> None:
                     "rank_1_share": round(sum(r.rank == 1 for r in done) / len(done), 3),
                     "sim_topk": round(float(np.mean([r.sim_topk for r in done])), 4),
                     "sim_botk": round(float(np.mean([r.sim_botk for r in done])), 4),
+                    **{
+                        f"{name}_sim_{side}k": round(
+                            float(np.mean([r.extra[name][i] for r in done])), 4
+                        )
+                        for name in done[0].extra
+                        for i, side in enumerate(("top", "bot"))
+                    },
                     "s_per_target": round(float(np.mean([r.seconds for r in done])), 1),
                 }
             )

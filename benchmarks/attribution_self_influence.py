@@ -47,6 +47,11 @@ def main() -> None:
                 "rank": r.rank,
                 "sim_topk": round(r.sim_topk, 4),
                 "sim_botk": round(r.sim_botk, 4),
+                **{
+                    f"{name}_sim_{side}k": round(pair[i], 4)
+                    for name, pair in r.extra.items()
+                    for i, side in enumerate(("top", "bot"))
+                },
                 "seconds": round(r.seconds, 2),
             }
             for r in done
@@ -64,6 +69,11 @@ def main() -> None:
             "targets_at_rank_1": sum(r == 1 for r in ranks),
             "mean_sim_topk": float(np.mean([r.sim_topk for r in done])),
             "mean_sim_botk": float(np.mean([r.sim_botk for r in done])),
+            **{
+                f"mean_{name}_sim_{side}k": float(np.mean([r.extra[name][i] for r in done]))
+                for name in done[0].extra
+                for i, side in enumerate(("top", "bot"))
+            },
             "mean_seconds_per_target": float(np.mean([r.seconds for r in done])),
             "wall_seconds_targets": time.perf_counter() - started,
             "timings": timings,
@@ -79,7 +89,14 @@ def main() -> None:
             f"Embedding: {summary['embedding']}.",
             f"**Mean R(z_tar) = {summary['mean_rank']:.3f}** ({summary['targets_at_rank_1']}/"
             f"{len(done)} at rank 1); mean similarity top-{k} = {summary['mean_sim_topk']:.4f},"
-            f" bottom-{k} = {summary['mean_sim_botk']:.4f}.",
+            f" bottom-{k} = {summary['mean_sim_botk']:.4f}"
+            + "".join(
+                f"; caption (MiniLM) similarity top-{k} = {summary['mean_caption_sim_topk']:.4f}, "
+                f"bottom-{k} = {summary['mean_caption_sim_botk']:.4f}"
+                for _ in [0]
+                if "mean_caption_sim_topk" in summary
+            )
+            + ".",
             "Setup timings (s): "
             + ", ".join(f"{key} {value:.1f}" for key, value in timings.items())
             + f"; {summary['mean_seconds_per_target']:.1f} s per target per worker "

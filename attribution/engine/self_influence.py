@@ -91,6 +91,7 @@ class TargetResult:
     sim_botk: float
     seconds: float
     tau_sha256: str
+    extra: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (top, bottom)
 
 
 @dataclass
@@ -131,9 +132,11 @@ def self_influence(
     k: int = 100,
     method: ScoringMethod = unlearning_scores,
     progress: Progress | None = None,
+    extra_embeddings: dict[str, np.ndarray] | None = None,
     **method_kwargs: Any,
 ) -> SelfInfluenceReport:
-    """R(z_tar), sim_topk and sim_botk (Sec. 3.2) for each target position."""
+    """R(z_tar), sim_topk and sim_botk (Sec. 3.2) for each target position; the same top/bottom
+    similarities under each of `extra_embeddings` (e.g. caption embeddings) go to `extra`."""
     k = max(1, min(k, (len(train_set) - 1) // 2))  # top and bottom lists never overlap
     report = SelfInfluenceReport(cfg.to_dict(), EMBEDDING_NAME, k, len(train_set))
     for done, position in enumerate(targets):
@@ -150,6 +153,10 @@ def self_influence(
                 sim_botk=bottom,
                 seconds=time.perf_counter() - started,
                 tau_sha256=scores.tau_sha256(),
+                extra={
+                    name: top_bottom_similarity(scores.tau, other, position, k)
+                    for name, other in (extra_embeddings or {}).items()
+                },
             )
         )
         if progress is not None:
