@@ -23,7 +23,7 @@ from django.db.models import Count, Max, Min, Sum
 from django.utils import timezone
 
 from attribution.models import AttributionRun, Generation
-from catalog.models import OwnershipShare, RightsHolder, TrainingSetEntry
+from catalog.models import RightsHolder, TrainingSetEntry
 from core.exceptions import ApplicationError
 from core.services import audit_record
 from ledger import hashing
@@ -49,6 +49,8 @@ from ledger.splits import (
     track_weights,
 )
 
+PERCENT_QUANTUM = Decimal("0.0001")  # ownership percents have 4 decimal places
+
 # Any constant works; it only has to be the same for every ledger writer.
 LEDGER_ADVISORY_LOCK_KEY = 0x4C454447  # "LEDG"
 
@@ -61,13 +63,19 @@ def ledger_lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_ADVISORY_LOCK_KEY])
 
 
+def _int_array(values) -> str:
+    """A PostgreSQL array literal of integers (one text parameter, cheap to send)."""
+    return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
 def _rows_insert(model, columns: Sequence[tuple[str, str]], rows: Sequence[tuple]) -> None:
     """Insert plain rows into ``model``'s table, bypassing model instances.
 
-    PostgreSQL: one ``INSERT ... SELECT FROM unnest(arrays)`` statement (every trigger still
-    fires per row); ``columns`` are (column, PostgreSQL type). Elsewhere: ``bulk_create``.
-    Settlements write hundreds of lines each; building Django objects for them was the
-    largest cost of a settlement.
+    PostgreSQL: one ``INSERT ... SELECT FROM ROWS FROM (unnest(...), ...)`` statement with
+    each column sent as one array literal (every trigger still fires per row). Column
+    kinds: ``bigint``/``integer``, ``jsonb`` (one JSON array) and ``const`` (the same
+    value in every row). Elsewhere: ``bulk_create``. Settlements write hundreds of lines
+    each; building Django objects and adapting parameters one by one was the largest cost.
     """
     if not rows:
         return
@@ -75,26 +83,32 @@ def _rows_insert(model, columns: Sequence[tuple[str, str]], rows: Sequence[tuple
         names = [name for name, _ in columns]
         model.objects.bulk_create(model(**dict(zip(names, row, strict=True))) for row in rows)
         return
-    table = connection.ops.quote_name(model._meta.db_table)
-    names = ", ".join(connection.ops.quote_name(name) for name, _ in columns)
-    arrays = ", ".join(
-        f"%s::{'text' if pg_type == 'jsonb' else pg_type}[]" for _, pg_type in columns
-    )
-    aliases = ", ".join(
-        f"c{i}" + ("::jsonb" if t == "jsonb" else "") for i, (_, t) in enumerate(columns)
-    )
-    labels = ", ".join(f"c{i}" for i in range(len(columns)))
-    params = []
-    for i, (_, pg_type) in enumerate(columns):
+    quote = connection.ops.quote_name
+    select, sources, select_params, source_params = [], [], [], []
+    for i, (_, kind) in enumerate(columns):
         values = [row[i] for row in rows]
-        if pg_type == "jsonb":
-            values = [json.dumps(v, separators=(",", ":")) for v in values]
-        params.append(values)
+        if kind == "const":
+            assert len(set(values)) == 1, f"column {i} is not constant"
+            select.append("%s")
+            select_params.append(values[0])
+            continue
+        alias = f"c{len(sources)}"
+        select.append(alias)
+        if kind == "jsonb":
+            sources.append(("jsonb_array_elements(%s::jsonb)", alias))
+            source_params.append(json.dumps(values, separators=(",", ":")))
+        else:
+            assert kind in ("bigint", "integer"), kind
+            sources.append((f"unnest(%s::{kind}[])", alias))
+            source_params.append(_int_array(values))
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} "  # noqa: S608 (identifiers from models)
+        f"({', '.join(quote(name) for name, _ in columns)}) "
+        f"SELECT {', '.join(select)} FROM ROWS FROM ({', '.join(src for src, _ in sources)}) "
+        f"AS t({', '.join(alias for _, alias in sources)})"
+    )
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} ({names}) SELECT {aliases} FROM unnest({arrays}) AS t({labels})",  # noqa: S608
-            params,
-        )
+        cursor.execute(sql, [*select_params, *source_params])
 
 
 # --- accounts --------------------------------------------------------------------------------
@@ -120,12 +134,7 @@ def accounts_ensure(*, specs: Sequence[tuple[str, str, int | None]]) -> dict[str
     Call under ``ledger_lock`` (creation is then race-free). Accounts are immutable.
     """
     keys = {Account.make_key(kind, cur, holder): (kind, cur, holder) for kind, cur, holder in specs}
-
-    def load(wanted) -> dict[str, AccountRef]:
-        rows = Account.objects.filter(key__in=wanted).values_list("pk", "key", "currency")
-        return {key: AccountRef(pk, key, currency) for pk, key, currency in rows}
-
-    found = load(list(keys))
+    found = _accounts_load(list(keys.values()))
     missing = [
         Account(key=key, kind=kind, currency=cur, rights_holder_id=holder)
         for key, (kind, cur, holder) in keys.items()
@@ -133,8 +142,31 @@ def accounts_ensure(*, specs: Sequence[tuple[str, str, int | None]]) -> dict[str
     ]
     if missing:
         Account.objects.bulk_create(missing)
-        found.update(load([m.key for m in missing]))
+        found.update(_accounts_load([(m.kind, m.currency, m.rights_holder_id) for m in missing]))
     return found
+
+
+def _accounts_load(specs: Sequence[tuple[str, str, int | None]]) -> dict[str, AccountRef]:
+    other_keys = [Account.make_key(k, c, h) for k, c, h in specs if h is None]
+    holders_by_currency: dict[str, list[int]] = {}
+    for _, currency, holder in specs:
+        if holder is not None:
+            holders_by_currency.setdefault(currency, []).append(holder)
+    rows = list(Account.objects.filter(key__in=other_keys).values_list("pk", "key", "currency"))
+    for currency, holder_ids in holders_by_currency.items():
+        if connection.vendor == "postgresql":  # one array parameter instead of N
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT id, key, currency FROM ledger_account WHERE kind = %s "
+                    "AND currency = %s AND rights_holder_id = ANY(%s::bigint[])",
+                    [Account.Kind.HOLDER_PAYABLE, currency, _int_array(holder_ids)],
+                )
+                rows += cursor.fetchall()
+        else:
+            rows += Account.objects.filter(
+                kind=Account.Kind.HOLDER_PAYABLE, currency=currency, rights_holder_id__in=holder_ids
+            ).values_list("pk", "key", "currency")
+    return {key: AccountRef(pk, key, currency) for pk, key, currency in rows}
 
 
 # --- journal entries -------------------------------------------------------------------------
@@ -200,7 +232,7 @@ def _entry_post(
             ("entry_id", "bigint"),
             ("index", "integer"),
             ("account_id", "bigint"),
-            ("currency", "varchar"),
+            ("currency", "const"),
             ("amount", "bigint"),
         ],
         [(seq, i, a.pk, currency, amount) for i, a, amount in postings],
@@ -314,17 +346,31 @@ def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _
             f"Attribution run {run.pk} has {len(scores)} scores but the training set has "
             f"{shape['n']} entries (positions {shape['lo']}..{shape['hi']})."
         )
-    recording_of = dict(
-        training_set.filter(position__in=[w.position for w in weights]).values_list(
-            "position", "recording_id"
+    positions = [w.position for w in weights]
+    if connection.vendor == "postgresql":
+        position_filter, position_params = "t.position = ANY(%s::bigint[])", [_int_array(positions)]
+    else:
+        position_filter = f"t.position IN ({', '.join(['%s'] * len(positions))})"
+        position_params = positions
+    recording_of: dict[int, int] = {}
+    shares_of: dict[int, list[tuple[int, Decimal]]] = {}
+    with connection.cursor() as cursor:
+        sql = (
+            "SELECT t.position, t.recording_id, s.rights_holder_id, CAST(s.percent AS TEXT) "
+            "FROM catalog_trainingsetentry t LEFT JOIN catalog_ownershipshare s "
+            "ON s.recording_id = t.recording_id "
+            "WHERE t.model_version_id = %s AND " + position_filter  # placeholders only
         )
-    )
-    shares_by_recording: dict[int, list[tuple[int, Decimal]]] = {}
-    for recording_id, holder_id, percent in OwnershipShare.objects.filter(
-        recording_id__in=set(recording_of.values())
-    ).values_list("recording_id", "rights_holder_id", "percent"):
-        shares_by_recording.setdefault(recording_id, []).append((holder_id, percent))
-    ownership = {pos: sorted(shares_by_recording.get(rec, [])) for pos, rec in recording_of.items()}
+        cursor.execute(
+            sql,
+            [model_version.pk, *position_params],
+        )
+        for position, recording_id, holder_id, percent in cursor.fetchall():
+            recording_of[position] = recording_id
+            shares = shares_of.setdefault(position, [])
+            if holder_id is not None:
+                shares.append((holder_id, Decimal(percent).quantize(PERCENT_QUANTUM)))
+    ownership = {pos: sorted(shares) for pos, shares in shares_of.items()}
     try:
         split = generation_split(
             revenue_minor=generation.revenue_minor,
