@@ -1,0 +1,124 @@
+"""stable-audio-tools checkpoint directory -> model.
+
+A checkpoint directory holds ``model_config.json`` and ``model.safetensors`` (or
+``model.ckpt``), the layout Stable Audio Open ships and the demo world writes. The model is
+built with stable-audio-tools' ``create_model_from_config``; conditioner types its factory
+does not know (the offline ``minilm_text`` encoder) are built here and inserted into
+``model.conditioner.conditioners``. Weights are loaded strictly: a checkpoint that does not
+match its config is refused with the keys that differ.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import typing as tp
+from pathlib import Path
+
+import torch
+
+CONFIG_NAME = "model_config.json"
+WEIGHT_NAMES = ("model.safetensors", "model.ckpt")
+
+
+class CheckpointError(ValueError):
+    """The directory is not a loadable stable-audio-tools checkpoint."""
+
+
+def _custom_conditioners() -> dict[str, tp.Callable[[dict, int], torch.nn.Module]]:
+    from attribution.engine import text_conditioner
+
+    return {text_conditioner.CONDITIONER_TYPE: text_conditioner.make_conditioner}
+
+
+def build_model(model_config: dict[str, tp.Any]) -> torch.nn.Module:
+    """Create the (randomly initialised) model a config describes, custom conditioners included."""
+    from stable_audio_tools.models.factory import create_model_from_config
+
+    custom_types = _custom_conditioners()
+    config = copy.deepcopy(model_config)
+    conditioning = config.get("model", {}).get("conditioning")
+    custom: list[dict] = []
+    if conditioning is not None:
+        custom = [c for c in conditioning.get("configs", []) if c.get("type") in custom_types]
+        conditioning["configs"] = [
+            c for c in conditioning.get("configs", []) if c.get("type") not in custom_types
+        ]
+    model = create_model_from_config(config)
+    for info in custom:
+        model.conditioner.conditioners[info["id"]] = custom_types[info["type"]](
+            info, conditioning["cond_dim"]
+        )
+    return model
+
+
+def read_config(checkpoint_dir: Path) -> dict[str, tp.Any]:
+    path = Path(checkpoint_dir) / CONFIG_NAME
+    if not path.is_file():
+        raise CheckpointError(f"{checkpoint_dir} has no {CONFIG_NAME}")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path} is not valid JSON: {exc}") from exc
+    for key in ("model_type", "sample_rate", "sample_size", "model"):
+        if key not in config:
+            raise CheckpointError(
+                f"{path} lacks '{key}', so it is not a stable-audio-tools model config"
+            )
+    return config
+
+
+def weights_path(checkpoint_dir: Path) -> Path:
+    for name in WEIGHT_NAMES:
+        path = Path(checkpoint_dir) / name
+        if path.is_file():
+            return path
+    raise CheckpointError(f"{checkpoint_dir} has no weights file ({' or '.join(WEIGHT_NAMES)})")
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt or truncated files raise many types
+        raise CheckpointError(f"cannot read weights from {path}: {exc}") from exc
+    return state.get("state_dict", state)
+
+
+def load_model(
+    checkpoint_dir: str | Path, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, dict]:
+    """(model in eval mode on ``device``, model_config) from a checkpoint directory."""
+    checkpoint_dir = Path(checkpoint_dir)
+    if not checkpoint_dir.is_dir():
+        raise CheckpointError(f"{checkpoint_dir} is not a directory")
+    config = read_config(checkpoint_dir)
+    weights = weights_path(checkpoint_dir)
+    try:
+        model = build_model(config)
+    except (KeyError, AssertionError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{checkpoint_dir / CONFIG_NAME} does not describe a buildable model: {exc!r}"
+        ) from exc
+    state = read_state_dict(weights)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(
+        k for k in set(expected) & set(state) if tuple(expected[k].shape) != tuple(state[k].shape)
+    )
+    if missing or unexpected or mismatched:
+        parts = []
+        for label, keys in (
+            ("missing", missing),
+            ("unexpected", unexpected),
+            ("wrong shape", mismatched),
+        ):
+            if keys:
+                parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
+        raise CheckpointError(f"{weights} does not match {CONFIG_NAME}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+    return model.to(device).eval(), config

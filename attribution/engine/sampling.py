@@ -1,0 +1,84 @@
+"""Prompt + duration -> audio, with stable-audio-tools' sampler (``generate_diffusion_cond``).
+
+The model generates its full window (``sample_size``) conditioned on ``seconds_total``; the
+result is cut to the requested length, as Stable Audio's own interface does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    steps: int = 50  # denoising steps
+    cfg_scale: float = 6.0  # classifier-free guidance scale (stable-audio-tools' default)
+    sampler_type: str = "dpmpp-2m-sde"
+    sigma_min: float = 0.03
+    sigma_max: float = 50.0
+
+
+def generate(
+    model: torch.nn.Module,
+    model_config: dict,
+    prompt: str,
+    seconds_total: float,
+    seed: int,
+    steps: int = SamplingConfig.steps,
+    *,
+    cfg_scale: float = SamplingConfig.cfg_scale,
+    device: str | torch.device = "cpu",
+    sampling: SamplingConfig = SamplingConfig(),
+) -> tuple[torch.Tensor, int]:
+    """Generate ``seconds_total`` seconds for ``prompt``. Returns (audio (C, T), sample_rate).
+
+    Deterministic in ``seed``; the caller's global RNG state is left as it was.
+    """
+    from stable_audio_tools.inference.generation import generate_diffusion_cond
+
+    sample_rate = int(model_config["sample_rate"])
+    sample_size = int(model_config["sample_size"])
+    max_seconds = sample_size / sample_rate
+    if not prompt or not prompt.strip():
+        raise ValueError("the prompt is empty")
+    if not (0 < seconds_total <= max_seconds):
+        raise ValueError(
+            f"seconds_total must be in (0, {max_seconds:g}] for this model, got {seconds_total}"
+        )
+    if steps < 1:
+        raise ValueError("steps must be at least 1")
+    conditioning = [
+        {"prompt": prompt, "seconds_start": 0, "seconds_total": math.ceil(seconds_total)}
+    ]
+    with (
+        torch.random.fork_rng(devices=[]),
+        torch.no_grad(),
+        contextlib.redirect_stdout(io.StringIO()),
+    ):
+        # return_latents: stable-audio-tools' own decode step reads the pretransform's
+        # parameter dtype, and the patched pretransform has no parameters.
+        latents = generate_diffusion_cond(
+            model,
+            steps=steps,
+            cfg_scale=cfg_scale,
+            conditioning=conditioning,
+            sample_size=sample_size,
+            sample_rate=sample_rate,
+            seed=seed,
+            device=str(device),
+            return_latents=True,
+            sampler_type=sampling.sampler_type,
+            sigma_min=sampling.sigma_min,
+            sigma_max=sampling.sigma_max,
+        )  # (1, C_latent, L)
+        audio = (
+            model.pretransform.decode(latents) if model.pretransform is not None else latents
+        )  # (1, C, T)
+    n = round(seconds_total * sample_rate)
+    audio = audio[0, :, :n].float().clamp(-1, 1).cpu()  # (C, T)
+    return audio, sample_rate
