@@ -65,7 +65,8 @@ def ledger_lock() -> None:
 
 def _int_array(values) -> str:
     """A PostgreSQL array literal of integers (one text parameter, cheap to send)."""
-    return "{" + ",".join(str(int(v)) for v in values) + "}"
+    assert all(type(v) is int for v in values)
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _rows_insert(model, columns: Sequence[tuple[str, str]], rows: Sequence[tuple]) -> None:
