@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -58,8 +59,11 @@ def generate(
     with (
         torch.random.fork_rng(devices=[]),
         torch.no_grad(),
-        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stdout(io.StringIO()),  # it prints the seed
+        warnings.catch_warnings(),
     ):
+        # torchsde warns when float rounding puts the last sigma a hair below sigma_min.
+        warnings.filterwarnings("ignore", message="Should have ta>=t0", category=UserWarning)
         # return_latents: stable-audio-tools' own decode step reads the pretransform's
         # parameter dtype, and the patched pretransform has no parameters.
         latents = generate_diffusion_cond(
