@@ -15,7 +15,7 @@ import logging
 from celery import Task, chord, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -48,9 +48,14 @@ class AttributionTask(Task):
     """Reports retries and final failures on the run the task works for."""
 
     def on_retry(self, exc, task_id, args, kwargs, einfo):
-        services.attribution_run_mark_retrying(run_id=args[0], reason=str(exc) or repr(exc))
+        close_old_connections()  # the error may have broken this worker's connection
+        try:
+            services.attribution_run_mark_retrying(run_id=args[0], reason=str(exc) or repr(exc))
+        except (OperationalError, InterfaceError):
+            logger.warning("could not record the retry of run %s: database unavailable", args[0])
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
+        close_old_connections()
         if isinstance(exc, SoftTimeLimitExceeded):
             reason = f"Exceeded its time limit of {settings.ATTRIBUTION_SOFT_TIME_LIMIT} s."
         else:

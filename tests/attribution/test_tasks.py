@@ -31,11 +31,12 @@ def gpu_workers(redis_broker_url, tmp_path, attribution_settings):
     """Start-able workers sharing this test's database, media and artifact folders."""
     started: list[WorkerProcess] = []
 
-    def start(concurrency: int = 1, slow_shards: bool = False) -> WorkerProcess:
+    def start(concurrency: int = 1, engine=None, **extra_env: str) -> WorkerProcess:
         env = {
             "ROYALTIES_TEST_DATA_DIR": str(tmp_path / "data"),
-            "ATTRIBUTION_ENGINE": json.dumps(TEST_ENGINE),
+            "ATTRIBUTION_ENGINE": json.dumps(engine or TEST_ENGINE),
             "ATTRIBUTION_SHARD_SIZE": str(attribution_settings.ATTRIBUTION_SHARD_SIZE),
+            **extra_env,
         }
         worker = WorkerProcess(
             queues="gpu,default",
@@ -123,3 +124,54 @@ def test_a_worker_killed_mid_run_is_replaced_and_books_once(
     assert settled_entries(run) == 1
     log = worker.log_path.read_text()
     assert "WorkerLostError" in log or run.attempts >= 2, log[-3000:]
+
+
+def test_a_run_over_its_time_limit_fails_cleanly_and_an_admin_can_re_run_it(
+    ready_model_version, gpu_workers, celery_client, monkeypatch
+):
+    from core.services import user_create_or_update
+
+    slow = {**TEST_ENGINE, "unlearn_timesteps": 50_000}
+    gpu_workers(engine=slow, ATTRIBUTION_SOFT_TIME_LIMIT="2")
+    run = record_without_enqueue(ready_model_version, "worker-slow", monkeypatch)
+    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+    failed = wait_for(
+        lambda: AttributionRun.objects.filter(
+            pk=run.pk, status=AttributionRun.Status.FAILED
+        ).first(),
+        what="the run to fail on its time limit",
+    )
+    assert "time limit of 2 s" in failed.error
+    assert Generation.objects.get(pk=run.generation_id).status == Generation.Status.FAILED
+    assert settled_entries(run) == 0
+    admin = user_create_or_update(username="cat-admin", password="x" * 12, role="catalog_admin")
+    rerun = services.attribution_run_rerun(run=failed, actor=admin, reason="limit raised")
+    assert rerun.status == AttributionRun.Status.QUEUED and rerun.pk != failed.pk
+
+
+def test_a_lost_database_connection_is_retried_and_the_run_still_books_once(
+    ready_model_version, gpu_workers, celery_client, monkeypatch
+):
+    from django.db import connection
+
+    gpu_workers(engine={**TEST_ENGINE, "unlearn_timesteps": 400})
+    run = record_without_enqueue(ready_model_version, "worker-db-lost", monkeypatch)
+    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+    wait_for(
+        lambda: AttributionRun.objects.filter(pk=run.pk, progress_percent__gt=0).exists(),
+        what="the run to report progress",
+        interval=0.05,
+    )
+    with connection.cursor() as cursor:  # every other session of this database is cut off
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    done = wait_for(
+        lambda: AttributionRun.objects.filter(
+            pk=run.pk, status=AttributionRun.Status.SUCCEEDED
+        ).first(),
+        what="the retried run to succeed",
+    )
+    assert done.retries >= 1
+    assert settled_entries(run) == 1
