@@ -175,3 +175,41 @@ def test_a_lost_database_connection_is_retried_and_the_run_still_books_once(
     )
     assert done.retries >= 1
     assert settled_entries(run) == 1
+
+
+def test_two_workers_share_the_shards_and_match_the_engine_computed_in_one_process(
+    ready_model_version, gpu_workers, celery_client, monkeypatch
+):
+    import numpy as np
+    import soundfile
+
+    from attribution.engine.items import make_query
+    from attribution.engine.scoring import unlearning_scores
+
+    gpu_workers()
+    gpu_workers()
+    run = record_without_enqueue(ready_model_version, "worker-two", monkeypatch)
+    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+    done = wait_for(
+        lambda: AttributionRun.objects.filter(
+            pk=run.pk, status=AttributionRun.Status.SUCCEEDED
+        ).first(),
+        what="the run to succeed",
+    )
+    shard_workers = set(done.shards.values_list("worker", flat=True))
+    assert done.shards.count() == 3 and shard_workers
+
+    session = services.engine_session_for(ready_model_version)
+    with done.generation.audio.open("rb") as handle:
+        samples, rate = soundfile.read(handle, dtype="float32", always_2d=True)
+    query = make_query(
+        samples.T,
+        rate,
+        done.generation.prompt,
+        session.model,
+        item_id=f"generation-audio:{done.generation.audio_sha256}",
+    )
+    expected = unlearning_scores(
+        session.model, query, session.train_set, session.cfg, store=session.store
+    )
+    assert np.array_equal(np.asarray(done.scores), expected.tau)
