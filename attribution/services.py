@@ -419,6 +419,67 @@ def generation_record(
     return generation
 
 
+def generation_generate(
+    *,
+    model_version: ModelVersion,
+    prompt: str,
+    seconds_total: float,
+    seed: int,
+    revenue_minor: int,
+    currency: str,
+    requested_by: AbstractBaseUser,
+    idempotency_key: str,
+    steps: int | None = None,
+) -> Generation:
+    """Generate audio with the model version's sampler, then record it (idempotent).
+
+    A repeated call with the same key returns the recorded generation without sampling
+    again.
+    """
+    from attribution.engine.sampling import generate
+
+    existing = Generation.objects.filter(idempotency_key=(idempotency_key or "").strip()).first()
+    if existing is not None:
+        if existing.prompt != prompt.strip() or existing.model_version_id != model_version.pk:
+            raise ApplicationError(
+                "This idempotency key was already used for a different generation.",
+                field="idempotency_key",
+            )
+        return existing
+    max_seconds = _model_max_seconds(model_version)
+    if not 0 < seconds_total <= max_seconds:
+        raise ApplicationError(
+            f"Duration must be between 0 and {max_seconds:.2f} s for this model.",
+            field="seconds_total",
+        )
+    session = engine_session_for(model_version)
+    options = {"steps": steps} if steps else {}
+    audio, sample_rate = generate(
+        session.model.module,
+        session.model.config,
+        prompt,
+        seconds_total,
+        seed,
+        device=session.cfg.device,
+        **options,
+    )  # (C, T)
+    buffer = io.BytesIO()
+    soundfile.write(
+        buffer, audio.detach().cpu().numpy().T, sample_rate, format="WAV", subtype="FLOAT"
+    )
+    return generation_record(
+        model_version=model_version,
+        prompt=prompt,
+        audio=buffer.getvalue(),
+        revenue_minor=revenue_minor,
+        currency=currency,
+        requested_by=requested_by,
+        idempotency_key=idempotency_key,
+        source=Generation.Source.GENERATED,
+        seed=seed,
+    )
+
+
 @transaction.atomic
 def attribution_run_queue(
     *, generation: Generation, actor: AbstractBaseUser | None, reason: str = ""
