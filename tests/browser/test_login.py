@@ -2,7 +2,7 @@
 
 import pytest
 
-from core.management.commands.demo import DEMO_USERS
+from core.demo import DEMO_USERS
 from core.services import user_create_or_update
 
 

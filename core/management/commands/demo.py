@@ -1,36 +1,45 @@
-"""``manage.py demo``: the platform's main job on the embedded default.
+"""``manage.py demo``: the platform's main job on the demo world (see ``core/demo.py``)."""
 
-Creates (or refreshes) the demo users, one per role, and prints how to log in. Later
-stages of the pipeline (catalog, model, attribution, ledger) hook in here as they land.
-"""
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
 
-from django.core.management.base import BaseCommand
-
-from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
-from core.services import user_create_or_update
-
-DEMO_USERS = (
-    # username, password, role, is_staff, is_superuser
-    ("admin", "demo-admin-pass", None, True, True),
-    ("catalog", "demo-catalog-pass", CATALOG_ADMIN, True, False),
-    ("finance", "demo-finance-pass", FINANCE, False, False),
-    ("holder", "demo-holder-pass", RIGHTS_HOLDER, False, False),
-)
+from core.demo import DEMO_USERS, demo_main_job, demo_report_lines
+from core.exceptions import ApplicationError
+from core.progress import StageProgressBars
 
 
 class Command(BaseCommand):
-    help = "Run the main job on the embedded default: demo users (more stages as they land)."
+    help = (
+        "Build or reuse the demo catalog and model, record a few generations, attribute and "
+        "book them, and print the top tracks, per-holder amounts and statement totals."
+    )
 
-    def handle(self, *args, **options) -> None:
-        for username, password, role, is_staff, is_superuser in DEMO_USERS:
-            user_create_or_update(
-                username=username,
-                password=password,
-                role=role,
-                is_staff=is_staff,
-                is_superuser=is_superuser,
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--tracks", type=int, help="demo training tracks (default 300)")
+        parser.add_argument("--train-minutes", type=float, help="training budget (default 8)")
+
+    def handle(self, *args, tracks=None, train_minutes=None, **options) -> None:
+        build_options = {}
+        if tracks is not None:
+            build_options["tracks"] = tracks
+        if train_minutes is not None:
+            build_options["train_minutes"] = train_minutes
+        bars = StageProgressBars(self.stderr._out)
+        try:
+            result = demo_main_job(
+                say=self.stdout.write,
+                progress=bars,
+                build_options=build_options,
+                eager=settings.CELERY_TASK_ALWAYS_EAGER,
             )
-        self.stdout.write(self.style.SUCCESS("Demo users ready:"))
+        except ApplicationError as exc:
+            raise CommandError(exc.message) from exc
+        finally:
+            bars.close()
+        for line in demo_report_lines(result):
+            self.stdout.write(line)
+        self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS("Demo users (log in at http://127.0.0.1:8000/):"))
         for username, password, role, _, _ in DEMO_USERS:
             self.stdout.write(f"  {username:<8} password {password:<18} role {role or 'superuser'}")
         self.stdout.write(
