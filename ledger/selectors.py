@@ -215,7 +215,24 @@ def _chunks(chunk_size: int) -> Iterator[list[JournalEntry]]:
         last = chunk[-1].seq
 
 
+def _range_rows(queryset, fields: list[str], key: str, lo: int, hi: int) -> dict[int, list]:
+    """Rows (tuples) of ``queryset`` with ``lo <= key <= hi``, grouped by ``key``."""
+    grouped: dict[int, list] = {}
+    for row in queryset.filter(**{f"{key}__gte": lo, f"{key}__lte": hi}).values_list(*fields):
+        grouped.setdefault(row[0], []).append(row)
+    return grouped
+
+
+def entry_content_of(entry: JournalEntry, postings) -> dict:
+    """Canonical content of ``entry``; ``postings``: (index, account key, currency, amount)."""
+    from ledger.services import _entry_content
+
+    return _entry_content(entry, postings)
+
+
 def settlement_provenance(settlement: Settlement, tracks, holders) -> dict:
+    """``tracks``: (position, recording id, weight, amount); ``holders``: (holder id,
+    amount, tracks), both in order."""
     return hashing.settlement_content(
         generation_id=settlement.generation_id,
         attribution_run_id=settlement.attribution_run_id,
@@ -232,8 +249,8 @@ def settlement_provenance(settlement: Settlement, tracks, holders) -> dict:
         checkpoint_sha256=settlement.checkpoint_sha256,
         manifest_sha256=settlement.manifest_sha256,
         ownership_snapshot=settlement.ownership_snapshot,
-        tracks=[(t.position, t.recording_id, t.weight, t.amount) for t in tracks],
-        holders=[(h.rights_holder_id, h.amount, h.tracks) for h in holders],
+        tracks=tracks,
+        holders=holders,
     )
 
 
@@ -242,16 +259,20 @@ def ledger_verify(
 ) -> VerificationReport:
     """Recompute the hash chain, every entry's balance and every settlement's provenance.
 
-    Stops at the first break and says where it is. Memory is bounded by ``chunk_size``.
-    ``anchors`` ({seq: hash} recorded elsewhere earlier) must all be found in the chain:
-    that is what detects entries cut off the end of the chain.
+    Stops at the first break and says where it is. Memory is bounded by ``chunk_size``
+    entries (plus the account table). ``anchors`` ({seq: hash} recorded elsewhere earlier)
+    must all be found in the chain: that is what detects entries cut off the end.
     """
     anchors = dict(anchors or {})
-    from ledger.services import entry_content
-
     report = VerificationReport()
     prev_hash = GENESIS_HASH
     expected_seq = 1
+    accounts = {
+        pk: (key, currency, kind, holder)
+        for pk, key, currency, kind, holder in Account.objects.values_list(
+            "pk", "key", "currency", "kind", "rights_holder_id"
+        )
+    }
 
     def fail(seq: int | None, reason: str) -> VerificationReport:
         report.break_seq = seq
@@ -259,48 +280,60 @@ def ledger_verify(
         return report
 
     for chunk in _chunks(chunk_size):
-        seqs = [e.seq for e in chunk]
-        postings: dict[int, list[Posting]] = {s: [] for s in seqs}
-        for p in (
-            Posting.objects.filter(entry_id__in=seqs)
-            .select_related("account")
-            .order_by("entry_id", "index")
-        ):
-            postings.setdefault(p.entry_id, []).append(p)
+        lo, hi = chunk[0].seq, chunk[-1].seq
+        postings = _range_rows(
+            Posting.objects.order_by("entry_id", "index"),
+            ["entry_id", "index", "account_id", "currency", "amount"],
+            "entry_id",
+            lo,
+            hi,
+        )
         settlements = {
-            s.journal_entry_id: s for s in Settlement.objects.filter(journal_entry_id__in=seqs)
+            s.journal_entry_id: s
+            for s in Settlement.objects.filter(journal_entry_id__gte=lo, journal_entry_id__lte=hi)
         }
         ids = [s.pk for s in settlements.values()]
         track_lines: dict[int, list] = {i: [] for i in ids}
-        for t in SettlementTrackLine.objects.filter(settlement_id__in=ids).order_by(
-            "settlement_id", "position"
-        ):
-            track_lines[t.settlement_id].append(t)
         holder_lines: dict[int, list] = {i: [] for i in ids}
-        for h in SettlementHolderLine.objects.filter(settlement_id__in=ids).order_by(
-            "settlement_id", "rights_holder_id"
-        ):
-            holder_lines[h.settlement_id].append(h)
+        if ids:
+            for row in (
+                SettlementTrackLine.objects.filter(
+                    settlement_id__gte=min(ids), settlement_id__lte=max(ids)
+                )
+                .order_by("settlement_id", "position")
+                .values_list("settlement_id", "position", "recording_id", "weight", "amount")
+            ):
+                track_lines.setdefault(row[0], []).append(row[1:])
+            for row in (
+                SettlementHolderLine.objects.filter(
+                    settlement_id__gte=min(ids), settlement_id__lte=max(ids)
+                )
+                .order_by("settlement_id", "rights_holder_id")
+                .values_list("settlement_id", "rights_holder_id", "amount", "tracks")
+            ):
+                holder_lines.setdefault(row[0], []).append(row[1:])
 
         for entry in chunk:
             if entry.seq != expected_seq:
                 return fail(expected_seq, f"missing (next entry in the table is #{entry.seq})")
             if entry.prev_hash != prev_hash:
                 return fail(entry.seq, "prev_hash is not the previous entry's hash")
-            entry_postings = postings.get(entry.seq, [])
-            indexes = [p.index for p in entry_postings]
+            rows = postings.get(entry.seq, [])
+            indexes = [row[1] for row in rows]
             if indexes != list(range(len(indexes))):
                 return fail(entry.seq, f"posting indexes {indexes} are not 0..n-1")
             sums: dict[str, int] = {}
-            for p in entry_postings:
-                if p.currency != p.account.currency or p.currency != entry.currency:
-                    return fail(entry.seq, f"posting {p.index} has currency {p.currency}")
-                sums[p.currency] = sums.get(p.currency, 0) + p.amount
-            unbalanced = {c: s for c, s in sums.items() if s != 0}
+            for _, index, account_id, currency, amount in rows:
+                if currency != accounts[account_id][1] or currency != entry.currency:
+                    return fail(entry.seq, f"posting {index} has currency {currency}")
+                sums[currency] = sums.get(currency, 0) + amount
+            unbalanced = {c: total for c, total in sums.items() if total != 0}
             if unbalanced:
                 return fail(entry.seq, f"postings do not balance: {unbalanced}")
-            recomputed = hashing.entry_hash(prev_hash, entry_content(entry, entry_postings))
-            if recomputed != entry.hash:
+            content = entry_content_of(
+                entry, [(row[1], accounts[row[2]][0], row[3], row[4]) for row in rows]
+            )
+            if hashing.entry_hash(prev_hash, content) != entry.hash:
                 return fail(
                     entry.seq, "content does not match its hash (entry or postings altered)"
                 )
@@ -308,25 +341,23 @@ def ledger_verify(
             if entry.kind == JournalEntry.Kind.SETTLEMENT:
                 if settlement is None:
                     return fail(entry.seq, "settlement provenance is missing")
-                provenance = settlement_provenance(
-                    settlement, track_lines[settlement.pk], holder_lines[settlement.pk]
-                )
+                tracks, holders = track_lines[settlement.pk], holder_lines[settlement.pk]
+                provenance = settlement_provenance(settlement, tracks, holders)
                 digest = hashing.sha256_hex(hashing.canonical_json(provenance))
                 if digest != entry.provenance_sha256 or digest != settlement.provenance_sha256:
                     return fail(entry.seq, "settlement provenance does not match its hash")
-                holder_amounts = {h.rights_holder_id: h.amount for h in holder_lines[settlement.pk]}
                 posted = {
-                    p.account.rights_holder_id: -p.amount
-                    for p in entry_postings
-                    if p.account.kind == Account.Kind.HOLDER_PAYABLE
+                    accounts[row[2]][3]: -row[4]
+                    for row in rows
+                    if accounts[row[2]][2] == Account.Kind.HOLDER_PAYABLE
                 }
-                if posted != {h: a for h, a in holder_amounts.items() if a != 0}:
+                if posted != {h: a for h, a, _ in holders if a != 0}:
                     return fail(entry.seq, "holder postings differ from the settlement lines")
                 report.settlements_checked += 1
             if entry.seq in anchors and anchors.pop(entry.seq) != entry.hash:
                 return fail(entry.seq, "hash differs from the recorded anchor")
             report.entries_checked += 1
-            report.postings_checked += len(entry_postings)
+            report.postings_checked += len(rows)
             prev_hash = entry.hash
             expected_seq += 1
             report.head_seq, report.head_hash = entry.seq, entry.hash
@@ -337,7 +368,7 @@ def ledger_verify(
     if orphans.exists():
         return fail(None, "postings exist that belong to no entry")
     report.trial_balance = trial_balance()
-    off = {c: s for c, s in report.trial_balance.items() if s != 0}
+    off = {c: total for c, total in report.trial_balance.items() if total != 0}
     if off:
         return fail(None, f"trial balance is not zero: {off}")
     return report
