@@ -121,6 +121,11 @@ def attribution_settings(settings, tmp_path):
 @pytest.fixture
 def tiny_world(tmp_path):
     """(catalog folder, checkpoint folder) for 5 tracks, two of them short (padded)."""
+    return write_tiny_world(tmp_path)
+
+
+def write_tiny_world(tmp_path: Path, n_tracks: int = 5) -> tuple[Path, Path]:
+    """Catalog files (holders, WAV recordings, 60/40 shares) and a tiny checkpoint on them."""
     catalog = tmp_path / "catalog"
     (catalog / "audio").mkdir(parents=True)
     tracks = []
@@ -137,7 +142,7 @@ def tiny_world(tmp_path):
         rec_writer, share_writer = csv.writer(recordings), csv.writer(shares)
         rec_writer.writerow(["isrc", "title", "iswc", "audio_path"])
         share_writer.writerow(["isrc", "rights_holder", "percent"])
-        for index in range(5):
+        for index in range(n_tracks):
             seconds = 0.3 if index % 3 == 0 else 0.5
             path = catalog / "audio" / f"track-{index}.wav"
             path.write_bytes(wav_bytes(tone(index, seconds)))
