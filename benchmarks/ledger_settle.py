@@ -21,7 +21,7 @@ import random
 import sys
 import time
 from decimal import Decimal
-from multiprocessing import Process, Queue
+from multiprocessing import Queue, get_context
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -165,9 +165,20 @@ def settle(run_ids: list[int], batch: int = 1) -> int:
     return Posting.objects.filter(entry_id__in=seqs).count()
 
 
-def _worker(database_url: str, run_ids: list[int], batch: int, out: Queue) -> None:
-    setup_django(database_url)
-    out.put(settle(run_ids, batch))
+def _worker(database_url: str, run_ids: list[int], batch: int, out: Queue, go) -> None:
+    try:
+        setup_django(database_url)
+        from django.db import connection
+
+        connection.ensure_connection()
+        out.put("ready")
+        go.wait()  # start together, so start-up time is not measured
+        out.put(settle(run_ids, batch))
+    except BaseException as exc:  # report, never leave the parent waiting
+        import traceback
+
+        out.put(f"worker failed: {exc!r}\n{traceback.format_exc()}")
+        raise
 
 
 def main() -> None:
@@ -210,21 +221,32 @@ def main() -> None:
     total_postings = 0
     total_seconds = 0.0
     for q, chunk in enumerate(quarters, start=1):
-        started = time.perf_counter()
         if args.workers == 1:
+            started = time.perf_counter()
             booked = settle(chunk, args.batch)
         else:
-            out: Queue = Queue()
+            context = get_context("spawn")  # fresh interpreters: no inherited connections
+            out: Queue = context.Queue()
+            go = context.Event()
             procs = [
-                Process(
+                context.Process(
                     target=_worker,
-                    args=(args.database_url, chunk[w :: args.workers], args.batch, out),
+                    args=(args.database_url, chunk[w :: args.workers], args.batch, out, go),
                 )
                 for w in range(args.workers)
             ]
             for p in procs:
                 p.start()
-            booked = sum(out.get() for _ in procs)
+            ready = [out.get(timeout=600) for _ in procs]
+            if any(r != "ready" for r in ready):
+                raise SystemExit(next(r for r in ready if r != "ready"))
+            started = time.perf_counter()
+            go.set()
+            results = [out.get(timeout=600) for _ in procs]
+            failures = [r for r in results if isinstance(r, str)]
+            if failures:
+                raise SystemExit(failures[0])
+            booked = sum(results)
             for p in procs:
                 p.join()
         elapsed = time.perf_counter() - started

@@ -65,8 +65,7 @@ def ledger_lock() -> None:
 
 def _int_array(values) -> str:
     """A PostgreSQL array literal of integers (one text parameter, cheap to send)."""
-    assert all(type(v) is int for v in values)
-    return "{" + ",".join(map(str, values)) + "}"
+    return "{" + ",".join(map(str, values)) + "}"  # callers pass ints (ids, amounts)
 
 
 def _rows_insert(model, columns: Sequence[tuple[str, str]], rows: Sequence[tuple]) -> None:
