@@ -274,6 +274,8 @@ def journal_entry_reverse(
     ledger_lock()
     if entry.kind == JournalEntry.Kind.REVERSAL:
         raise ApplicationError("A reversal cannot itself be reversed; book a new entry.")
+    if entry.kind in (JournalEntry.Kind.PAYOUT, JournalEntry.Kind.PAYOUT_FAILURE):
+        raise ApplicationError("Payouts are corrected line by line with payout_line_fail.")
     if JournalEntry.objects.filter(reverses=entry, kind=JournalEntry.Kind.REVERSAL).exists():
         raise ApplicationError(f"Entry #{entry.seq} is already reversed.")
     postings = list(entry.postings.select_related("account").order_by("index"))

@@ -80,6 +80,8 @@ def test_failed_line_is_reversed_and_carried_forward(earnings):
     assert line.status == PayoutLine.Status.FAILED and line.failure_reason == "IBAN closed"
     with pytest.raises(ApplicationError, match="already failed"):
         services.payout_line_fail(line=line, reason="again")
+    with pytest.raises(ApplicationError, match="line by line"):
+        services.journal_entry_reverse(entry=paid_entry, reason="whole batch bounced")
     # The next batch pays the carried-forward amount.
     next_batch = services.payout_batch_create(currency="USD", threshold_minor=1)
     assert next_batch.lines.get(rights_holder=holders[0]).amount_minor == line.amount_minor
