@@ -122,3 +122,28 @@ def test_exports_are_exact_and_formula_safe(earnings):
 
     sheet = load_workbook(io.BytesIO(payout_batch_export(batch=batch, fmt="xlsx"))).active
     assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
+
+
+def test_payout_command_round_trip(earnings, tmp_path):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    out = io.StringIO()
+    call_command(
+        "ledger_payouts", "create", "--currency", "usd", "--threshold-minor", "1", stdout=out
+    )
+    batch = PayoutBatch.objects.get()
+    assert out.getvalue().startswith(f"batch {batch.pk}:")
+    target = tmp_path / "batch.xlsx"
+    call_command(
+        "ledger_payouts", "export", str(batch.pk), "--format", "xlsx", "--output", str(target),
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    assert len(pd.read_excel(target)) == batch.lines.count()
+    call_command("ledger_payouts", "mark-paid", str(batch.pk), stdout=io.StringIO())
+    with pytest.raises(CommandError, match="already paid"):
+        call_command("ledger_payouts", "mark-paid", str(batch.pk), stdout=io.StringIO())
+    line = batch.lines.first()
+    call_command("ledger_payouts", "fail-line", str(line.pk), "--reason", "x", stdout=io.StringIO())
+    line.refresh_from_db()
+    assert line.status == PayoutLine.Status.FAILED
