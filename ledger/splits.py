@@ -105,7 +105,7 @@ def policy_from_settings() -> SplitPolicy:
 
     return SplitPolicy(
         temperature=Decimal(str(settings.LEDGER_SOFTMAX_TEMPERATURE)),
-        top_k=settings.LEDGER_TOP_K,
+        top_k=settings.LEDGER_TOP_K or None,  # 0 means no top-K limit
         min_share=Decimal(str(settings.LEDGER_MIN_SHARE)),
         pool_fraction=Decimal(str(settings.LEDGER_POOL_FRACTION)),
     )
