@@ -215,7 +215,7 @@ LOGGING = {
 # Default split policy (ledger.splits.SplitPolicy); each settlement stores the policy it used.
 # Softmax temperature on *standardised* scores (scale-free: z-scores, not raw scores).
 LEDGER_SOFTMAX_TEMPERATURE = os.environ.get("LEDGER_SOFTMAX_TEMPERATURE", "1")
-LEDGER_TOP_K = int(os.environ.get("LEDGER_TOP_K", "100"))  # at most this many paid tracks
+LEDGER_TOP_K = int(os.environ.get("LEDGER_TOP_K", "100"))  # at most this many paid tracks; 0: all
 LEDGER_MIN_SHARE = os.environ.get("LEDGER_MIN_SHARE", "0.001")  # drop tracks below 0.1 %
 # Fraction of each generation's revenue forming the training-data royalty pool.
 LEDGER_POOL_FRACTION = os.environ.get("LEDGER_POOL_FRACTION", "0.5")
