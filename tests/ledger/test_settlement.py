@@ -191,3 +191,22 @@ def test_settle_many_books_each_in_its_savepoint(small_catalog):
     assert Settlement.objects.count() == 3
     assert not Settlement.objects.filter(attribution_run=broken).exists()
     assert selectors.ledger_verify().ok
+
+
+def test_rescaled_scores_settle_identically(small_catalog):
+    """The temperature is scale-free: a run whose scores are 1000x another's (plus an
+    offset) pays every track and holder exactly the same."""
+    model_version, _ = small_catalog
+    scores = factories.scores_for(12, seed=4)
+    lines = []
+    for transform in (lambda s: s, lambda s: 1000 * s + 3):
+        generation = factories.generation_create(model_version=model_version, revenue_minor=777)
+        run = factories.run_create(generation=generation, scores=[transform(s) for s in scores])
+        settlement = services.generation_settle(attribution_run=run, policy=POLICY).settlement
+        lines.append(
+            (
+                list(settlement.tracks.values_list("position", "weight", "amount")),
+                list(settlement.holders.values_list("rights_holder_id", "amount")),
+            )
+        )
+    assert lines[0] == lines[1]
