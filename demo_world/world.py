@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from demo_world import build, training
-from demo_world.model_config import ArchitectureConfig, TrainingConfig, model_config
+from demo_world.model_config import SAMPLE_RATE, ArchitectureConfig, TrainingConfig, model_config
 
 STEPS_PER_MINUTE = 75  # batch 8 on the 2-core machine, ~0.8 s/step when it is not shared
 DEFAULT_TRAIN_MINUTES = 8.0
@@ -47,7 +47,11 @@ class WorldConfig:
 
     def catalog_config(self) -> build.CatalogConfig:
         return build.CatalogConfig(
-            root=self.root, tracks=self.tracks, heldout=self.heldout, seed=self.seed
+            root=self.root,
+            tracks=self.tracks,
+            heldout=self.heldout,
+            seed=self.seed,
+            max_seconds=self.arch.sample_size / SAMPLE_RATE,  # no track longer than the window
         )
 
     def training_config(self) -> TrainingConfig:
