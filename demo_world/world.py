@@ -148,13 +148,6 @@ def build_world(
     heldout_audio = training.load_audio(
         heldout, model_dir, sample_rate=config["sample_rate"], sample_size=config["sample_size"]
     )
-    build.write_manifest(
-        model_dir / "training_manifest.json",
-        seed=cfg.seed,
-        sample_rate=config["sample_rate"],
-        tracks=tracks,
-        created_at=build.utc_now(),
-    )
     import torch
 
     torch.manual_seed(cfg.seed)  # model initialisation
@@ -194,6 +187,15 @@ def build_world(
         "losses": result.losses,
     }
     training.save_checkpoint(model, config, model_dir)
+    # Written with the checkpoint, not before training: an interrupted run leaves the
+    # previous manifest and checkpoint as a matching pair.
+    build.write_manifest(
+        model_dir / "training_manifest.json",
+        seed=cfg.seed,
+        sample_rate=config["sample_rate"],
+        tracks=tracks,
+        created_at=build.utc_now(),
+    )
     training.plot_losses(
         result.losses,
         model_dir / "loss_curve.png",
