@@ -157,11 +157,18 @@ def unlearning_scores(
     theta_prime = unlearn(model, encoded_query, fisher, cfg, len(train_set), progress)
     with parameters_swapped(model, theta_prime):
         unlearned = dataset_losses(model, encoded, cfg, progress, stream="score")
+    record = provenance(model, query, train_set, cfg, fisher)
+    # How far Eq. 6 moved the weights: ||theta' - theta0|| / ||theta0|| over the target weights.
+    # Eq. 2 reads as a first-order (counterfactual) effect only while this is small.
+    params = dict(model.module.named_parameters())
+    moved = sum(float((theta_prime[n] - params[n]).double().pow(2).sum()) for n in theta_prime)
+    size = sum(float(params[n].double().pow(2).sum()) for n in theta_prime)
+    record["update_relative_norm"] = (moved / size) ** 0.5 if size > 0 else 0.0
     return Scores(
         query_id=query.item_id,
         item_ids=train_set.item_ids,
         tau=unlearned - base,  # (N,) Eq. 2
         base_losses=base,
         unlearned_losses=unlearned,
-        provenance=provenance(model, query, train_set, cfg, fisher),
+        provenance=record,
     )

@@ -44,6 +44,7 @@ def test_scores_carry_what_reproduces_them(tmp_path, tiny_model, tiny_train_set,
     assert prov["engine_config"] == tiny_cfg.to_dict() and prov["seed"] == tiny_cfg.seed
     assert prov["library_versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
     assert len(prov["fisher_sha256"]) == 64
+    assert 0 < prov["update_relative_norm"] < float("inf")
     path = scores.save(tmp_path / "scores.json")
     import json
 
