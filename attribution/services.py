@@ -111,6 +111,10 @@ def engine_session_for(model_version: ModelVersion, progress=None) -> EngineSess
         return session
     _SESSIONS.clear()
     gc.collect()
+    if settings.ATTRIBUTION_TORCH_THREADS:
+        import torch
+
+        torch.set_num_threads(settings.ATTRIBUTION_TORCH_THREADS)
 
     # The catalog records the weights file; its folder holds the config and manifest.
     checkpoint = Path(model_version.checkpoint_path)
@@ -174,16 +178,43 @@ def engine_sessions_clear() -> None:
 # --- model version artifacts (Fisher, theta0 losses) ----------------------------------------
 
 
-class _ThrottledProgress:
-    """Turns engine progress callbacks into at most one database write per second."""
+def _time_limit_message() -> str:
+    return f"Exceeded its time limit of {settings.ATTRIBUTION_SOFT_TIME_LIMIT} s."
 
-    def __init__(self, write, low: int = 0, high: int = 100, every_seconds: float = 1.0):
+
+def _deadline() -> float:
+    return time.monotonic() + settings.ATTRIBUTION_SOFT_TIME_LIMIT
+
+
+class TimeLimitExceededError(ApplicationError):
+    """A run took longer than ATTRIBUTION_SOFT_TIME_LIMIT; it fails cleanly, books nothing."""
+
+
+class _ThrottledProgress:
+    """Turns engine progress callbacks into at most one database write per second.
+
+    With ``deadline`` (a ``time.monotonic()`` value) it also stops the work once the time
+    limit has passed: the engine calls back between batches, so the run fails cleanly
+    without relying on a signal arriving at a safe moment.
+    """
+
+    def __init__(
+        self,
+        write,
+        low: int = 0,
+        high: int = 100,
+        every_seconds: float = 1.0,
+        deadline: float | None = None,
+    ):
         self.write, self.low, self.high = write, low, high
         self.every_seconds = every_seconds
+        self.deadline = deadline
         self.last_write = 0.0
         self.last_percent = -1
 
     def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise TimeLimitExceededError(_time_limit_message())
         percent = self.low + (self.high - self.low) * done // max(total, 1)
         now = time.monotonic()
         if percent != self.last_percent and (
@@ -619,7 +650,10 @@ def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
         )
         return None
     progress = _ThrottledProgress(
-        lambda stage, percent: _progress_write(run_id, stage, percent), 0, PREPARE_SHARE
+        lambda stage, percent: _progress_write(run_id, stage, percent),
+        0,
+        PREPARE_SHARE,
+        deadline=_deadline(),
     )
     try:
         session = engine_session_for(model_version)
@@ -707,9 +741,19 @@ def attribution_run_score_shard(*, run_id: int, shard_index: int) -> int | None:
         if start >= stop:
             raise ApplicationError(f"Shard {shard_index} of run {run_id} is out of range.")
         theta_prime = _load_theta_prime(run)
+        deadline = _deadline()
+
+        def check_deadline(stage: str, done: int, total: int) -> None:
+            if time.monotonic() > deadline:
+                raise TimeLimitExceededError(_time_limit_message())
+
         with parameters_swapped(session.model, theta_prime):
             losses = dataset_losses(
-                session.model, session.encoded[start:stop], session.cfg, stream="score"
+                session.model,
+                session.encoded[start:stop],
+                session.cfg,
+                check_deadline,
+                stream="score",
             )
     except (ApplicationError, EngineError) as exc:
         attribution_run_fail(run_id=run_id, reason=str(exc))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from celery import Task, chord, shared_task
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 from kombu.exceptions import OperationalError as BrokerOperationalError
@@ -56,7 +56,7 @@ class AttributionTask(Task):
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         close_old_connections()
-        if isinstance(exc, SoftTimeLimitExceeded):
+        if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
             reason = f"Exceeded its time limit of {settings.ATTRIBUTION_SOFT_TIME_LIMIT} s."
         else:
             reason = f"{type(exc).__name__}: {exc}"

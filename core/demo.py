@@ -48,6 +48,15 @@ DEMO_PROMPTS = (
     ("Irish folk reel from O'Neill's collection, fiddle, D major, fast, 4/4", 4.0, 2),
     ("Renaissance motet by Palestrina for choir, Dorian mode, moderate", 4.0, 3),
 )
+# The demo runs the paper's method with fewer random timesteps so that it finishes in
+# minutes on a 2-core CPU (the defaults, 2048 unlearning timesteps, are GPU-sized). Used
+# when ATTRIBUTION_ENGINE is not set; workers of a broker-backed demo need the same value.
+DEMO_ENGINE_PROFILE = {
+    "unlearn_timesteps": 32,
+    "score_timesteps": 2,
+    "fisher_timesteps": 1,
+    "batch_size": 16,
+}
 DEMO_REVENUE_MINOR = 250  # each generation earned 2.50
 DEMO_CURRENCY = "USD"
 
@@ -130,6 +139,9 @@ def demo_main_job(
     *, say: Say, progress, build_options: dict | None = None, eager: bool
 ) -> DemoResult:
     """Run the whole flow on the demo world; idempotent (a second run reuses everything)."""
+    if not settings.ATTRIBUTION_ENGINE:
+        settings.ATTRIBUTION_ENGINE = DEMO_ENGINE_PROFILE
+        say(f"Engine profile for the CPU demo (ATTRIBUTION_ENGINE unset): {DEMO_ENGINE_PROFILE}")
     users = demo_users_ensure()
     admin = users["admin"]
     root = demo_world_root()

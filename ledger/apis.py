@@ -4,6 +4,7 @@ Finance (and superusers) read everything; a rights holder's users read the balan
 statements of the rights holders they act for. Nothing here writes.
 """
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, viewsets
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -65,6 +66,8 @@ class JournalEntryViewSet(viewsets.ReadOnlyModelViewSet):
 
     serializer_class = JournalEntrySerializer
     permission_classes = [IsFinance]
+    queryset = JournalEntry.objects.none()  # for the schema; get_queryset serves requests
+    lookup_value_regex = r"\d+"
     filterset_fields = ["kind", "currency", "generation", "attribution_run"]
     ordering_fields = ["seq"]
 
@@ -91,16 +94,32 @@ class StatementSerializer(serializers.ModelSerializer):
 class StatementViewSet(viewsets.ReadOnlyModelViewSet):
     serializer_class = StatementSerializer
     filterset_fields = ["rights_holder", "period", "currency"]
+    queryset = Statement.objects.none()  # for the schema; get_queryset serves requests
 
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Statement.objects.none()
         return Statement.objects.filter(
             rights_holder__in=holders_visible_to(self.request.user)
         ).order_by("-period__starts_at", "rights_holder_id")
 
 
+class BalanceRowSerializer(serializers.Serializer):
+    rights_holder = serializers.IntegerField()
+    currency = serializers.CharField()
+    balance = serializers.IntegerField(help_text="Accrual units")
+    balance_display = serializers.CharField()
+
+
+class BalancesSerializer(serializers.Serializer):
+    currency = serializers.CharField()
+    results = BalanceRowSerializer(many=True)
+
+
 class BalanceApi(APIView):
     """What the platform owes each visible rights holder in ``?currency=`` (default USD)."""
 
+    @extend_schema(responses=BalancesSerializer)
     def get(self, request):
         currency = request.query_params.get("currency", "USD").upper()
         visible = set(holders_visible_to(request.user).values_list("pk", flat=True))

@@ -170,6 +170,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Catalog registration, attribution of generations, royalty ledger.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "RightsHolderKindEnum": "catalog.models.RightsHolder.Kind",
+        "JournalEntryKindEnum": "ledger.models.JournalEntry.Kind",
+    },
 }
 
 # --- Celery -------------------------------------------------------------------------------
@@ -202,6 +206,9 @@ ATTRIBUTION_SHARD_SIZE = int(os.environ.get("ATTRIBUTION_SHARD_SIZE", "64"))
 # Time limits (seconds) of one prepare (load, encode, unlearn) or shard task.
 ATTRIBUTION_SOFT_TIME_LIMIT = int(os.environ.get("ATTRIBUTION_SOFT_TIME_LIMIT", "3000"))
 ATTRIBUTION_TIME_LIMIT = ATTRIBUTION_SOFT_TIME_LIMIT + 60
+# torch's CPU threads in a worker; results are bit-identical only between processes that
+# use the same count (floating-point sums are split per thread). Unset: torch's default.
+ATTRIBUTION_TORCH_THREADS = int(os.environ.get("ATTRIBUTION_TORCH_THREADS") or 0) or None
 
 LOGGING = {
     "version": 1,

@@ -36,6 +36,7 @@ def gpu_workers(redis_broker_url, tmp_path, attribution_settings):
             "ROYALTIES_TEST_DATA_DIR": str(tmp_path / "data"),
             "ATTRIBUTION_ENGINE": json.dumps(engine or TEST_ENGINE),
             "ATTRIBUTION_SHARD_SIZE": str(attribution_settings.ATTRIBUTION_SHARD_SIZE),
+            "ATTRIBUTION_TORCH_THREADS": "1",
             **extra_env,
         }
         worker = WorkerProcess(
@@ -199,6 +200,9 @@ def test_two_workers_share_the_shards_and_match_the_engine_computed_in_one_proce
     shard_workers = set(done.shards.values_list("worker", flat=True))
     assert done.shards.count() == 3 and shard_workers
 
+    import torch
+
+    torch.set_num_threads(1)  # as the workers (ATTRIBUTION_TORCH_THREADS=1)
     session = services.engine_session_for(ready_model_version)
     with done.generation.audio.open("rb") as handle:
         samples, rate = soundfile.read(handle, dtype="float32", always_2d=True)
