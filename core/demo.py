@@ -43,10 +43,25 @@ DEMO_USERS = (
 )
 
 DEMO_PROMPTS = (
-    # prompt, seconds, seed
-    ("Chorale by Johann Sebastian Bach for four-part choir, G major, slow, 4/4", 4.0, 1),
-    ("Irish folk reel from O'Neill's collection, fiddle, D major, fast, 4/4", 4.0, 2),
-    ("Renaissance motet by Palestrina for choir, Dorian mode, moderate", 4.0, 3),
+    # prompt (in the style of the training captions), seconds, seed
+    (
+        "chorale by Johann Sebastian Bach (Bach chorales), church organ, G major, 4/4, "
+        "moderate tempo, 84 BPM",
+        4.0,
+        1,
+    ),
+    (
+        "Irish folk tune by Traditional (O'Neill's Music of Ireland), tin whistle, D major, "
+        "6/8, fast tempo, 150 BPM",
+        4.0,
+        2,
+    ),
+    (
+        "Renaissance mass by Giovanni Pierluigi da Palestrina (Palestrina masses), choir, "
+        "D minor, 4/2, lively tempo, 110 BPM",
+        5.0,
+        3,
+    ),
 )
 # The demo runs the paper's method with fewer random timesteps so that it finishes in
 # minutes on a 2-core CPU (the defaults, 2048 unlearning timesteps, are GPU-sized). Used
