@@ -161,8 +161,10 @@ def unlearning_scores(
     # How far Eq. 6 moved the weights: ||theta' - theta0|| / ||theta0|| over the target weights.
     # Eq. 2 reads as a first-order (counterfactual) effect only while this is small.
     params = dict(model.module.named_parameters())
-    moved = sum(float((theta_prime[n] - params[n]).double().pow(2).sum()) for n in theta_prime)
-    size = sum(float(params[n].double().pow(2).sum()) for n in theta_prime)
+    moved = sum(
+        float((theta_prime[n] - params[n].detach()).double().pow(2).sum()) for n in theta_prime
+    )
+    size = sum(float(params[n].detach().double().pow(2).sum()) for n in theta_prime)
     record["update_relative_norm"] = (moved / size) ** 0.5 if size > 0 else 0.0
     return Scores(
         query_id=query.item_id,
