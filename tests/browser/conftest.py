@@ -22,24 +22,32 @@ CHROMIUM_FLAGS = [
 ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
-@pytest.fixture(autouse=True)
-def allow_orm_beside_playwright(monkeypatch):
-    """Playwright's sync API runs an event loop in this thread; the ORM calls the tests
-    make between page actions are still synchronous and safe. Set per test, so it never
-    leaks into other tests' subprocesses."""
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium_browser():
+    """One browser per test module. Playwright's sync API keeps an event loop running in
+    this thread while it is open; closing it after the module keeps later tests (which
+    touch the database outside any page) out of an async context.
+
+    While it is open, the ORM calls the tests make between page actions (and the database
+    teardown) are still synchronous and safe, so Django's async guard is lifted for
+    exactly that span and restored afterwards (it must not leak into other tests).
+    """
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (./run test does).")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
