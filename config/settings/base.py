@@ -218,7 +218,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }
 
-# --- Ledger (see ledger/README.md) ---------------------------------------------------------
+# --- Ledger (see README, "Ledger") ----------------------------------------------------------
 # Default split policy (ledger.splits.SplitPolicy); each settlement stores the policy it used.
 # Softmax temperature on *standardised* scores (scale-free: z-scores, not raw scores).
 LEDGER_SOFTMAX_TEMPERATURE = os.environ.get("LEDGER_SOFTMAX_TEMPERATURE", "1")
