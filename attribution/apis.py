@@ -12,9 +12,9 @@ from rest_framework.views import APIView
 
 from attribution import selectors, services
 from attribution.models import AttributionRun, Generation
+from catalog.apis import IsCatalogAdmin
 from catalog.models import ModelVersion
 from core.exceptions import ApplicationError
-from core.roles import CATALOG_ADMIN, user_has_role
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 
@@ -24,11 +24,6 @@ class CanRecordGenerations(permissions.BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.has_perm("attribution.add_generation"))
-
-
-class IsCatalogAdmin(permissions.BasePermission):
-    def has_permission(self, request, view) -> bool:
-        return user_has_role(request.user, CATALOG_ADMIN)
 
 
 class AttributionRunSerializer(serializers.ModelSerializer):

@@ -42,6 +42,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from attribution.models import AttributionRun, AttributionShard, Generation
+from catalog.audio import file_sha256
 from catalog.models import ModelArtifact, ModelVersion
 from core.exceptions import ApplicationError
 from core.services import audit_record
@@ -85,14 +86,6 @@ def _artifact_root() -> Path:
     return Path(settings.ARTIFACTS_DIR) / "engine"
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def engine_session_for(model_version: ModelVersion, progress=None) -> EngineSession:
     """Load a model version's model and training set, reusing this worker's last one.
 
@@ -126,7 +119,7 @@ def engine_session_for(model_version: ModelVersion, progress=None) -> EngineSess
             f"Model version {model_version.name!r} is missing {', '.join(missing)}.",
             field="model_version",
         )
-    if _file_sha256(checkpoint) != model_version.checkpoint_sha256:
+    if file_sha256(checkpoint) != model_version.checkpoint_sha256:
         raise ApplicationError(
             f"The checkpoint file of model version {model_version.name!r} changed after it "
             "was registered (its SHA-256 no longer matches).",
@@ -664,7 +657,7 @@ def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
         if not (
             run.unlearned_weights_sha256
             and weights_path.is_file()
-            and _file_sha256(weights_path) == run.unlearned_weights_sha256
+            and file_sha256(weights_path) == run.unlearned_weights_sha256
         ):
             with generation.audio.open("rb") as handle:
                 samples, sample_rate = soundfile.read(handle, dtype="float32", always_2d=True)
@@ -714,7 +707,7 @@ def _load_theta_prime(run: AttributionRun) -> dict:
     import torch
 
     path = Path(run.unlearned_weights_path)
-    if not path.is_file() or _file_sha256(path) != run.unlearned_weights_sha256:
+    if not path.is_file() or file_sha256(path) != run.unlearned_weights_sha256:
         raise ApplicationError(
             f"The unlearned weights of run {run.pk} are missing or corrupted; re-run it."
         )

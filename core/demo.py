@@ -28,6 +28,7 @@ from django.db.models import Count
 from attribution import selectors as attribution_selectors
 from attribution import services as attribution_services
 from attribution.models import AttributionRun, Generation
+from catalog.audio import file_sha256
 from catalog.models import ModelArtifact, ModelVersion, RightsHolder
 from catalog.services import catalog_import_folder, model_version_register, rights_holder_update
 from core.exceptions import ApplicationError
@@ -170,7 +171,7 @@ def demo_main_job(
     holder = _holder_user_link(users["holder"], admin)
 
     checkpoint = root / "model" / "model.safetensors"
-    name = f"demo-{attribution_services._file_sha256(checkpoint)[:12]}"
+    name = f"demo-{file_sha256(checkpoint)[:12]}"
     model_version = model_version_register(name=name, checkpoint_dir=root / "model", actor=admin)
     say(
         f"Model version {model_version.name}: {model_version.training_set_entries.count()} "

@@ -33,7 +33,7 @@ from attribution.engine.fisher import (
     empty_sums,
     finalize_fisher,
 )
-from attribution.engine.items import EncodedItem, TrainingSet
+from attribution.engine.items import EncodedItem, TrainingSet, file_sha256
 from attribution.engine.loss import Progress, item_loss
 
 FORMAT_VERSION = 1
@@ -41,14 +41,6 @@ FORMAT_VERSION = 1
 
 def key_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

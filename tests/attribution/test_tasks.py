@@ -155,7 +155,7 @@ def test_a_lost_database_connection_is_retried_and_the_run_still_books_once(
 ):
     from django.db import connection
 
-    gpu_workers(engine={**TEST_ENGINE, "unlearn_timesteps": 400})
+    gpu_workers(engine={**TEST_ENGINE, "unlearn_timesteps": 2000})
     run = record_without_enqueue(ready_model_version, "worker-db-lost", monkeypatch)
     celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
     wait_for(
