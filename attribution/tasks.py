@@ -4,7 +4,7 @@ Every task takes ids, is acknowledged late and rejected back to the queue if its
 dies, and is idempotent (the services check what is already done), so a redelivery books
 nothing twice. Transient errors (database or broker connection lost) are retried with
 exponential backoff; permanent ones (bad audio, missing artifacts) mark the run failed in
-the service and are not retried. A task that exceeds its soft time limit fails its run
+the service and are not retried. A run that exceeds ATTRIBUTION_SOFT_TIME_LIMIT fails
 cleanly; an admin can re-run it.
 """
 
@@ -39,7 +39,7 @@ COMMON = {
     "retry_backoff_max": 300,
     "retry_jitter": True,
     "max_retries": 5,
-    "soft_time_limit": settings.ATTRIBUTION_SOFT_TIME_LIMIT,
+    "soft_time_limit": settings.ATTRIBUTION_CELERY_SOFT_TIME_LIMIT,
     "time_limit": settings.ATTRIBUTION_TIME_LIMIT,
 }
 

@@ -203,9 +203,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 60 * 60}
 ATTRIBUTION_ENGINE: dict = json.loads(os.environ.get("ATTRIBUTION_ENGINE") or "{}")
 # Training-set items per shard task; several GPU workers share one job's shards.
 ATTRIBUTION_SHARD_SIZE = int(os.environ.get("ATTRIBUTION_SHARD_SIZE", "64"))
-# Time limits (seconds) of one prepare (load, encode, unlearn) or shard task.
+# Time limit (seconds) of one prepare (load, encode, unlearn) or shard task. The services
+# check it between batches and fail the run cleanly; Celery's own soft and hard limits sit
+# above it as a backstop only (its signal can interrupt arbitrary code, e.g. an import).
 ATTRIBUTION_SOFT_TIME_LIMIT = int(os.environ.get("ATTRIBUTION_SOFT_TIME_LIMIT", "3000"))
-ATTRIBUTION_TIME_LIMIT = ATTRIBUTION_SOFT_TIME_LIMIT + 60
+ATTRIBUTION_CELERY_SOFT_TIME_LIMIT = ATTRIBUTION_SOFT_TIME_LIMIT + 60
+ATTRIBUTION_TIME_LIMIT = ATTRIBUTION_SOFT_TIME_LIMIT + 120
 # torch's CPU threads in a worker; results are bit-identical only between processes that
 # use the same count (floating-point sums are split per thread). Unset: torch's default.
 ATTRIBUTION_TORCH_THREADS = int(os.environ.get("ATTRIBUTION_TORCH_THREADS") or 0) or None
