@@ -319,8 +319,9 @@ class _PreparedSettlement:
     split: GenerationSplit
     track_rows: list
     holder_rows: list
-    ownership_snapshot: dict
-    scores_sha256: str
+    # The Settlement row's provenance fields; the same values are hashed into
+    # provenance_sha256, so the row and its hash cannot drift apart.
+    settlement_fields: dict
     provenance_sha256: str
 
 
@@ -392,24 +393,25 @@ def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _
         for holder_id, part in t.holder_amounts:
             holder_tracks.setdefault(holder_id, []).append([t.position, part])
     holder_rows = [(h, amount, holder_tracks[h]) for h, amount in split.holders]
-    scores_hash = hashing.scores_sha256(scores)
-    currency = generation.currency
+    settlement_fields = {
+        "currency": generation.currency,
+        "revenue_minor": generation.revenue_minor,
+        "revenue": split.revenue,
+        "pool": split.pool,
+        "platform": split.platform,
+        "residue": split.residue,
+        "policy": policy.as_dict(),
+        "scores_sha256": hashing.scores_sha256(scores),
+        "run_scores_sha256": run.scores_sha256,
+        "score_count": len(scores),
+        "checkpoint_sha256": run.checkpoint_sha256,
+        "manifest_sha256": run.manifest_sha256,
+        "ownership_snapshot": ownership_snapshot,
+    }
     provenance = hashing.settlement_content(
         generation_id=generation.pk,
         attribution_run_id=run.pk,
-        currency=currency,
-        revenue_minor=generation.revenue_minor,
-        revenue=split.revenue,
-        pool=split.pool,
-        platform=split.platform,
-        residue=split.residue,
-        policy=policy.as_dict(),
-        scores_sha256=scores_hash,
-        run_scores_sha256=run.scores_sha256,
-        score_count=len(scores),
-        checkpoint_sha256=run.checkpoint_sha256,
-        manifest_sha256=run.manifest_sha256,
-        ownership_snapshot=ownership_snapshot,
+        **settlement_fields,
         tracks=track_rows,
         holders=holder_rows,
     )
@@ -421,8 +423,7 @@ def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _
         split=split,
         track_rows=track_rows,
         holder_rows=holder_rows,
-        ownership_snapshot=ownership_snapshot,
-        scores_sha256=scores_hash,
+        settlement_fields=settlement_fields,
         provenance_sha256=provenance_sha256,
     )
 
@@ -436,8 +437,6 @@ def _settlement_book(
     track_rows, holder_rows = prepared.track_rows, prepared.holder_rows
     currency = generation.currency
     provenance_sha256 = prepared.provenance_sha256
-    policy, scores = prepared.policy, run.scores
-    ownership_snapshot, scores_hash = prepared.ownership_snapshot, prepared.scores_sha256
     live = Settlement.objects.filter(generation_id=generation.pk).exclude(
         journal_entry__reversed_by__kind=JournalEntry.Kind.REVERSAL
     )
@@ -479,19 +478,7 @@ def _settlement_book(
         generation=generation,
         attribution_run=run,
         journal_entry=entry,
-        currency=currency,
-        revenue_minor=generation.revenue_minor,
-        revenue=split.revenue,
-        pool=split.pool,
-        platform=split.platform,
-        residue=split.residue,
-        policy=policy.as_dict(),
-        scores_sha256=scores_hash,
-        run_scores_sha256=run.scores_sha256,
-        score_count=len(scores),
-        checkpoint_sha256=run.checkpoint_sha256,
-        manifest_sha256=run.manifest_sha256,
-        ownership_snapshot=ownership_snapshot,
+        **prepared.settlement_fields,
         provenance_sha256=provenance_sha256,
     )
     _rows_insert(
