@@ -145,40 +145,24 @@ def test_only_a_failed_run_can_be_re_run(
 def test_the_platform_generates_audio_with_the_model_and_records_it_once(
     tiny_model_version, user, django_capture_on_commit_callbacks
 ):
+    request = dict(
+        model_version=tiny_model_version,
+        prompt="a low tone",
+        seconds_total=0.4,
+        seed=7,
+        revenue_minor=100,
+        currency="EUR",
+        requested_by=user,
+        idempotency_key="generated-1",
+        steps=4,
+    )
     with django_capture_on_commit_callbacks() as callbacks:
-        generation = services.generation_generate(
-            model_version=tiny_model_version,
-            prompt="a low tone",
-            seconds_total=0.4,
-            seed=7,
-            revenue_minor=100,
-            currency="EUR",
-            requested_by=user,
-            idempotency_key="generated-1",
-            steps=4,
-        )
-        again = services.generation_generate(
-            model_version=tiny_model_version,
-            prompt="a low tone",
-            seconds_total=0.4,
-            seed=7,
-            revenue_minor=100,
-            currency="EUR",
-            requested_by=user,
-            idempotency_key="generated-1",
-            steps=4,
-        )
+        generation = services.generation_generate(**request)
+        again = services.generation_generate(**request)
     assert again.pk == generation.pk and len(callbacks) == 1
     assert generation.source == Generation.Source.GENERATED and generation.seed == 7
     assert abs(float(generation.duration_seconds) - 0.4) < 0.02
     with pytest.raises(ApplicationError, match="Duration must be between"):
         services.generation_generate(
-            model_version=tiny_model_version,
-            prompt="too long",
-            seconds_total=5.0,
-            seed=1,
-            revenue_minor=100,
-            currency="EUR",
-            requested_by=user,
-            idempotency_key="generated-2",
+            **{**request, "prompt": "too long", "seconds_total": 5.0, "idempotency_key": "g-2"}
         )
