@@ -11,6 +11,9 @@ Environment variables:
                           (eager), so a new user needs no broker.
 ``CELERY_RESULT_BACKEND`` defaults to the broker URL when a broker is set.
 ``ROYALTIES_DATA_DIR``    where the database, media and artifacts live (default ``./data``).
+``DJANGO_CACHE_URL``      e.g. ``redis://127.0.0.1:6379/1``; unset: a per-process memory
+                          cache. The login rate limiter keeps its counters there, so set
+                          it when several server processes run.
 """
 
 import json
@@ -71,6 +74,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "core",
     "catalog",
     "attribution",
@@ -79,8 +83,11 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before the CSRF check, which reads (parses) the posted body.
+    "core.middleware.UploadSizeLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -100,6 +107,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "core.navigation.navigation",
             ],
         },
     },
@@ -123,6 +131,15 @@ def database_from_env() -> dict:
 
 
 DATABASES = {"default": database_from_env()}
+
+_CACHE_URL = os.environ.get("DJANGO_CACHE_URL", "")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _CACHE_URL}
+        if _CACHE_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -139,9 +156,45 @@ USE_TZ = True
 
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
 
-# Uploads are checked again by the services (type, decodability, length); these are the
-# transport-level caps.
+# --- Security (README, "Security") ----------------------------------------------------------
+# Login rate limiting (core.login_limits): this many failed log-ins for one username from
+# one address within the window lock that pair out for LOGIN_LOCKOUT_SECONDS.
+LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
+LOGIN_FAILURE_WINDOW_SECONDS = int(os.environ.get("LOGIN_FAILURE_WINDOW_SECONDS", "900"))
+LOGIN_LOCKOUT_SECONDS = int(os.environ.get("LOGIN_LOCKOUT_SECONDS", "900"))
+# Where the client's address is read from. Behind a reverse proxy that sets a header the
+# client cannot forge, name it here, e.g. "HTTP_X_REAL_IP".
+CLIENT_IP_META_KEY = os.environ.get("DJANGO_CLIENT_IP_META_KEY", "REMOTE_ADDR")
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = int(os.environ.get("DJANGO_SESSION_COOKIE_AGE", str(12 * 60 * 60)))
+CSRF_COOKIE_SAMESITE = "Lax"
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+# Scripts only from our own static files (no inline script, no CDN). Inline styles are
+# allowed: the server-rendered SVG charts carry a <style> element.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; "
+    "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+# Uploads. Request bodies larger than these are refused with 413 before they are read
+# (core.middleware.UploadSizeLimitMiddleware): per URL name, else UPLOAD_MAX_BYTES. The
+# services check the content again (type, decodability, length).
+UPLOAD_MAX_BYTES = int(os.environ.get("UPLOAD_MAX_BYTES", 64 * 1024 * 1024))
+# Catalog import files (CSV/XLSX; the audio is read from a server folder).
+CATALOG_MAX_IMPORT_BYTES = int(os.environ.get("CATALOG_MAX_IMPORT_BYTES", 32 * 1024 * 1024))
+UPLOAD_MAX_BYTES_BY_URL_NAME = {
+    "catalog:import": CATALOG_MAX_IMPORT_BYTES,
+    "catalog:api-import": CATALOG_MAX_IMPORT_BYTES,
+}
+# Non-file form fields and JSON bodies (Django's own cap: 400 beyond it); uploaded files
+# larger than FILE_UPLOAD_MAX_MEMORY_SIZE are spooled to a temporary file, not memory.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 
@@ -170,6 +223,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Catalog registration, attribution of generations, royalty ledger.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from drf-spectacular-sidecar's static files: no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "ENUM_NAME_OVERRIDES": {
         "RightsHolderKindEnum": "catalog.models.RightsHolder.Kind",
         "JournalEntryKindEnum": "ledger.models.JournalEntry.Kind",

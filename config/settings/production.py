@@ -1,7 +1,12 @@
 """Production settings: DEBUG off, secret key required, HTTPS-only cookies and HSTS.
 
 ``DJANGO_SETTINGS_MODULE=config.settings.production python manage.py check --deploy``
-passes with ``DJANGO_SECRET_KEY`` and ``DJANGO_ALLOWED_HOSTS`` set.
+passes with ``DJANGO_SECRET_KEY`` and ``DJANGO_ALLOWED_HOSTS`` set. The headers every mode
+sends (CSP, nosniff, referrer policy, X-Frame-Options DENY) are in ``base``.
+
+Extra environment variables: ``DJANGO_SECURE_SSL_REDIRECT`` (default ``1``; ``0`` when
+the proxy redirects), ``DJANGO_CSRF_TRUSTED_ORIGINS`` (comma-separated
+``https://host`` origins, when pages are served under another host than the API).
 """
 
 import os
@@ -9,7 +14,7 @@ import os
 os.environ.setdefault("DJANGO_DEBUG", "0")
 
 from config.settings.base import *  # noqa: F403
-from config.settings.base import env_bool
+from config.settings.base import env_bool, env_list
 
 if DEBUG:  # noqa: F405
     from django.core.exceptions import ImproperlyConfigured
@@ -23,6 +28,4 @@ CSRF_COOKIE_SECURE = True
 SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
 SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 SECURE_HSTS_PRELOAD = True
-SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REFERRER_POLICY = "same-origin"
-X_FRAME_OPTIONS = "DENY"
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
