@@ -1,17 +1,27 @@
-"""REST API of generations and their attribution runs (token or session auth)."""
+"""REST API of generations and their attribution runs (token or session auth).
 
+Scoping is the pages' (``attribution.selectors.generations_for_user``): catalog admins
+and finance see every generation; a rights holder's users see the generations that paid
+the holders they act for (another holder's generation, its audio and runs are 404);
+the generating service sees what it recorded. Only catalog admins re-run.
+"""
+
+import json
 from decimal import Decimal, InvalidOperation
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import permissions, serializers, status
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from attribution import selectors, services
 from attribution.models import AttributionRun, Generation
+from attribution.streaming import ranged_file_response
 from catalog.apis import IsCatalogAdmin
 from catalog.models import ModelVersion
 from core.exceptions import ApplicationError
@@ -27,11 +37,16 @@ class CanRecordGenerations(permissions.BasePermission):
 
 
 class AttributionRunSerializer(serializers.ModelSerializer):
+    label = serializers.SerializerMethodField(help_text="The state in words, e.g. with the ETA")
+
     class Meta:
         model = AttributionRun
         fields = [
             "id",
+            "generation",
+            "model_version",
             "status",
+            "label",
             "progress_percent",
             "progress_stage",
             "eta_seconds",
@@ -46,6 +61,17 @@ class AttributionRunSerializer(serializers.ModelSerializer):
             "started_at",
             "finished_at",
         ]
+
+    def get_label(self, run: AttributionRun) -> str:
+        return selectors.run_status(run)["label"]
+
+
+class TopTrackSerializer(serializers.Serializer):
+    rank = serializers.IntegerField()
+    position = serializers.IntegerField()
+    isrc = serializers.CharField()
+    title = serializers.CharField()
+    score = serializers.FloatField()
 
 
 class GenerationSerializer(serializers.ModelSerializer):
@@ -77,10 +103,65 @@ class GenerationSerializer(serializers.ModelSerializer):
         run = selectors.latest_run(generation)
         return AttributionRunSerializer(run).data if run is not None else None
 
-    @extend_schema_field(serializers.ListField(child=serializers.DictField()))
+    @extend_schema_field(TopTrackSerializer(many=True))
     def get_top_tracks(self, generation: Generation) -> list[dict]:
+        """The five highest-scored training tracks: for catalog admins, finance and the
+        account that recorded the generation (a rights holder sees only its own tracks,
+        in the detail's ``attributed_tracks``)."""
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        if user is None or not (
+            selectors.user_sees_all_generations(user) or generation.requested_by_id == user.pk
+        ):
+            return []
         run = selectors.latest_run(generation)
         return selectors.top_attributed_tracks(run) if run is not None else []
+
+
+class AttributedTrackSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(help_text="1 = the highest score in the training set")
+    position = serializers.IntegerField(help_text="Position in the model's training set")
+    isrc = serializers.CharField()
+    title = serializers.CharField()
+    score = serializers.FloatField(help_text="Attribution score (Eq. 2): loss increase")
+    pool_share_percent = serializers.DecimalField(
+        max_digits=7, decimal_places=2, help_text="The track's share of the royalty pool"
+    )
+    amount = serializers.CharField(help_text="Exact amount in major units (a decimal string)")
+    amount_accrual = serializers.IntegerField(help_text="The same in ledger accrual units")
+    rights_holder = serializers.CharField(help_text="The holder paid (holders' view only)")
+    ownership_percent = serializers.DecimalField(
+        max_digits=7, decimal_places=4, allow_null=True, help_text="The holder's share"
+    )
+
+
+class GenerationDetailSerializer(GenerationSerializer):
+    attributed_tracks = serializers.SerializerMethodField()
+    attributed_total = serializers.SerializerMethodField()
+
+    class Meta(GenerationSerializer.Meta):
+        fields = [*GenerationSerializer.Meta.fields, "attributed_tracks", "attributed_total"]
+
+    def _detail(self, generation: Generation) -> selectors.GenerationDetail:
+        cache = self.context.setdefault("_details", {})
+        if generation.pk not in cache:
+            cache[generation.pk] = selectors.generation_detail(
+                generation=generation, user=self.context["request"].user
+            )
+        return cache[generation.pk]
+
+    @extend_schema_field(AttributedTrackSerializer(many=True))
+    def get_attributed_tracks(self, generation: Generation) -> list[dict]:
+        """From the settlement: for a rights holder's user, the tracks that paid the
+        holders they act for (one row per track and holder, with the holder's ownership
+        share and amount); for admins and finance, every paid track and its amount."""
+        return AttributedTrackSerializer(self._detail(generation).rows, many=True).data
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_attributed_total(self, generation: Generation) -> str | None:
+        """What ``attributed_tracks`` add up to (major units), null before settlement."""
+        total = self._detail(generation).total
+        return None if total is None else str(total)
 
 
 class GenerationCreateSerializer(serializers.Serializer):
@@ -142,16 +223,69 @@ class GenerationListCreateApi(ListAPIView):
             duration_seconds=duration,
         )
         return Response(
-            GenerationSerializer(generation).data,
+            GenerationSerializer(generation, context=self.get_serializer_context()).data,
             status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED,
         )
 
 
 class GenerationDetailApi(RetrieveAPIView):
-    serializer_class = GenerationSerializer
+    """A generation with its attributed tracks (a rights holder: only its own)."""
+
+    serializer_class = GenerationDetailSerializer
 
     def get_queryset(self):
         return selectors.generations_for_user(self.request.user)
+
+
+class AudioRenderer(BaseRenderer):
+    """Lets clients ask for ``audio/*``; error bodies are still JSON."""
+
+    media_type = "audio/wav"
+    format = "wav"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, bytes) else json.dumps(data).encode("utf-8")
+
+
+class GenerationAudioApi(APIView):
+    """The generated audio (WAV); ``Range: bytes=...`` gets a 206 partial response."""
+
+    renderer_classes = [JSONRenderer, AudioRenderer]
+
+    @extend_schema(
+        responses={
+            (200, "audio/wav"): OpenApiTypes.BINARY,
+            (206, "audio/wav"): OpenApiTypes.BINARY,
+            404: OpenApiResponse(description="No such generation, or not yours"),
+        }
+    )
+    def get(self, request, pk: int):
+        generation = get_object_or_404(selectors.generations_for_user(request.user), pk=pk)
+        return ranged_file_response(
+            request, generation.audio, filename=f"generation-{generation.pk}.wav"
+        )
+
+
+class AttributionRunListApi(ListAPIView):
+    """Attribution runs of the generations you may see, newest first."""
+
+    serializer_class = AttributionRunSerializer
+    filterset_fields = ["status", "generation", "model_version"]
+    ordering_fields = ["created_at", "finished_at", "progress_percent"]
+
+    def get_queryset(self):
+        return selectors.runs_for_user(self.request.user)
+
+
+class AttributionRunDetailApi(RetrieveAPIView):
+    """One run's status: progress, stage, ETA, retries, the reason it failed."""
+
+    serializer_class = AttributionRunSerializer
+
+    def get_queryset(self):
+        return selectors.runs_for_user(self.request.user)
 
 
 class AttributionRunRerunApi(APIView):
@@ -161,7 +295,7 @@ class AttributionRunRerunApi(APIView):
 
     @extend_schema(request=None, responses={201: AttributionRunSerializer})
     def post(self, request, pk: int):
-        run = get_object_or_404(AttributionRun, pk=pk)
+        run = get_object_or_404(selectors.runs_for_user(request.user), pk=pk)
         rerun = services.attribution_run_rerun(
             run=run, actor=request.user, reason=str(request.data.get("reason", ""))
         )

@@ -281,6 +281,65 @@ def model_version_artifacts_compute(
         raise ApplicationError(str(exc), field="model_version") from exc
 
 
+@transaction.atomic
+def model_version_artifacts_queue(
+    *, model_version: ModelVersion, actor: AbstractBaseUser, reason: str = ""
+) -> list[ModelArtifact]:
+    """A catalog admin asks for a model version's Fisher and theta0 losses.
+
+    The artifacts not ready yet are marked computing (0 %) and
+    ``attribution.compute_model_artifacts`` is enqueued once the transaction commits (a
+    GPU worker then fills in the progress). Refused when both are ready, or while one is
+    already being computed (a second job would do the same work twice).
+    """
+    from catalog.services import model_artifact_update
+
+    ModelVersion.objects.select_for_update().filter(pk=model_version.pk).first()
+    kinds = (ModelArtifact.Kind.FISHER, ModelArtifact.Kind.BASE_LOSSES)
+    current = {a.kind: a for a in model_version.artifacts.all()}
+    busy = [
+        k for k in kinds if k in current and current[k].status == ModelArtifact.Status.COMPUTING
+    ]
+    if busy:
+        raise ApplicationError(
+            f"Model version {model_version.name!r} is already computing "
+            f"{', '.join(ModelArtifact.Kind(k).label for k in busy)}. If no worker is "
+            f"working on it, run: manage.py compute_model_artifacts {model_version.pk}"
+        )
+    pending = [
+        kind
+        for kind in kinds
+        if current.get(kind) is None or current[kind].status != ModelArtifact.Status.READY
+    ]
+    if not pending:
+        raise ApplicationError(
+            f"The artifacts of model version {model_version.name!r} are already computed."
+        )
+    artifacts = [
+        model_artifact_update(
+            model_version=model_version,
+            kind=kind,
+            status=ModelArtifact.Status.COMPUTING,
+            actor=actor,
+            progress_percent=0,
+        )
+        for kind in pending
+    ]
+    audit_record(
+        actor=actor,
+        action="model_version.artifacts_queue",
+        obj=model_version,
+        after={"kinds": pending},
+        reason=reason,
+    )
+
+    from attribution.tasks import compute_model_artifacts
+
+    model_version_id = model_version.pk
+    transaction.on_commit(lambda: compute_model_artifacts.delay(model_version_id))
+    return artifacts
+
+
 def _artifact_file(model, store, kind: str, train_set, cfg) -> str:
     """Where the engine's artifact store keeps a finished artifact (see engine/artifacts)."""
     key = {"manifest": train_set.manifest_sha256, "n": len(train_set)}

@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 from django.db.models import Prefetch
+from django.http import Http404
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, serializers, status, viewsets
@@ -30,17 +31,22 @@ from catalog.models import (
 )
 from catalog.selectors import (
     holders_for_user,
+    model_version_artifact_statuses,
     model_versions_visible_to,
     opt_outs_visible_to,
     recordings_opted_out,
     recordings_visible_to,
     rights_holders_visible_to,
+    staged_import_get,
     training_set_entries,
 )
 from catalog.services import (
     ShareSpec,
+    catalog_import_confirm,
     catalog_import_files,
     catalog_import_folder,
+    catalog_import_stage,
+    import_upload_check,
     model_version_register,
     opt_out_create,
     opt_out_withdraw,
@@ -423,6 +429,17 @@ class TrainingSetEntrySerializer(serializers.Serializer):
     track_id = serializers.CharField()
 
 
+class ArtifactStatusSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    kind = serializers.ChoiceField(choices=ModelArtifact.Kind.choices)
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=ModelArtifact.Status.choices)
+    percent = serializers.IntegerField(min_value=0, max_value=100)
+    label = serializers.CharField()
+    detail = serializers.CharField(help_text="Why it failed (empty otherwise)")
+    done = serializers.BooleanField(help_text="False while it is being computed")
+
+
 class ModelVersionViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -450,6 +467,33 @@ class ModelVersionViewSet(
             actor=request.user,
         )
         return Response(ModelVersionOutputSerializer(model).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=ArtifactStatusSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def artifacts(self, request, pk=None):
+        """Status and progress of the model version's artifacts (Fisher, base losses)."""
+        model = self.get_object()
+        return Response(
+            ArtifactStatusSerializer(model_version_artifact_statuses(model), many=True).data
+        )
+
+    @extend_schema(request=None, responses={202: ArtifactStatusSerializer(many=True)})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="compute-artifacts",
+        permission_classes=[IsCatalogAdmin],
+    )
+    def compute_artifacts(self, request, pk=None):
+        """Queue the computation of the artifacts not ready yet (catalog admins)."""
+        from attribution.services import model_version_artifacts_queue
+
+        model = self.get_object()
+        model_version_artifacts_queue(model_version=model, actor=request.user)
+        return Response(
+            ArtifactStatusSerializer(model_version_artifact_statuses(model), many=True).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(responses=TrainingSetEntrySerializer(many=True))
     @action(detail=True, methods=["get"], url_path="training-set")
@@ -499,6 +543,8 @@ class ImportApi(APIView):
         data.is_valid(raise_exception=True)
         dry_run = data.validated_data["dry_run"]
         files = {kind: request.FILES[kind] for kind in KINDS if kind in request.FILES}
+        for kind, upload in files.items():
+            import_upload_check(kind=kind, upload=upload)
         if data.validated_data.get("folder"):
             if files:
                 raise ApplicationError("send files or a folder, not both", field="folder")
@@ -520,4 +566,127 @@ class ImportApi(APIView):
         return Response(
             report.as_dict(),
             status=status.HTTP_200_OK if report.ok else status.HTTP_400_BAD_REQUEST,
+        )
+
+
+class ImportProblemSerializer(serializers.Serializer):
+    file = serializers.CharField(help_text="rights_holders, recordings or ownership_shares")
+    row = serializers.IntegerField(
+        allow_null=True, help_text="Spreadsheet row (header = 1); null for the whole file"
+    )
+    column = serializers.CharField()
+    problem = serializers.CharField()
+
+
+class ImportReportSerializer(serializers.Serializer):
+    ok = serializers.BooleanField()
+    dry_run = serializers.BooleanField()
+    applied = serializers.BooleanField()
+    kinds = serializers.ListField(child=serializers.CharField())
+    rows = serializers.IntegerField()
+    created = serializers.DictField(child=serializers.IntegerField())
+    updated = serializers.DictField(child=serializers.IntegerField())
+    unchanged = serializers.DictField(child=serializers.IntegerField())
+    batch_id = serializers.IntegerField(allow_null=True)
+    problems = ImportProblemSerializer(many=True)
+
+
+class StagedFileSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    sha256 = serializers.CharField()
+    bytes = serializers.IntegerField()
+
+
+class StagedImportSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Names this check; confirm it with this token")
+    state = serializers.ChoiceField(choices=["checked", "applied"])
+    ok = serializers.BooleanField()
+    can_confirm = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+    audio_folder = serializers.CharField()
+    files = serializers.DictField(child=StagedFileSerializer())
+    summary = serializers.CharField()
+    report = ImportReportSerializer()
+    isrcs = serializers.ListField(child=serializers.CharField())
+    batch_id = serializers.IntegerField(allow_null=True)
+    replaces = serializers.CharField()
+
+
+def _staged_or_404(request, token: str):
+    staged = staged_import_get(token=token, user=request.user)
+    if staged is None:
+        raise Http404("No such checked import.")
+    return staged
+
+
+class ImportCheckApi(APIView):
+    """Step 1 of an import: upload CSV/XLSX files (multipart fields named after the kinds);
+    they are checked row by row and kept on the server; nothing is imported.
+
+    With ``replaces`` (the token of an earlier check), kinds not uploaded again are taken
+    from that check, so a corrected file can be sent alone. Confirm with
+    ``POST /catalog/api/imports/<token>/confirm/``.
+    """
+
+    permission_classes = [IsCatalogAdmin]
+    parser_classes = [MultiPartParser, FormParser]
+
+    class InputSerializer(serializers.Serializer):
+        audio_folder = serializers.CharField(required=False, allow_blank=True)
+        replaces = serializers.CharField(required=False, allow_blank=True)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    **{kind: {"type": "string", "format": "binary"} for kind in KINDS},
+                    "audio_folder": {"type": "string"},
+                    "replaces": {"type": "string"},
+                },
+            }
+        },
+        responses={201: StagedImportSerializer},
+    )
+    def post(self, request):
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        replaces = data.validated_data.get("replaces")
+        staged = catalog_import_stage(
+            files={kind: request.FILES[kind] for kind in KINDS if kind in request.FILES},
+            actor=request.user,
+            audio_folder=data.validated_data.get("audio_folder", ""),
+            replacing=_staged_or_404(request, replaces) if replaces else None,
+        )
+        return Response(StagedImportSerializer(staged).data, status=status.HTTP_201_CREATED)
+
+
+class StagedImportApi(APIView):
+    """A check you made: its per-row report, and whether it can be (or was) confirmed."""
+
+    permission_classes = [IsCatalogAdmin]
+
+    @extend_schema(responses=StagedImportSerializer)
+    def get(self, request, token: str):
+        return Response(StagedImportSerializer(_staged_or_404(request, token)).data)
+
+
+class ImportConfirmApi(APIView):
+    """Step 2: import exactly the files that were checked (all or nothing; idempotent).
+
+    200 when imported (or already imported); 400 with the new report when the catalog
+    changed since the check and a row now has a problem (nothing imported).
+    """
+
+    permission_classes = [IsCatalogAdmin]
+
+    @extend_schema(
+        request=None,
+        responses={200: StagedImportSerializer, 400: StagedImportSerializer},
+    )
+    def post(self, request, token: str):
+        staged = catalog_import_confirm(staged=_staged_or_404(request, token), actor=request.user)
+        return Response(
+            StagedImportSerializer(staged).data,
+            status=status.HTTP_200_OK if staged.applied else status.HTTP_400_BAD_REQUEST,
         )

@@ -160,3 +160,54 @@ def opted_out_recordings_in_model_version(model_version: ModelVersion) -> list[R
 
 def model_artifact_get(*, model_version: ModelVersion, kind: str) -> ModelArtifact | None:
     return ModelArtifact.objects.filter(model_version=model_version, kind=kind).first()
+
+
+def staged_import_get(*, token: str, user: AnyUser):
+    """The staged import (``catalog.staging``) ``token`` names, if ``user`` staged it."""
+    from catalog.staging import staged_import_load
+
+    staged = staged_import_load(token)
+    if staged is None or not user.is_authenticated or staged.actor_id != user.pk:
+        return None
+    return staged
+
+
+def recordings_with_isrcs(isrcs: Iterable[str]) -> QuerySet[Recording]:
+    """Registered recordings among ``isrcs``, with their shares' holders, by ISRC."""
+    return (
+        Recording.objects.filter(isrc__in=list(isrcs))
+        .prefetch_related("ownership_shares__rights_holder")
+        .order_by("isrc")
+    )
+
+
+def artifact_status(artifact: ModelArtifact) -> dict:
+    """An artifact's state in words and numbers (the model version page and its JSON
+    status endpoint)."""
+    status = ModelArtifact.Status(artifact.status)
+    percent = 100 if status == ModelArtifact.Status.READY else int(artifact.progress_percent)
+    label = {
+        ModelArtifact.Status.MISSING: "Not computed",
+        ModelArtifact.Status.COMPUTING: f"Computing: {percent} %",
+        ModelArtifact.Status.READY: "Ready",
+        ModelArtifact.Status.FAILED: "Failed",
+    }[status]
+    return {
+        "key": f"artifact-{artifact.kind}",
+        "kind": artifact.kind,
+        "name": ModelArtifact.Kind(artifact.kind).label,
+        "status": status.value,
+        "percent": percent,
+        "label": label,
+        "detail": artifact.error if status == ModelArtifact.Status.FAILED else "",
+        "done": status != ModelArtifact.Status.COMPUTING,
+    }
+
+
+def model_version_artifact_statuses(model_version: ModelVersion) -> list[dict]:
+    """``artifact_status`` of each artifact kind (missing kinds count as not computed)."""
+    stored = {a.kind: a for a in model_version.artifacts.all()}
+    return [
+        artifact_status(stored.get(kind) or ModelArtifact(model_version=model_version, kind=kind))
+        for kind in ModelArtifact.Kind.values
+    ]

@@ -13,12 +13,35 @@ router.register("recordings", apis.RecordingViewSet, basename="recording")
 router.register("opt-outs", apis.OptOutViewSet, basename="opt-out")
 router.register("model-versions", apis.ModelVersionViewSet, basename="model-version")
 
+
 urlpatterns = [
     path("", views.my_catalog, name="my-catalog"),
     path("opt-outs/new/", views.opt_out_request, name="opt-out-request"),
     path("opt-outs/<int:pk>/withdraw/", views.opt_out_withdraw_view, name="opt-out-withdraw"),
     path("opt-out-rule/", views.opt_out_rule, name="opt-out-rule"),
     path("import/", views.catalog_import_page, name="import"),
+    path("import/<str:token>/", views.catalog_import_staged, name="import-staged"),
+    path("import/<str:token>/confirm/", views.catalog_import_confirm_view, name="import-confirm"),
+    path("model-versions/", views.model_version_list, name="model-versions"),
+    path("model-versions/new/", views.model_version_register_page, name="model-version-register"),
+    path("model-versions/<int:pk>/", views.model_version_detail, name="model-version"),
+    path(
+        "model-versions/<int:pk>/status/",
+        views.model_version_status,
+        name="model-version-status",
+    ),
+    path(
+        "model-versions/<int:pk>/compute-artifacts/",
+        views.model_version_compute_artifacts,
+        name="model-version-compute",
+    ),
     path("api/imports/", apis.ImportApi.as_view(), name="api-import"),
+    path("api/imports/check/", apis.ImportCheckApi.as_view(), name="api-import-check"),
+    path("api/imports/<str:token>/", apis.StagedImportApi.as_view(), name="api-import-staged"),
+    path(
+        "api/imports/<str:token>/confirm/",
+        apis.ImportConfirmApi.as_view(),
+        name="api-import-confirm",
+    ),
     path("api/", include(router.urls)),
 ]

@@ -1,28 +1,48 @@
-"""Catalog pages: a rights holder's own catalog and opt-outs, the opt-out rule, and the
-import page for catalog admins (check first, then apply)."""
+"""Catalog pages.
 
-from pathlib import Path
+Rights holders: their own catalog and opt-outs, the opt-out rule. Catalog admins: the
+catalog import in two steps (upload -> per-row report, nothing saved -> confirm the same
+files), and model versions (register, artifact status with live progress, compute).
+Every page parses input and calls one service or selector.
+"""
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.core.paginator import Paginator
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
+from attribution.services import model_version_artifacts_queue
 from catalog.importing import KINDS
-from catalog.models import Recording
+from catalog.models import ModelVersion, Recording
 from catalog.selectors import (
     holders_for_user,
+    model_version_artifact_statuses,
     opt_outs_visible_to,
     recordings_opted_out,
+    recordings_with_isrcs,
     rights_holders_visible_to,
+    staged_import_get,
+    training_set_entries,
 )
-from catalog.services import catalog_import_files, opt_out_create, opt_out_withdraw
+from catalog.services import (
+    catalog_import_confirm,
+    catalog_import_stage,
+    model_version_register,
+    opt_out_create,
+    opt_out_withdraw,
+)
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, user_has_role
+
+PAGE_SIZE = 50
 
 
 @login_required
@@ -105,41 +125,210 @@ def opt_out_withdraw_view(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect("catalog:my-catalog")
 
 
-class ImportForm(forms.Form):
-    rights_holders = forms.FileField(required=False, help_text="CSV or XLSX")
-    recordings = forms.FileField(required=False, help_text="CSV or XLSX")
-    ownership_shares = forms.FileField(required=False, help_text="CSV or XLSX")
+def _require_catalog_admin(request: HttpRequest) -> None:
+    if not user_has_role(request.user, CATALOG_ADMIN):
+        raise PermissionDenied("This page is for catalog admins.")
+
+
+def _form_error(form: forms.Form, exc: ApplicationError) -> None:
+    form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+
+
+# --- catalog import: upload, per-row report, confirm ------------------------------------------
+
+FILE_WIDGET = forms.ClearableFileInput(attrs={"accept": ".csv,.xlsx"})
+
+
+class ImportUploadForm(forms.Form):
+    rights_holders = forms.FileField(
+        required=False,
+        widget=FILE_WIDGET,
+        help_text="CSV or XLSX: legal_name, kind, isni, ipi, payout_currency, contact_email",
+    )
+    recordings = forms.FileField(
+        required=False, widget=FILE_WIDGET, help_text="CSV or XLSX: isrc, title, iswc, audio_path"
+    )
+    ownership_shares = forms.FileField(
+        required=False,
+        widget=FILE_WIDGET,
+        help_text="CSV or XLSX: isrc, rights_holder, percent (a recording's shares sum to 100)",
+    )
     audio_folder = forms.CharField(
         required=False,
-        help_text="Server folder that relative audio paths in the recordings file refer to",
+        max_length=1000,
+        help_text="Folder on the server that relative audio paths in the recordings file refer to",
     )
-    apply = forms.BooleanField(
-        required=False, help_text="Unticked: only check the files and show the report"
-    )
+    replaces = forms.CharField(required=False, widget=forms.HiddenInput)
 
     def clean(self):
         data = super().clean()
-        if not any(data.get(kind) for kind in KINDS):
+        if not data.get("replaces") and not any(data.get(kind) for kind in KINDS):
             raise forms.ValidationError("Choose at least one file.")
         return data
 
 
 @login_required
 def catalog_import_page(request: HttpRequest) -> HttpResponse:
-    if not user_has_role(request.user, CATALOG_ADMIN):
-        raise PermissionDenied("Only catalog admins may import.")
-    form = ImportForm(request.POST or None, request.FILES or None)
-    report = None
+    """Step 1: upload the files; they are checked and kept, nothing is imported yet."""
+    _require_catalog_admin(request)
+    form = ImportUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
-        files = {kind: form.cleaned_data[kind] for kind in KINDS if form.cleaned_data.get(kind)}
-        folder = form.cleaned_data["audio_folder"]
+        replacing = None
+        if form.cleaned_data["replaces"]:
+            replacing = staged_import_get(token=form.cleaned_data["replaces"], user=request.user)
+            if replacing is None:
+                raise Http404("That checked import no longer exists.")
         try:
-            report = catalog_import_files(
-                files=files,
+            staged = catalog_import_stage(
+                files={kind: form.cleaned_data[kind] for kind in KINDS if form.cleaned_data[kind]},
                 actor=request.user,
-                dry_run=not form.cleaned_data["apply"],
-                base_dirs={kind: Path(folder) for kind in files} if folder else None,
+                audio_folder=form.cleaned_data["audio_folder"],
+                replacing=replacing,
             )
         except ApplicationError as exc:
-            form.add_error(None, exc.message)
-    return render(request, "catalog/import.html", {"form": form, "report": report})
+            _form_error(form, exc)
+        else:
+            return redirect("catalog:import-staged", token=staged.token)
+    return render(
+        request,
+        "catalog/import.html",
+        {"form": form, "max_megabytes": settings.CATALOG_MAX_IMPORT_BYTES // 2**20},
+    )
+
+
+@login_required
+@require_GET
+def catalog_import_staged(request: HttpRequest, token: str) -> HttpResponse:
+    """Step 2: the per-row report of the uploaded files, with Confirm when they are fine
+    (or, once confirmed, the imported recordings)."""
+    _require_catalog_admin(request)
+    staged = staged_import_get(token=token, user=request.user)
+    if staged is None:
+        raise Http404("No such checked import.")
+    recordings = Paginator(recordings_with_isrcs(staged.isrcs), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    form = ImportUploadForm(initial={"replaces": staged.token, "audio_folder": staged.audio_folder})
+    return render(
+        request,
+        "catalog/import_staged.html",
+        {"staged": staged, "form": form, "page_obj": recordings, "kinds": KINDS},
+    )
+
+
+@login_required
+@require_POST
+def catalog_import_confirm_view(request: HttpRequest, token: str) -> HttpResponse:
+    """Step 3: import exactly the files that were checked."""
+    _require_catalog_admin(request)
+    staged = staged_import_get(token=token, user=request.user)
+    if staged is None:
+        raise Http404("No such checked import.")
+    try:
+        staged = catalog_import_confirm(staged=staged, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        if staged.applied:
+            messages.success(request, f"Imported: {staged.summary}")
+        else:
+            messages.error(request, "The catalog changed since the check; nothing was imported.")
+    return redirect("catalog:import-staged", token=staged.token)
+
+
+# --- model versions ---------------------------------------------------------------------------
+
+
+class ModelVersionForm(forms.Form):
+    name = forms.CharField(max_length=255)
+    checkpoint_dir = forms.CharField(
+        max_length=1000,
+        label="Checkpoint folder",
+        help_text="Folder on the server with model_config.json, model.safetensors and "
+        "training_manifest.json",
+    )
+    override_reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Only if the training set contains opted-out recordings: why it is allowed",
+    )
+
+
+@login_required
+def model_version_list(request: HttpRequest) -> HttpResponse:
+    _require_catalog_admin(request)
+    versions = ModelVersion.objects.annotate(
+        training_set_size=Count("training_set_entries")
+    ).prefetch_related("artifacts")
+    page = Paginator(versions.order_by("-created_at", "-id"), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    rows = [(version, model_version_artifact_statuses(version)) for version in page]
+    return render(request, "catalog/model_versions.html", {"page_obj": page, "rows": rows})
+
+
+@login_required
+def model_version_register_page(request: HttpRequest) -> HttpResponse:
+    _require_catalog_admin(request)
+    form = ModelVersionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            version = model_version_register(
+                name=form.cleaned_data["name"],
+                checkpoint_dir=form.cleaned_data["checkpoint_dir"],
+                override_reason=form.cleaned_data["override_reason"] or None,
+                actor=request.user,
+            )
+        except ApplicationError as exc:
+            _form_error(form, exc)
+        else:
+            messages.success(request, f"Model version {version.name} is registered.")
+            return redirect("catalog:model-version", pk=version.pk)
+    return render(request, "catalog/model_version_register.html", {"form": form})
+
+
+@login_required
+@require_GET
+def model_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_catalog_admin(request)
+    version = get_object_or_404(ModelVersion, pk=pk)
+    entries = Paginator(training_set_entries(version), PAGE_SIZE).get_page(request.GET.get("page"))
+    artifacts = model_version_artifact_statuses(version)
+    return render(
+        request,
+        "catalog/model_version_detail.html",
+        {
+            "version": version,
+            "artifacts": artifacts,
+            "can_compute": all(a["done"] for a in artifacts)
+            and any(a["status"] != "ready" for a in artifacts),
+            "page_obj": entries,
+            "status_url": reverse("catalog:model-version-status", args=[version.pk]),
+        },
+    )
+
+
+@login_required
+@require_GET
+def model_version_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """The artifacts' progress, polled by static/js/live-status.js."""
+    _require_catalog_admin(request)
+    version = get_object_or_404(ModelVersion, pk=pk)
+    items = model_version_artifact_statuses(version)
+    return JsonResponse({"items": items, "done": all(item["done"] for item in items)})
+
+
+@login_required
+@require_POST
+def model_version_compute_artifacts(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_catalog_admin(request)
+    version = get_object_or_404(ModelVersion, pk=pk)
+    try:
+        model_version_artifacts_queue(model_version=version, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, "Computing the Fisher information and the training-set losses is queued."
+        )
+    return redirect("catalog:model-version", pk=version.pk)

@@ -120,24 +120,6 @@ class TestPages:
         assert response.status_code == 200  # form error: not a choice for this user
         assert not OptOut.objects.exists()
 
-    def test_import_page_checks_then_applies(self, client, catalog_folder):
-        folder = catalog_folder.write()
-        client.force_login(UserFactory(role=CATALOG_ADMIN))
-
-        def post(apply):
-            with (folder / "rights_holders.csv").open("rb") as holders:
-                data = {"rights_holders": holders}
-                if apply:
-                    data["apply"] = "on"
-                return client.post("/catalog/import/", data)
-
-        response = post(apply=False)
-        assert "No problems found" in response.content.decode()
-        assert not RightsHolder.objects.exists()
-        response = post(apply=True)
-        assert "Imported" in response.content.decode()
-        assert RightsHolder.objects.count() == 2
-
     @pytest.mark.parametrize("role", [FINANCE, RIGHTS_HOLDER])
     def test_import_page_is_for_catalog_admins_only(self, client, role):
         client.force_login(UserFactory(role=role))

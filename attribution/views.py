@@ -1,0 +1,180 @@
+"""Pages of generations and attribution runs.
+
+* ``generations``: rights holders see the generations that paid them (with what each
+  paid); catalog admins and finance see every generation with its latest run.
+* ``generation``: the prompt, an audio player, the chart of the attribution scores of the
+  whole training set (the holder's own tracks highlighted), and the paid tracks with
+  their scores, shares and amounts (a holder: only theirs).
+* ``jobs`` (catalog admins): attribution runs with live status, progress, failures with
+  their reasons, and Re-run for failed runs.
+
+Another holder's generation, and its audio, do not exist for a holder (404). Every page
+parses input and calls one selector or service.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from attribution import selectors, services
+from attribution.charts import attribution_distribution_svg
+from attribution.models import AttributionRun, Generation
+from attribution.streaming import ranged_file_response
+from core.exceptions import ApplicationError
+from core.roles import CATALOG_ADMIN, user_has_role
+
+PAGE_SIZE = 50
+MAX_STATUS_IDS = 200
+
+
+def _require_reader(request: HttpRequest) -> None:
+    if not selectors.user_may_read_generation_pages(request.user):
+        raise PermissionDenied("This page is for rights holders, catalog admins and finance.")
+
+
+def _require_catalog_admin(request: HttpRequest) -> None:
+    if not user_has_role(request.user, CATALOG_ADMIN):
+        raise PermissionDenied("This page is for catalog admins.")
+
+
+@login_required
+@require_GET
+def generation_list(request: HttpRequest) -> HttpResponse:
+    _require_reader(request)
+    for_holder = not selectors.user_sees_all_generations(request.user)
+    if for_holder:
+        generations = selectors.generations_paying_user(request.user)
+    else:
+        generations = selectors.generations_for_user(request.user).order_by("-created_at", "-id")
+        if request.GET.get("status") in Generation.Status.values:
+            generations = generations.filter(status=request.GET["status"])
+    page = Paginator(generations, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = selectors.generation_rows(page.object_list, for_holder=for_holder)
+    active = [row.run.pk for row in rows if row.status is not None and not row.status["done"]]
+    return render(
+        request,
+        "attribution/generations.html",
+        {
+            "page_obj": page,
+            "rows": rows,
+            "for_holder": for_holder,
+            "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
+            "statuses": Generation.Status.choices,
+            "status_url": _status_url(active),
+        },
+    )
+
+
+def _status_url(run_ids: list[int]) -> str:
+    if not run_ids:
+        return ""
+    return f"{reverse('attribution:jobs-status')}?ids={','.join(map(str, run_ids))}"
+
+
+@login_required
+@require_GET
+def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    _require_reader(request)
+    generation = get_object_or_404(selectors.generations_for_user(request.user), pk=pk)
+    detail = selectors.generation_detail(generation=generation, user=request.user)
+    chart = None
+    if detail.run is not None and detail.run.scores:
+        chart = attribution_distribution_svg(
+            detail.run.scores,
+            highlight=detail.highlight_positions,
+            highlight_label=detail.highlight_label,
+        )
+    rows = Paginator(detail.rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    runs = []
+    if not detail.for_holder:
+        runs = [
+            (run, selectors.run_status(run), selectors.run_may_rerun(run))
+            for run in selectors.runs_for_user(request.user).filter(generation=generation)
+        ]
+    return render(
+        request,
+        "attribution/generation_detail.html",
+        {
+            "generation": generation,
+            "detail": detail,
+            "chart": chart,
+            "page_obj": rows,
+            "runs": runs,
+            "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
+            "status_url": _status_url([run.pk for run, status, _ in runs if not status["done"]]),
+        },
+    )
+
+
+@login_required
+@require_GET
+def generation_audio(request: HttpRequest, pk: int) -> HttpResponse:
+    """The generated audio, for the page's player (byte ranges supported)."""
+    _require_reader(request)
+    generation = get_object_or_404(selectors.generations_for_user(request.user), pk=pk)
+    return ranged_file_response(
+        request, generation.audio, filename=f"generation-{generation.pk}.wav"
+    )
+
+
+@login_required
+@require_GET
+def job_list(request: HttpRequest) -> HttpResponse:
+    """Attribution runs, newest first, with live status (catalog admins)."""
+    _require_catalog_admin(request)
+    runs = selectors.runs_for_user(request.user)
+    status = request.GET.get("status")
+    if status in AttributionRun.Status.values:
+        runs = runs.filter(status=status)
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [(run, selectors.run_status(run), selectors.run_may_rerun(run)) for run in page]
+    return render(
+        request,
+        "attribution/jobs.html",
+        {
+            "page_obj": page,
+            "rows": rows,
+            "statuses": AttributionRun.Status.choices,
+            "status": status,
+            "status_url": _status_url([run.pk for run, s, _ in rows if not s["done"]]),
+        },
+    )
+
+
+@login_required
+@require_GET
+def job_status(request: HttpRequest) -> JsonResponse:
+    """``{"items": [run status...], "done": bool}`` for ``?ids=1,2,3`` (polled by
+    static/js/live-status.js)."""
+    _require_reader(request)
+    ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()]
+    items = selectors.run_statuses(user=request.user, ids=ids[:MAX_STATUS_IDS])
+    return JsonResponse({"items": items, "done": all(item["done"] for item in items)})
+
+
+@login_required
+@require_POST
+def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
+    """Re-run a failed attribution run (catalog admins); audited by the service."""
+    _require_catalog_admin(request)
+    run = get_object_or_404(selectors.runs_for_user(request.user), pk=pk)
+    try:
+        rerun = services.attribution_run_rerun(
+            run=run, actor=request.user, reason=request.POST.get("reason", "")[:1000]
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Run {run.pk} is re-run as run {rerun.pk}.")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = reverse("attribution:jobs")
+    return redirect(target)

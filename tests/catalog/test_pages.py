@@ -1,0 +1,361 @@
+"""Catalog admin pages and API: the two-step import (upload and check -> confirm the same
+files), upload limits, model versions with their artifacts, and who may use them."""
+
+import io
+from pathlib import Path
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils.html import escape
+from rest_framework.test import APIClient
+
+from catalog.models import ImportBatch, ModelArtifact, ModelVersion, Recording, RightsHolder
+from catalog.staging import staging_root
+from core.models import AuditEvent
+from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
+from tests.catalog.factories import RecordingFactory, UserFactory
+from tests.catalog.test_model_versions import write_checkpoint
+
+pytestmark = pytest.mark.django_db
+
+KIND_FILES = ("rights_holders", "recordings", "ownership_shares")
+
+
+@pytest.fixture(autouse=True)
+def data_dir(settings, tmp_path):
+    settings.DATA_DIR = tmp_path / "data"
+    return settings.DATA_DIR
+
+
+@pytest.fixture
+def admin(client):
+    account = UserFactory(role=CATALOG_ADMIN)
+    client.force_login(account)
+    return account
+
+
+def upload(path: Path, name: str | None = None) -> SimpleUploadedFile:
+    return SimpleUploadedFile(name or path.name, path.read_bytes(), "text/csv")
+
+
+def upload_all(folder: Path) -> dict:
+    return {kind: upload(folder / f"{kind}.csv") for kind in KIND_FILES}
+
+
+def staged_token(response) -> str:
+    assert response.status_code == 302, response.content.decode()[:2000]
+    location = response["Location"]
+    assert location.startswith("/catalog/import/")
+    return location.rstrip("/").rsplit("/", 1)[1]
+
+
+def staged_folders() -> list[Path]:
+    root = staging_root()
+    return sorted(root.iterdir()) if root.is_dir() else []
+
+
+# --- the two-step import ----------------------------------------------------------------------
+
+
+def test_import_shows_the_report_and_saves_nothing_until_confirmed(client, admin, catalog_folder):
+    catalog_folder.recordings[1][0] = "NOT-AN-ISRC"  # spreadsheet row 3 of recordings.csv
+    folder = catalog_folder.write()
+    response = client.post("/catalog/import/", {**upload_all(folder), "audio_folder": str(folder)})
+    token = staged_token(response)
+    page = client.get(f"/catalog/import/{token}/").content.decode()
+    assert "Problems found: nothing was saved" in page
+    problems = page[
+        page.index('id="import-problems"') : page.index(
+            "</table>", page.index('id="import-problems"')
+        )
+    ]
+    assert '<td>recordings</td><td class="num">3</td><td>isrc</td>' in problems
+    assert 'id="confirm-import"' not in page
+    assert not RightsHolder.objects.exists() and not Recording.objects.exists()
+    assert not ImportBatch.objects.exists()
+    check = AuditEvent.objects.get(action="catalog_import.check", object_id=token)
+    assert check.actor == admin and check.after["problems"] >= 1
+
+    # A confirm of a check with problems imports nothing either.
+    client.post(f"/catalog/import/{token}/confirm/")
+    assert not Recording.objects.exists()
+
+    # Correct the one file and upload it alone: the other two are kept from the check.
+    catalog_folder.recordings[1][0] = "GB-ABC-26-00001"
+    catalog_folder.write()
+    response = client.post(
+        "/catalog/import/",
+        {"recordings": upload(folder / "recordings.csv"), "replaces": token},
+    )
+    fixed = staged_token(response)
+    assert fixed != token
+    page = client.get(f"/catalog/import/{fixed}/").content.decode()
+    assert "Ready to import" in page and 'id="confirm-import"' in page
+    counts = page[page.index('id="import-counts"') :]
+    for kind, created in (("rights_holders", 2), ("recordings", 3), ("ownership_shares", 3)):
+        label = kind.replace("_", " ")
+        assert f'<tr data-kind="{kind}"><td>{label}</td><td class="num">{created}</td>' in counts
+    assert not Recording.objects.exists()
+
+    response = client.post(f"/catalog/import/{fixed}/confirm/", follow=True)
+    page = response.content.decode()
+    assert "Imported" in page
+    assert Recording.objects.count() == 3 and RightsHolder.objects.count() == 2
+    table = page[page.index('id="imported-recordings"') :]
+    for isrc in ("GBABC2600000", "GBABC2600001", "GBABC2600002"):
+        assert isrc in table
+    batch = ImportBatch.objects.get()
+    assert batch.actor == admin and batch.file_names["recordings"] == "recordings.csv"
+    assert AuditEvent.objects.filter(action="catalog_import.apply", actor=admin).count() == 1
+    confirm = AuditEvent.objects.get(action="catalog_import.confirm", object_id=fixed)
+    assert confirm.after["batch"] == batch.pk
+
+    # Confirming again imports nothing twice.
+    client.post(f"/catalog/import/{fixed}/confirm/")
+    assert ImportBatch.objects.count() == 1 and Recording.objects.count() == 3
+
+
+def test_confirm_imports_the_checked_files_not_a_later_change(client, admin, catalog_folder):
+    folder = catalog_folder.write()
+    token = staged_token(
+        client.post("/catalog/import/", {**upload_all(folder), "audio_folder": str(folder)})
+    )
+    # Whatever happens to the admin's own copy after the check does not matter ...
+    (folder / "recordings.csv").write_text("isrc,title,iswc,audio_path\n")
+    client.post(f"/catalog/import/{token}/confirm/")
+    assert Recording.objects.count() == 3
+    # ... but a staged file changed on the server is refused.
+    other = staged_token(
+        client.post(
+            "/catalog/import/",
+            {"rights_holders": upload(folder / "rights_holders.csv"), "audio_folder": ""},
+        )
+    )
+    staged_file = next((staging_root() / other / "rights_holders").iterdir())
+    staged_file.write_text(staged_file.read_text() + "Someone New,artist,,,USD,\n")
+    page = client.post(f"/catalog/import/{other}/confirm/", follow=True).content.decode()
+    assert "changed after it was checked" in page
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("holders.pdf", b"%PDF-1.4", "is not a CSV or XLSX file"),
+        ("holders.xlsx", b"legal_name,kind\nA,artist\n", "is not an XLSX workbook"),
+        ("holders.csv", b"PK\x03\x04binary", "is not a CSV text file"),
+    ],
+)
+def test_wrong_file_types_are_refused_before_anything_is_kept(
+    client, admin, name, content, message
+):
+    response = client.post(
+        "/catalog/import/", {"rights_holders": SimpleUploadedFile(name, content)}
+    )
+    assert response.status_code == 200
+    assert escape(message) in response.content.decode()
+    assert staged_folders() == []
+    assert not AuditEvent.objects.filter(action="catalog_import.check").exists()
+
+
+def test_oversize_files_are_refused_with_the_limit(client, admin, settings, catalog_folder):
+    settings.CATALOG_MAX_IMPORT_BYTES = 64
+    folder = catalog_folder.write()
+    response = client.post("/catalog/import/", {"recordings": upload(folder / "recordings.csv")})
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "an import file may be at most 0.0 MB" in page or "at most" in page
+    assert "recordings.csv" in page
+    assert staged_folders() == []
+
+
+def test_a_check_is_private_to_its_admin(client, admin, catalog_folder):
+    folder = catalog_folder.write()
+    token = staged_token(
+        client.post("/catalog/import/", {**upload_all(folder), "audio_folder": str(folder)})
+    )
+    client.force_login(UserFactory(role=CATALOG_ADMIN))
+    assert client.get(f"/catalog/import/{token}/").status_code == 404
+    assert client.post(f"/catalog/import/{token}/confirm/").status_code == 404
+    assert client.get("/catalog/import/not-a-token/").status_code == 404
+    assert not Recording.objects.exists()
+
+
+def test_confirm_needs_post(client, admin, catalog_folder):
+    folder = catalog_folder.write()
+    token = staged_token(
+        client.post("/catalog/import/", {**upload_all(folder), "audio_folder": str(folder)})
+    )
+    assert client.get(f"/catalog/import/{token}/confirm/").status_code == 405
+    assert not Recording.objects.exists()
+
+
+def test_import_api_check_then_confirm(catalog_folder):
+    folder = catalog_folder.write()
+    api = APIClient()
+    admin = UserFactory(role=CATALOG_ADMIN)
+    api.force_authenticate(admin)
+    with (
+        (folder / "rights_holders.csv").open("rb") as holders,
+        (folder / "recordings.csv").open("rb") as recordings,
+        (folder / "ownership_shares.csv").open("rb") as shares,
+    ):
+        checked = api.post(
+            "/catalog/api/imports/check/",
+            {
+                "rights_holders": holders,
+                "recordings": recordings,
+                "ownership_shares": shares,
+                "audio_folder": str(folder),
+            },
+            format="multipart",
+        )
+    assert checked.status_code == 201, checked.json()
+    body = checked.json()
+    assert body["ok"] and body["can_confirm"] and body["report"]["created"]["recordings"] == 3
+    assert not Recording.objects.exists()
+    token = body["token"]
+    assert api.get(f"/catalog/api/imports/{token}/").json()["state"] == "checked"
+
+    holder_api = APIClient()
+    holder_api.force_authenticate(UserFactory(role=RIGHTS_HOLDER))
+    assert holder_api.post(f"/catalog/api/imports/{token}/confirm/").status_code == 403
+
+    confirmed = api.post(f"/catalog/api/imports/{token}/confirm/")
+    assert confirmed.status_code == 200 and confirmed.json()["state"] == "applied"
+    assert Recording.objects.count() == 3
+    assert confirmed.json()["batch_id"] == ImportBatch.objects.get().pk
+
+
+def test_import_apis_refuse_wrong_types_and_sizes(settings):
+    api = APIClient()
+    api.force_authenticate(UserFactory(role=CATALOG_ADMIN))
+    wrong = api.post(
+        "/catalog/api/imports/check/",
+        {"recordings": SimpleUploadedFile("r.txt", b"isrc\n")},
+        format="multipart",
+    )
+    assert wrong.status_code == 400 and wrong.json()["field"] == "recordings"
+    settings.CATALOG_MAX_IMPORT_BYTES = 10
+    big = io.BytesIO(b"legal_name,kind\n" + b"A,artist\n" * 10)
+    big.name = "rights_holders.csv"
+    refused = api.post("/catalog/api/imports/", {"rights_holders": big}, format="multipart")
+    assert refused.status_code == 400 and "at most" in refused.json()["message"]
+    assert not RightsHolder.objects.exists()
+
+
+# --- model versions ---------------------------------------------------------------------------
+
+
+def test_register_a_model_version_through_the_page(client, admin, tmp_path):
+    recordings = [RecordingFactory() for _ in range(3)]
+    folder = write_checkpoint(tmp_path / "ckpt", recordings)
+    bad = client.post(
+        "/catalog/model-versions/new/", {"name": "v1", "checkpoint_dir": str(tmp_path / "none")}
+    )
+    assert bad.status_code == 200 and "is not a folder" in bad.content.decode()
+    response = client.post(
+        "/catalog/model-versions/new/", {"name": "sao-v1", "checkpoint_dir": str(folder)}
+    )
+    version = ModelVersion.objects.get(name="sao-v1")
+    assert response.status_code == 302 and response["Location"] == (
+        f"/catalog/model-versions/{version.pk}/"
+    )
+    assert version.training_set_entries.count() == 3
+    assert AuditEvent.objects.filter(action="model_version.register", actor=admin).exists()
+    listing = client.get("/catalog/model-versions/").content.decode()
+    assert "sao-v1" in listing and '<table class="sortable"' in listing
+
+
+def test_model_version_page_shows_artifacts_and_queues_their_computation(
+    client, admin, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    from attribution import tasks
+
+    recordings = [RecordingFactory() for _ in range(2)]
+    folder = write_checkpoint(tmp_path / "ckpt", recordings)
+    client.post("/catalog/model-versions/new/", {"name": "v2", "checkpoint_dir": str(folder)})
+    version = ModelVersion.objects.get(name="v2")
+    url = f"/catalog/model-versions/{version.pk}/"
+    page = client.get(url).content.decode()
+    assert "Diagonal Fisher information" in page and "Cached training-set losses" in page
+    assert page.count("Not computed") == 2
+    assert f'data-live-status-url="{url}status/"' in page
+    assert "js/live-status.js" in page or 'id="compute-artifacts"' in page
+
+    queued = []
+    monkeypatch.setattr(tasks.compute_model_artifacts, "delay", queued.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"{url}compute-artifacts/")
+    assert response.status_code == 302
+    assert queued == [version.pk]
+    assert set(version.artifacts.values_list("status", flat=True)) == {"computing"}
+    event = AuditEvent.objects.get(action="model_version.artifacts_queue")
+    assert event.actor == admin and event.object_id == str(version.pk)
+
+    ModelArtifact.objects.filter(model_version=version, kind="fisher").update(progress_percent=37)
+    status = client.get(f"{url}status/").json()
+    fisher = next(item for item in status["items"] if item["kind"] == "fisher")
+    assert fisher["percent"] == 37 and fisher["label"] == "Computing: 37 %"
+    assert status["done"] is False
+    page = client.get(url).content.decode()
+    assert 'value="37"' in page and 'id="compute-artifacts"' not in page
+
+    # A second request while it computes is refused, and nothing more is queued.
+    refused = client.post(f"{url}compute-artifacts/", follow=True).content.decode()
+    assert "already computing" in refused
+    assert queued == [version.pk]
+
+    api = APIClient()
+    api.force_authenticate(admin)
+    artifacts = api.get(f"/catalog/api/model-versions/{version.pk}/artifacts/").json()
+    assert {a["kind"]: a["percent"] for a in artifacts} == {"fisher": 37, "base_losses": 0}
+    assert (
+        api.post(f"/catalog/api/model-versions/{version.pk}/compute-artifacts/").status_code == 400
+    )
+
+
+def test_compute_artifacts_api_is_for_catalog_admins(tmp_path):
+    recordings = [RecordingFactory() for _ in range(2)]
+    from catalog.services import model_version_register
+
+    version = model_version_register(
+        name="v3", checkpoint_dir=write_checkpoint(tmp_path / "c", recordings), actor=None
+    )
+    api = APIClient()
+    api.force_authenticate(UserFactory(role=FINANCE))
+    assert api.get(f"/catalog/api/model-versions/{version.pk}/artifacts/").status_code == 200
+    assert (
+        api.post(f"/catalog/api/model-versions/{version.pk}/compute-artifacts/").status_code == 403
+    )
+    assert set(version.artifacts.values_list("status", flat=True)) == {"missing"}
+
+
+# --- who may use the admin pages --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("role", [FINANCE, RIGHTS_HOLDER, None])
+@pytest.mark.parametrize(
+    "url", ["/catalog/import/", "/catalog/model-versions/", "/catalog/model-versions/new/"]
+)
+def test_admin_pages_are_403_for_other_roles(client, role, url):
+    client.force_login(UserFactory(role=role))
+    assert client.get(url).status_code == 403
+
+
+@pytest.mark.parametrize("role", [FINANCE, RIGHTS_HOLDER])
+def test_admin_posts_are_403_for_other_roles(client, role, tmp_path, catalog_folder):
+    recordings = [RecordingFactory() for _ in range(2)]
+    from catalog.services import model_version_register
+
+    version = model_version_register(
+        name="v4", checkpoint_dir=write_checkpoint(tmp_path / "c", recordings), actor=None
+    )
+    client.force_login(UserFactory(role=role))
+    folder = catalog_folder.write()
+    assert client.post("/catalog/import/", upload_all(folder)).status_code == 403
+    assert (
+        client.post(f"/catalog/model-versions/{version.pk}/compute-artifacts/").status_code == 403
+    )
+    assert client.get(f"/catalog/model-versions/{version.pk}/status/").status_code == 403
+    assert staged_folders() == []
+    assert set(version.artifacts.values_list("status", flat=True)) == {"missing"}
