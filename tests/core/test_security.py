@@ -157,9 +157,10 @@ class TestUploadLimits:
     def test_settings_tie_the_catalog_import_to_its_limit(self):
         from config.settings import base
 
-        for name in ("catalog:import", "catalog:api-import"):
-            assert base.UPLOAD_MAX_BYTES_BY_URL_NAME[name] == base.CATALOG_MAX_IMPORT_BYTES
-            reverse(name)  # the names exist
+        for name in ("catalog:import", "catalog:api-import", "catalog:api-import-check"):
+            reverse(name)  # a renamed URL would silently fall back to the default limit
+            limit = base.UPLOAD_MAX_BYTES_BY_URL_NAME[name]
+            assert 3 * base.CATALOG_MAX_IMPORT_BYTES < limit < 4 * base.CATALOG_MAX_IMPORT_BYTES
 
 
 def _upload(name: str, content: bytes):
