@@ -1,17 +1,26 @@
-"""Payout batch exports for finance: CSV and XLSX (pandas), safe to open in a spreadsheet.
+"""Files for people: payout batch exports for finance (CSV and XLSX, pandas) and rights
+holders' statements (CSV and PDF, fpdf2), safe to open in a spreadsheet.
 
 Formula injection: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
 carriage return would be run as a formula by Excel/LibreOffice (OWASP "CSV injection");
 such cells are prefixed with a single quote. Amounts are exact decimal strings in major
-units plus the integer minor units; never floats.
+units (plus the integer minor units in payout files); never floats. Statement amounts are
+written as they are even when negative: a number we format from a ``Decimal`` (``-1.25``)
+is read as a number, never as a formula; every text cell (prompts, titles, memos) is
+neutralised.
 """
 
+import csv
 import io
+from pathlib import Path
 
+import matplotlib
 import pandas as pd
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
 
-from ledger.models import PayoutBatch
-from ledger.money import minor_to_decimal
+from ledger.models import PayoutBatch, Statement
+from ledger.money import accrual_to_text, minor_to_decimal
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = [
@@ -70,3 +79,199 @@ def payout_batch_export(*, batch: PayoutBatch, fmt: str) -> bytes:
             frame.to_excel(writer, index=False, sheet_name=f"payout-batch-{batch.pk}")
         return buffer.getvalue()
     raise ValueError(f"unknown export format {fmt!r}")
+
+
+# --- statements ------------------------------------------------------------------------------
+
+STATEMENT_COLUMNS = [
+    "kind",
+    "entry",
+    "date",
+    "generation",
+    "attribution_run",
+    "description",
+    "tracks",
+    "share_of_pool",
+    "amount",
+    "currency",
+]
+
+
+def statement_rows(*, content: dict) -> list[dict]:
+    """A statement's content as rows: the opening balance, every movement in ledger order
+    (``generation``, ``reversal``, ``payout_failure``, ``payout``), the closing balance.
+    The movements' amounts sum to closing minus opening. Amounts in major units, exact."""
+    currency = content["currency"]
+
+    def money(amount: int) -> str:
+        return accrual_to_text(amount, currency)
+
+    movements = []
+    for line in content["lines"]:
+        movements.append(
+            {
+                "kind": "generation",
+                "entry": line["entry"],
+                "date": line["date"],
+                "generation": line["generation"],
+                "attribution_run": line["attribution_run"],
+                "description": line["prompt"],
+                "tracks": "; ".join(f"{t['isrc']} {money(t['amount'])}" for t in line["tracks"]),
+                "share_of_pool": line["share_of_pool"],
+                "amount": line["amount_display"],
+            }
+        )
+    for item in content["adjustments"]:
+        movements.append(
+            {
+                "kind": item["kind"],
+                "entry": item["entry"],
+                "date": item["booked_at"],
+                "description": item["memo"],
+                "amount": item["amount_display"],
+            }
+        )
+    for item in content["payouts"]:
+        movements.append(
+            {
+                "kind": "payout",
+                "entry": item["entry"],
+                "date": item["booked_at"],
+                "description": f"Payout batch {item['payout_batch']}",
+                "amount": item["amount_display"],
+            }
+        )
+    movements.sort(key=lambda row: row["entry"])
+    rows = [
+        {
+            "kind": "opening_balance",
+            "date": content["period_starts_at"],
+            "amount": content["opening_balance_display"],
+        },
+        *movements,
+        {
+            "kind": "closing_balance",
+            "date": content["period_ends_at"],
+            "amount": content["closing_balance_display"],
+        },
+    ]
+    return [
+        {column: row.get(column, "") for column in STATEMENT_COLUMNS} | {"currency": currency}
+        for row in rows
+    ]
+
+
+def statement_csv(*, statement: Statement) -> bytes:
+    """The statement as CSV (UTF-8, one header row, ``statement_rows``)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=STATEMENT_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in statement_rows(content=statement.content):
+        writer.writerow(
+            {
+                **row,
+                "description": cell_safe(row["description"]),
+                "tracks": cell_safe(row["tracks"]),
+            }
+        )
+    return buffer.getvalue().encode("utf-8")
+
+
+_FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"  # DejaVu ships with matplotlib
+_KIND_LABELS = {
+    "opening_balance": "Opening balance",
+    "generation": "Generation",
+    "reversal": "Reversal",
+    "payout_failure": "Failed payout returned",
+    "payout": "Payout",
+    "closing_balance": "Closing balance",
+}
+
+
+def statement_pdf(*, statement: Statement) -> bytes:
+    """The statement as an A4 PDF: header, summary, then every movement with its tracks.
+
+    Deterministic: the same statement gives the same bytes (the creation date is the
+    statement's generation time, fonts are embedded from matplotlib's DejaVu).
+    """
+    content = statement.content
+    currency = content["currency"]
+    pdf = FPDF(format="A4")
+    pdf.set_creation_date(statement.generated_at)
+    pdf.set_title(f"Royalty statement {statement.pk}")
+    pdf.set_author("Royalty ledger")
+    pdf.set_margins(15, 15, 15)
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_font("DejaVu", "", str(_FONT_DIR / "DejaVuSans.ttf"))
+    pdf.add_font("DejaVu", "B", str(_FONT_DIR / "DejaVuSans-Bold.ttf"))
+    pdf.add_page()
+
+    def para(text: str, size: float = 9, style: str = "") -> None:
+        pdf.set_font("DejaVu", style, size)
+        pdf.multi_cell(0, size * 0.5, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    para("Royalty statement", 16, "B")
+    pdf.ln(1)
+    para(content["rights_holder_name"], 12, "B")
+    para(
+        f"Period {content['period_starts_at'][:16].replace('T', ' ')} to "
+        f"{content['period_ends_at'][:16].replace('T', ' ')} UTC · amounts in {currency}"
+    )
+    para(
+        f"Statement {statement.pk}, frozen {statement.generated_at:%Y-%m-%d %H:%M} UTC · "
+        f"content SHA-256 {statement.content_sha256}",
+        7,
+    )
+    pdf.ln(3)
+    rows = statement_rows(content=content)
+    tracks_of = {line["entry"]: line["tracks"] for line in content["lines"]}
+    adjustments = content["adjustments"]
+    summary = [
+        ("Opening balance", content["opening_balance"]),
+        ("Earned from generations", sum(line["amount"] for line in content["lines"])),
+        ("Reversals", sum(a["amount"] for a in adjustments if a["kind"] == "reversal")),
+        (
+            "Failed payouts returned",
+            sum(a["amount"] for a in adjustments if a["kind"] != "reversal"),
+        ),
+        ("Paid out", sum(payout["amount"] for payout in content["payouts"])),
+        ("Closing balance (owed to you)", content["closing_balance"]),
+    ]
+    pdf.set_font("DejaVu", "", 9)
+    with pdf.table(
+        col_widths=(70, 40),
+        width=110,
+        align="LEFT",
+        text_align=("LEFT", "RIGHT"),
+        first_row_as_headings=False,
+    ) as table:
+        for label, amount in summary:
+            row = table.row()
+            row.cell(label)
+            row.cell(accrual_to_text(amount, currency))
+    pdf.ln(4)
+    para("Movements", 11, "B")
+    pdf.ln(1)
+    pdf.set_font("DejaVu", "", 8)
+    with pdf.table(
+        col_widths=(30, 12, 88, 18, 32),
+        text_align=("LEFT", "RIGHT", "LEFT", "RIGHT", "RIGHT"),
+        line_height=4,
+    ) as table:
+        heading = table.row()
+        for title in ("Date (UTC)", "Entry", "Description", "Share of pool", "Amount"):
+            heading.cell(title)
+        for item in rows:
+            row = table.row()
+            row.cell(item["date"][:16].replace("T", " "))
+            row.cell(str(item["entry"]))
+            description = _KIND_LABELS.get(item["kind"], item["kind"])
+            if item["description"]:
+                description += f": {item['description']}"
+            for track in tracks_of.get(item["entry"], ()):
+                amount = accrual_to_text(track["amount"], currency)
+                description += f"\n  {track['isrc']}  {track['title']}  {amount}"
+            row.cell(description)
+            row.cell(item["share_of_pool"])
+            row.cell(item["amount"])
+    return bytes(pdf.output())

@@ -279,6 +279,14 @@ class PayoutBatch(models.Model):
 
     currency = models.CharField(max_length=3)
     threshold_minor = models.BigIntegerField()
+    period = models.ForeignKey(
+        StatementPeriod,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="payout_batches",
+        help_text="Set: the batch pays only what was earned by the end of this closed period",
+    )
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.DRAFT)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

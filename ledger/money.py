@@ -68,11 +68,27 @@ def minor_to_decimal(amount_minor: int, currency: str) -> Decimal:
     return Decimal(amount_minor).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
 
 
+def decimal_to_minor(amount: Decimal, currency: str) -> int:
+    """Major units as an exact Decimal -> minor units (``12.34`` USD -> 1234). Refuses an
+    amount finer than the currency's minor unit (``12.345`` USD) instead of rounding it."""
+    assert isinstance(amount, Decimal), type(amount)
+    scaled = amount.scaleb(currency_minor_digits(currency))
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} {currency} is finer than the currency's minor unit")
+    return int(scaled)
+
+
 def accrual_to_decimal(amount: int, currency: str) -> Decimal:
     """Accrual units as an exact Decimal in major units (12,345,678 micro-cents -> 0.12345678)."""
     assert isinstance(amount, int), type(amount)
     digits = currency_minor_digits(currency) + 6  # ACCRUAL_SCALE = 10**6
     return Decimal(amount).scaleb(-digits).quantize(Decimal(1).scaleb(-digits))
+
+
+def accrual_to_text(amount: int, currency: str) -> str:
+    """Accrual units as plain decimal text in major units, for pages, files and JSON:
+    ``0.00000005``, never ``str(Decimal)``'s ``5E-8`` (nor ``0E-8`` for zero)."""
+    return format(accrual_to_decimal(amount, currency), "f")
 
 
 def allocate(total: int, weights: Sequence[int]) -> list[int]:

@@ -6,23 +6,39 @@ balances are reported as what the platform owes (the negated, credit-normal sum)
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import Q, QuerySet, Sum
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.functions import Coalesce, TruncMonth
+from django.utils import timezone
 
 from catalog.models import RightsHolder
+from core.roles import FINANCE, user_has_role
 from ledger import hashing
 from ledger.models import (
     GENESIS_HASH,
     Account,
     JournalEntry,
+    PayoutBatch,
+    PayoutLine,
     Posting,
     Settlement,
     SettlementHolderLine,
     SettlementTrackLine,
+    Statement,
     StatementPeriod,
 )
-from ledger.money import accrual_to_decimal
+from ledger.money import accrual_to_minor_floor, accrual_to_text
 
 
 def account_balance(*, account: Account) -> int:
@@ -69,6 +85,233 @@ def rights_holders_for_user(*, user) -> QuerySet[RightsHolder]:
     return RightsHolder.objects.filter(users=user)
 
 
+def holders_visible_to(*, user) -> QuerySet[RightsHolder]:
+    """Whose ledger data ``user`` may read: finance every holder, anyone else the holders
+    they act for (so another holder's statement is simply not found)."""
+    if not user.is_authenticated:
+        return RightsHolder.objects.none()
+    if user_has_role(user, FINANCE):
+        return RightsHolder.objects.all()
+    return rights_holders_for_user(user=user)
+
+
+# --- a rights holder's earnings, balances and next payout ------------------------------------
+
+EARNING_KINDS = (JournalEntry.Kind.SETTLEMENT, JournalEntry.Kind.REVERSAL)
+"""Entry kinds that change what a holder has earned. Payouts and failed payouts only move
+money already earned (a reversal always reverses a settlement: the service refuses others)."""
+
+
+def _holder_postings(*, rights_holder: RightsHolder, currency: str) -> QuerySet[Posting]:
+    return Posting.objects.filter(
+        account__kind=Account.Kind.HOLDER_PAYABLE,
+        account__rights_holder=rights_holder,
+        account__currency=currency,
+    )
+
+
+def holder_currencies(*, rights_holder: RightsHolder) -> list[str]:
+    """Currencies the holder has a payable account in (has ever been credited in)."""
+    return sorted(
+        Account.objects.filter(
+            kind=Account.Kind.HOLDER_PAYABLE, rights_holder=rights_holder
+        ).values_list("currency", flat=True)
+    )
+
+
+def holder_earnings(
+    *, rights_holder: RightsHolder, currency: str, starts_at: datetime, ends_at: datetime
+) -> int:
+    """What the holder earned in [starts_at, ends_at): settlements less their reversals."""
+    total = (
+        _holder_postings(rights_holder=rights_holder, currency=currency)
+        .filter(
+            entry__kind__in=EARNING_KINDS,
+            entry__effective_at__gte=starts_at,
+            entry__effective_at__lt=ends_at,
+        )
+        .aggregate(total=Sum("amount"))["total"]
+    )
+    return -(total or 0)
+
+
+def month_starts(*, now: datetime, months: int) -> list[datetime]:
+    """The first instants of the last ``months`` calendar months up to ``now``'s, oldest
+    first, in the current time zone."""
+    assert months >= 1
+    local = timezone.localtime(now)
+    year, month = local.year, local.month
+    starts = []
+    for _ in range(months):
+        starts.append(
+            local.replace(year=year, month=month, day=1, hour=0, minute=0, second=0, microsecond=0)
+        )
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return starts[::-1]
+
+
+def holder_earnings_by_month(
+    *, rights_holder: RightsHolder, currency: str, now: datetime, months: int = 12
+) -> list[tuple[datetime, int]]:
+    """``[(month start, earnings), ...]`` for the last ``months`` calendar months (zeros
+    included), oldest first; earnings as in ``holder_earnings``."""
+    starts = month_starts(now=now, months=months)
+    rows = (
+        _holder_postings(rights_holder=rights_holder, currency=currency)
+        .filter(entry__kind__in=EARNING_KINDS, entry__effective_at__gte=starts[0])
+        .annotate(month=TruncMonth("entry__effective_at"))
+        .values("month")
+        .annotate(total=Sum("amount"))
+        .values_list("month", "total")
+    )
+    earned = {month: -total for month, total in rows}
+    return [(start, earned.get(start, 0)) for start in starts]
+
+
+@dataclass(frozen=True)
+class EarningsWindow:
+    """The span the dashboard calls "this period"."""
+
+    starts_at: datetime
+    ends_at: datetime
+    period: StatementPeriod | None  # None: no statement period covers now; a calendar month
+
+
+def earnings_window(*, now: datetime) -> EarningsWindow:
+    """The statement period that contains ``now``, else ``now``'s calendar month."""
+    period = StatementPeriod.objects.filter(starts_at__lte=now, ends_at__gt=now).first()
+    if period is not None:
+        return EarningsWindow(period.starts_at, period.ends_at, period)
+    starts_at = month_starts(now=now, months=1)[0]
+    following = month_starts(now=starts_at + timedelta(days=32), months=1)[0]
+    return EarningsWindow(starts_at, following, None)
+
+
+def payout_reserved_minor(*, currency: str) -> dict[int, int]:
+    """Minor units per holder already in pending lines of draft payout batches."""
+    return dict(
+        PayoutLine.objects.filter(
+            batch__status=PayoutBatch.Status.DRAFT,
+            batch__currency=currency,
+            status=PayoutLine.Status.PENDING,
+        )
+        .values("rights_holder_id")
+        .annotate(total=Sum("amount_minor"))
+        .values_list("rights_holder_id", "total")
+    )
+
+
+@dataclass(frozen=True)
+class PayoutEstimate:
+    """What the next payout batch in ``currency`` would pay the holder (see
+    ``ledger.services.payout_batch_create``: whole minor units not already in a draft batch,
+    when they reach the threshold; the rest carries forward)."""
+
+    currency: str
+    balance: int  # accrual units owed now
+    payable_minor: int  # whole minor units of the balance
+    reserved_minor: int  # of those, already in a draft batch awaiting payment
+    threshold_minor: int
+
+    @property
+    def available_minor(self) -> int:
+        return max(self.payable_minor - self.reserved_minor, 0)
+
+    @property
+    def reaches_threshold(self) -> bool:
+        return self.available_minor >= self.threshold_minor
+
+    @property
+    def shortfall_minor(self) -> int:
+        return max(self.threshold_minor - self.available_minor, 0)
+
+
+def payout_estimate(*, rights_holder: RightsHolder, currency: str) -> PayoutEstimate:
+    from ledger.services import payout_minimum_minor
+
+    balance = holder_balance(rights_holder=rights_holder, currency=currency)
+    payable_minor, _ = accrual_to_minor_floor(max(balance, 0))
+    return PayoutEstimate(
+        currency=currency,
+        balance=balance,
+        payable_minor=payable_minor,
+        reserved_minor=payout_reserved_minor(currency=currency).get(rights_holder.pk, 0),
+        threshold_minor=payout_minimum_minor(currency),
+    )
+
+
+@dataclass(frozen=True)
+class CurrencySummary:
+    currency: str
+    balance: int  # accrual units owed now
+    earned_in_window: int  # accrual units earned in the dashboard's window
+    months: list[tuple[datetime, int]]  # earnings per calendar month, oldest first
+    payout: PayoutEstimate
+
+
+@dataclass(frozen=True)
+class HolderDashboard:
+    rights_holder: RightsHolder
+    window: EarningsWindow
+    currencies: list[CurrencySummary]
+
+
+def holder_dashboard(
+    *, rights_holder: RightsHolder, now: datetime | None = None, months: int = 12
+) -> HolderDashboard:
+    """Per currency the holder was ever credited in: balance, earnings in the current
+    period and per month, and the next payout estimate."""
+    now = now or timezone.now()
+    window = earnings_window(now=now)
+    summaries = []
+    for currency in holder_currencies(rights_holder=rights_holder):
+        estimate = payout_estimate(rights_holder=rights_holder, currency=currency)
+        summaries.append(
+            CurrencySummary(
+                currency=currency,
+                balance=estimate.balance,
+                earned_in_window=holder_earnings(
+                    rights_holder=rights_holder,
+                    currency=currency,
+                    starts_at=window.starts_at,
+                    ends_at=window.ends_at,
+                ),
+                months=holder_earnings_by_month(
+                    rights_holder=rights_holder, currency=currency, now=now, months=months
+                ),
+                payout=estimate,
+            )
+        )
+    return HolderDashboard(rights_holder=rights_holder, window=window, currencies=summaries)
+
+
+@dataclass(frozen=True)
+class StatementRow:
+    period: StatementPeriod
+    currency: str
+    statement: Statement | None  # None until first opened (then frozen)
+
+
+def holder_statement_rows(*, rights_holder: RightsHolder) -> list[StatementRow]:
+    """The holder's statements, newest period first: one per closed period and currency,
+    for the periods that ended after the holder's account in that currency was opened."""
+    opened = dict(
+        Account.objects.filter(
+            kind=Account.Kind.HOLDER_PAYABLE, rights_holder=rights_holder
+        ).values_list("currency", "created_at")
+    )
+    stored = {
+        (s.period_id, s.currency): s for s in Statement.objects.filter(rights_holder=rights_holder)
+    }
+    rows = []
+    for period in StatementPeriod.objects.filter(closed_at__isnull=False).order_by("-starts_at"):
+        for currency in sorted(opened):
+            statement = stored.get((period.pk, currency))
+            if statement is not None or period.ends_at > opened[currency]:
+                rows.append(StatementRow(period, currency, statement))
+    return rows
+
+
 # --- statements ------------------------------------------------------------------------------
 
 
@@ -108,7 +351,7 @@ def statement_compute(
     }
 
     def money(amount: int) -> str:
-        return str(accrual_to_decimal(amount, currency))
+        return accrual_to_text(amount, currency)
 
     lines, adjustments, payouts = [], [], []
     for p in in_period:
@@ -203,6 +446,11 @@ class VerificationReport:
     @property
     def ok(self) -> bool:
         return self.first_break is None
+
+    def __str__(self) -> str:
+        if self.ok:
+            return f"Ledger OK up to #{self.head_seq} ({self.entries_checked} entries)"
+        return f"Ledger verification failed at {self.first_break}"
 
 
 def _chunks(chunk_size: int) -> Iterator[list[JournalEntry]]:
@@ -372,3 +620,165 @@ def ledger_verify(
     if off:
         return fail(None, f"trial balance is not zero: {off}")
     return report
+
+
+# --- finance: accounts, journal, payout batches ----------------------------------------------
+
+
+def accounts_with_balances() -> QuerySet[Account]:
+    """Every account with ``balance``: the debit-positive sum of its postings."""
+    return (
+        Account.objects.select_related("rights_holder")
+        .annotate(
+            balance=Coalesce(Sum("postings__amount"), Value(0), output_field=BigIntegerField())
+        )
+        .order_by("key")
+    )
+
+
+def journal_entries() -> QuerySet[JournalEntry]:
+    """The journal, newest first, with ``debits`` (the amount the entry moves) and
+    ``posting_count``, computed per listed entry."""
+    postings = Posting.objects.filter(entry=OuterRef("seq")).values("entry")
+    return JournalEntry.objects.annotate(
+        debits=Subquery(
+            postings.filter(amount__gt=0).annotate(total=Sum("amount")).values("total"),
+            output_field=BigIntegerField(),
+        ),
+        posting_count=Subquery(
+            postings.annotate(n=Count("index")).values("n"), output_field=BigIntegerField()
+        ),
+    ).order_by("-seq")
+
+
+@dataclass(frozen=True)
+class EntryDetail:
+    entry: JournalEntry
+    postings: list[Posting]
+    hash_ok: bool  # the entry's hash recomputes from its prev_hash, content and postings
+    settlement: Settlement | None
+    track_lines: list[SettlementTrackLine]
+    holder_lines: list[SettlementHolderLine]
+    provenance_ok: bool | None  # settlements: the stored lines still hash to provenance_sha256
+    reversed_by: list[JournalEntry]
+
+
+def journal_entry_detail(*, entry: JournalEntry) -> EntryDetail:
+    """One entry with its postings and, for a settlement, the provenance that decided it
+    (generation, attribution run, checkpoint and scores hashes, per-track and per-holder
+    lines), each hash recomputed here as ``ledger_verify`` does for the whole chain."""
+    postings = list(
+        entry.postings.select_related("account", "account__rights_holder").order_by("index")
+    )
+    content = entry_content_of(
+        entry, [(p.index, p.account.key, p.currency, p.amount) for p in postings]
+    )
+    hash_ok = hashing.entry_hash(entry.prev_hash, content) == entry.hash
+    settlement = (
+        Settlement.objects.filter(journal_entry=entry)
+        .select_related("generation", "attribution_run")
+        .first()
+    )
+    track_lines: list[SettlementTrackLine] = []
+    holder_lines: list[SettlementHolderLine] = []
+    provenance_ok = None
+    if settlement is not None:
+        track_lines = list(settlement.tracks.select_related("recording").order_by("position"))
+        holder_lines = list(
+            settlement.holders.select_related("rights_holder").order_by("rights_holder_id")
+        )
+        provenance = settlement_provenance(
+            settlement,
+            [(t.position, t.recording_id, t.weight, t.amount) for t in track_lines],
+            [(h.rights_holder_id, h.amount, h.tracks) for h in holder_lines],
+        )
+        digest = hashing.sha256_hex(hashing.canonical_json(provenance))
+        provenance_ok = digest == settlement.provenance_sha256 == entry.provenance_sha256
+    return EntryDetail(
+        entry=entry,
+        postings=postings,
+        hash_ok=hash_ok,
+        settlement=settlement,
+        track_lines=track_lines,
+        holder_lines=holder_lines,
+        provenance_ok=provenance_ok,
+        reversed_by=list(JournalEntry.objects.filter(reverses=entry).order_by("seq")),
+    )
+
+
+def holder_payable_due(*, currency: str, through: datetime) -> dict[int, int]:
+    """What the platform owed each holder for earnings booked before ``through``, as of
+    now (accrual units): today's balance less the earnings booked since (settlements after
+    ``through`` and reversals of those). Payouts and failed payouts after ``through``
+    count, because they settle or restore money earned earlier; a later reversal of an
+    earlier settlement counts too. Never more than today's balance."""
+    later = (
+        Posting.objects.filter(
+            account__kind=Account.Kind.HOLDER_PAYABLE,
+            account__currency=currency,
+            entry__effective_at__gte=through,
+        )
+        .filter(
+            Q(entry__kind=JournalEntry.Kind.SETTLEMENT)
+            | Q(
+                entry__kind=JournalEntry.Kind.REVERSAL,
+                entry__reverses__effective_at__gte=through,
+            )
+        )
+        .values("account__rights_holder_id")
+        .annotate(total=Sum("amount"))
+        .values_list("account__rights_holder_id", "total")
+    )
+    earned_later = {holder_id: -total for holder_id, total in later}
+    return {
+        holder_id: balance - earned_later.get(holder_id, 0)
+        for holder_id, balance in holder_payable_balances(currency=currency).items()
+    }
+
+
+def payout_batches() -> QuerySet[PayoutBatch]:
+    """Payout batches, newest first, with their line count and totals (minor units)."""
+    return (
+        PayoutBatch.objects.select_related("created_by", "period")
+        .order_by("-created_at", "-id")
+        .annotate(
+            line_count=Count("lines"),
+            total_minor=Coalesce(
+                Sum("lines__amount_minor"), Value(0), output_field=BigIntegerField()
+            ),
+            failed_minor=Coalesce(
+                Sum("lines__amount_minor", filter=Q(lines__status=PayoutLine.Status.FAILED)),
+                Value(0),
+                output_field=BigIntegerField(),
+            ),
+        )
+    )
+
+
+@dataclass(frozen=True)
+class PayoutBatchDetail:
+    batch: PayoutBatch
+    lines: list[PayoutLine]
+    totals_minor: dict[str, int]  # per line status, plus "all"
+    entries: list[JournalEntry]  # the payout entry and any failed-line reversals
+
+
+def payout_batch_detail(*, batch: PayoutBatch) -> PayoutBatchDetail:
+    lines = list(batch.lines.select_related("rights_holder").order_by("rights_holder__legal_name"))
+    totals = {status: 0 for status in PayoutLine.Status.values}
+    for line in lines:
+        totals[line.status] += line.amount_minor
+    totals["all"] = sum(line.amount_minor for line in lines)
+    return PayoutBatchDetail(
+        batch=batch,
+        lines=lines,
+        totals_minor=totals,
+        entries=list(batch.entries.order_by("seq")),
+    )
+
+
+def ledger_verifications(*, limit: int = 10):
+    """The latest recorded runs of ``ledger.services.ledger_verification_run``."""
+    from core.models import AuditEvent
+
+    return AuditEvent.objects.filter(action="ledger.verify").select_related("actor")[:limit]

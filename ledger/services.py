@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min, Sum
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from attribution.models import AttributionRun, Generation
@@ -48,6 +49,9 @@ from ledger.splits import (
     policy_from_settings,
     track_weights,
 )
+
+if TYPE_CHECKING:
+    from ledger.selectors import VerificationReport
 
 PERCENT_QUANTUM = Decimal("0.0001")  # ownership percents have 4 decimal places
 
@@ -677,31 +681,35 @@ def payout_batch_create(
     *,
     currency: str,
     threshold_minor: int | None = None,
+    period: StatementPeriod | None = None,
     actor: AbstractBaseUser | None = None,
 ) -> PayoutBatch:
     """A draft batch paying every holder whose payable balance reaches the threshold.
 
     A line pays the whole minor units of the balance not already in another draft batch;
-    holders below the threshold, and the sub-minor remainder, carry forward.
+    holders below the threshold, and the sub-minor remainder, carry forward. With a closed
+    ``period``, a line pays only what was earned by the period's end
+    (``holder_payable_due``); earnings booked later wait for a later batch.
     """
-    from ledger.selectors import holder_payable_balances
+    from ledger.selectors import holder_payable_balances, holder_payable_due, payout_reserved_minor
 
     threshold = payout_minimum_minor(currency) if threshold_minor is None else threshold_minor
     if threshold < 1:
-        raise ApplicationError("The payout threshold must be at least one minor unit.")
-    ledger_lock()
-    reserved = dict(
-        PayoutLine.objects.filter(
-            batch__status=PayoutBatch.Status.DRAFT,
-            batch__currency=currency,
-            status=PayoutLine.Status.PENDING,
+        raise ApplicationError(
+            "The payout threshold must be at least one minor unit.", field="threshold_minor"
         )
-        .values("rights_holder_id")
-        .annotate(total=Sum("amount_minor"))
-        .values_list("rights_holder_id", "total")
-    )
+    if period is not None:
+        period.refresh_from_db()
+        if not period.is_closed:
+            raise ApplicationError("Only a closed period can be paid out.", field="period")
+    ledger_lock()
+    reserved = payout_reserved_minor(currency=currency)
+    if period is None:
+        balances = holder_payable_balances(currency=currency)
+    else:
+        balances = holder_payable_due(currency=currency, through=period.ends_at)
     lines = []
-    for holder_id, balance in holder_payable_balances(currency=currency).items():
+    for holder_id, balance in balances.items():
         if balance <= 0:
             continue
         whole_minor, _ = accrual_to_minor_floor(balance)
@@ -713,6 +721,7 @@ def payout_batch_create(
     batch = PayoutBatch.objects.create(
         currency=currency,
         threshold_minor=threshold,
+        period=period,
         created_by=actor if actor is not None and actor.is_authenticated else None,
     )
     PayoutLine.objects.bulk_create(
@@ -722,9 +731,33 @@ def payout_batch_create(
         actor=actor,
         action="ledger.payout_batch.create",
         obj=batch,
-        after={"lines": len(lines), "total_minor": sum(a for _, a in lines)},
+        after={
+            "lines": len(lines),
+            "total_minor": sum(a for _, a in lines),
+            "period": period.pk if period is not None else None,
+        },
     )
     return batch
+
+
+@transaction.atomic
+def payout_batch_file_export(
+    *, batch: PayoutBatch, fmt: str, actor: AbstractBaseUser | None = None
+) -> bytes:
+    """The batch's payment file (``ledger.exports.payout_batch_export``: ``csv`` or
+    ``xlsx``). Every export is audited: the file carries the payees' payout details."""
+    from ledger.exports import payout_batch_export
+
+    if fmt not in ("csv", "xlsx"):
+        raise ApplicationError(f"Unknown export format {fmt!r}: csv or xlsx.", field="fmt")
+    data = payout_batch_export(batch=batch, fmt=fmt)
+    audit_record(
+        actor=actor,
+        action="ledger.payout_batch.export",
+        obj=batch,
+        after={"format": fmt, "status": batch.status, "sha256": hashing.sha256_hex(data)},
+    )
+    return data
 
 
 @transaction.atomic
@@ -848,3 +881,32 @@ def payout_line_fail(
         reason=reason,
     )
     return entry
+
+
+# --- verification ----------------------------------------------------------------------------
+
+
+def ledger_verification_run(
+    *, actor: AbstractBaseUser | None = None, anchors: dict[int, str] | None = None
+) -> "VerificationReport":
+    """Run ``ledger_verify`` (a read) and record who ran it and its result in the audit
+    trail, with the head ``seq:hash``: an anchor for a later ``verify_ledger --expect``."""
+    from ledger.selectors import ledger_verify
+
+    report = ledger_verify(anchors=anchors)
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="ledger.verify",
+            obj=report,
+            after={
+                "ok": report.ok,
+                "entries_checked": report.entries_checked,
+                "postings_checked": report.postings_checked,
+                "settlements_checked": report.settlements_checked,
+                "first_break": report.first_break,
+                "head": f"{report.head_seq}:{report.head_hash}",
+                "anchors": {str(seq): digest for seq, digest in sorted((anchors or {}).items())},
+            },
+        )
+    return report

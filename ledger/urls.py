@@ -1,17 +1,38 @@
-"""URL routes of the ledger: the read-only API under ``/ledger/api/``."""
+"""URL routes of the ledger: pages under ``/ledger/``, the REST API under ``/ledger/api/``."""
 
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from ledger import apis
+from ledger import apis, views
 
 app_name = "ledger"
 
 router = DefaultRouter()
 router.register("entries", apis.JournalEntryViewSet, basename="entry")
+router.register("accounts", apis.AccountViewSet, basename="account")
 router.register("statements", apis.StatementViewSet, basename="statement")
+router.register("payout-batches", apis.PayoutBatchViewSet, basename="payout-batch")
+
+statement = "statements/<int:holder_id>/<int:period_id>/<str:currency>/"
 
 urlpatterns = [
+    # Rights holders (and finance, for any holder).
+    path("", views.dashboard, name="dashboard"),
+    path("statements/", views.statement_list, name="statements"),
+    path(statement, views.statement_detail, name="statement"),
+    path(f"{statement}csv/", views.statement_download, {"fmt": "csv"}, name="statement-csv"),
+    path(f"{statement}pdf/", views.statement_download, {"fmt": "pdf"}, name="statement-pdf"),
+    # Finance.
+    path("journal/", views.journal, name="journal"),
+    path("journal/<int:seq>/", views.entry_detail, name="entry"),
+    path("accounts/", views.account_list, name="accounts"),
+    path("verify/", views.verify, name="verify"),
+    path("payouts/", views.payout_batches, name="payouts"),
+    path("payouts/<int:pk>/", views.payout_batch_detail, name="payout"),
+    path("payouts/<int:pk>/export/", views.payout_batch_export, name="payout-export"),
+    path("payouts/<int:pk>/mark-paid/", views.payout_batch_mark_paid, name="payout-mark-paid"),
+    path("payouts/lines/<int:pk>/fail/", views.payout_line_fail, name="payout-line-fail"),
+    # API.
     path("api/balances/", apis.BalanceApi.as_view(), name="api-balances"),
     path("api/", include(router.urls)),
 ]

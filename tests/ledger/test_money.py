@@ -64,3 +64,31 @@ def test_accrual_conversions():
     assert minor_to_decimal(1234, "USD") == Decimal("12.34")
     assert minor_to_decimal(1234, "JPY") == Decimal("1234")
     assert minor_to_decimal(1234, "KWD") == Decimal("1.234")
+
+
+@given(minor=st.integers(min_value=-(10**15), max_value=10**15))
+def test_decimal_to_minor_inverts_minor_to_decimal(minor):
+    from ledger.money import decimal_to_minor
+
+    for currency in ("USD", "JPY", "KWD"):
+        assert decimal_to_minor(minor_to_decimal(minor, currency), currency) == minor
+
+
+def test_decimal_to_minor_refuses_sub_minor_amounts():
+    from ledger.money import decimal_to_minor
+
+    assert decimal_to_minor(Decimal("12.3"), "USD") == 1230
+    with pytest.raises(ValueError, match="finer"):
+        decimal_to_minor(Decimal("12.345"), "USD")
+    with pytest.raises(ValueError, match="finer"):
+        decimal_to_minor(Decimal("1.5"), "JPY")
+
+
+def test_accrual_text_is_plain_decimal_notation():
+    from ledger.money import accrual_to_text
+
+    assert str(accrual_to_decimal(5, "USD")) == "5E-8"  # what str() alone would show
+    assert accrual_to_text(5, "USD") == "0.00000005"
+    assert accrual_to_text(0, "USD") == "0.00000000"
+    assert accrual_to_text(-1_000_500_000, "USD") == "-10.00500000"
+    assert accrual_to_text(7, "JPY") == "0.000007"

@@ -1,0 +1,290 @@
+"""Ledger pages.
+
+Rights holders (only the holders they act for; finance may open any holder's): the
+dashboard (balances, earnings, next payout) and statements (page, CSV, PDF). Finance:
+accounts, the journal and its entries, ledger verification, payout batches. Every finance
+action is a POST (CSRF-checked) to a service that writes the audit trail.
+
+Views parse input, call a selector or service and render; anonymous users are sent to
+log in, users without the role get 403, someone else's statement is 404.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.db.models import QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from catalog.models import RightsHolder
+from core.exceptions import ApplicationError
+from core.roles import FINANCE, role_required, user_has_role
+from ledger import selectors, services
+from ledger.charts import earnings_per_month_svg
+from ledger.exports import statement_csv, statement_pdf
+from ledger.filters import AccountFilter, JournalEntryFilter
+from ledger.forms import PayoutBatchCreateForm, PayoutExportForm, PayoutLineFailForm, VerifyForm
+from ledger.models import JournalEntry, PayoutBatch, PayoutLine, Statement, StatementPeriod
+
+PAGE_SIZE = 50
+finance_required = role_required(FINANCE)
+
+
+def _page(request: HttpRequest, rows):
+    return Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _selected_holder(request: HttpRequest, own: QuerySet[RightsHolder]) -> RightsHolder | None:
+    """``?holder=ID`` among the holders the user may read (404 otherwise), else the first
+    holder the user acts for."""
+    raw = request.GET.get("holder")
+    if raw:
+        if not raw.isdigit():
+            raise Http404("No such rights holder.")
+        return get_object_or_404(selectors.holders_visible_to(user=request.user), pk=int(raw))
+    return own.order_by("legal_name").first()
+
+
+def file_response(data: bytes, *, content_type: str, filename: str) -> HttpResponse:
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+# --- rights holders --------------------------------------------------------------------------
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    own = selectors.rights_holders_for_user(user=request.user)
+    holder = _selected_holder(request, own)
+    if holder is None:
+        if user_has_role(request.user, FINANCE):
+            return redirect("ledger:journal")
+        return render(request, "ledger/no_holder.html")
+    dashboard = selectors.holder_dashboard(rights_holder=holder)
+    sections = [
+        (summary, earnings_per_month_svg(months=summary.months, currency=summary.currency))
+        for summary in dashboard.currencies
+    ]
+    return render(
+        request,
+        "ledger/dashboard.html",
+        {
+            "dashboard": dashboard,
+            "holder": holder,
+            "holders": list(own.order_by("legal_name")),
+            "sections": sections,
+        },
+    )
+
+
+@login_required
+def statement_list(request: HttpRequest) -> HttpResponse:
+    own = selectors.rights_holders_for_user(user=request.user)
+    holder = _selected_holder(request, own)
+    if holder is None:
+        return render(request, "ledger/no_holder.html")
+    rows = selectors.holder_statement_rows(rights_holder=holder)
+    return render(
+        request,
+        "ledger/statements.html",
+        {
+            "holder": holder,
+            "holders": list(own.order_by("legal_name")),
+            "page": _page(request, rows),
+        },
+    )
+
+
+def _statement(request: HttpRequest, holder_id: int, period_id: int, currency: str) -> Statement:
+    """The statement, frozen the first time it is opened (``statement_generate`` returns
+    the same statement, re-checked against the ledger, every later time). 404 unless the
+    user may read the holder, the period is closed and the holder has that currency."""
+    holder = get_object_or_404(selectors.holders_visible_to(user=request.user), pk=holder_id)
+    period = get_object_or_404(StatementPeriod, pk=period_id, closed_at__isnull=False)
+    if currency not in selectors.holder_currencies(rights_holder=holder):
+        raise Http404("The rights holder has no account in this currency.")
+    return services.statement_generate(
+        rights_holder=holder, period=period, currency=currency, actor=request.user
+    )
+
+
+def _statement_filename(statement: Statement, extension: str) -> str:
+    return (
+        f"statement-{statement.rights_holder_id}-{statement.period.starts_at:%Y-%m-%d}-"
+        f"{statement.currency}.{extension}"
+    )
+
+
+@login_required
+def statement_detail(
+    request: HttpRequest, holder_id: int, period_id: int, currency: str
+) -> HttpResponse:
+    try:
+        statement = _statement(request, holder_id, period_id, currency)
+    except ApplicationError as exc:
+        return render(request, "ledger/statement_error.html", {"message": exc.message}, status=409)
+    return render(
+        request,
+        "ledger/statement.html",
+        {"statement": statement, "content": statement.content, "holder": statement.rights_holder},
+    )
+
+
+@login_required
+def statement_download(
+    request: HttpRequest, holder_id: int, period_id: int, currency: str, fmt: str
+) -> HttpResponse:
+    try:
+        statement = _statement(request, holder_id, period_id, currency)
+    except ApplicationError as exc:
+        return render(request, "ledger/statement_error.html", {"message": exc.message}, status=409)
+    if fmt == "csv":
+        data, content_type = statement_csv(statement=statement), "text/csv; charset=utf-8"
+    else:
+        data, content_type = statement_pdf(statement=statement), "application/pdf"
+    return file_response(
+        data, content_type=content_type, filename=_statement_filename(statement, fmt)
+    )
+
+
+# --- finance: accounts, journal, verification ------------------------------------------------
+
+
+@finance_required
+def account_list(request: HttpRequest) -> HttpResponse:
+    accounts = AccountFilter(request.GET, queryset=selectors.accounts_with_balances())
+    return render(
+        request,
+        "ledger/accounts.html",
+        {
+            "filter": accounts,
+            "page": _page(request, accounts.qs),
+            "trial_balance": selectors.trial_balance(),
+        },
+    )
+
+
+@finance_required
+def journal(request: HttpRequest) -> HttpResponse:
+    entries = JournalEntryFilter(request.GET, queryset=selectors.journal_entries())
+    return render(
+        request, "ledger/journal.html", {"filter": entries, "page": _page(request, entries.qs)}
+    )
+
+
+@finance_required
+def entry_detail(request: HttpRequest, seq: int) -> HttpResponse:
+    entry = get_object_or_404(JournalEntry, seq=seq)
+    return render(
+        request, "ledger/entry.html", {"detail": selectors.journal_entry_detail(entry=entry)}
+    )
+
+
+@finance_required
+def verify(request: HttpRequest) -> HttpResponse:
+    form = VerifyForm(request.POST if request.method == "POST" else None)
+    report = None
+    if request.method == "POST" and form.is_valid():
+        report = services.ledger_verification_run(
+            actor=request.user, anchors=form.cleaned_data["expect"]
+        )
+    return render(
+        request,
+        "ledger/verify.html",
+        {"form": form, "report": report, "history": selectors.ledger_verifications()},
+    )
+
+
+# --- finance: payout batches -----------------------------------------------------------------
+
+
+@finance_required
+def payout_batches(request: HttpRequest) -> HttpResponse:
+    form = PayoutBatchCreateForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            batch = services.payout_batch_create(
+                currency=form.cleaned_data["currency"],
+                threshold_minor=form.cleaned_data["threshold_minor"],
+                period=form.cleaned_data["period"],
+                actor=request.user,
+            )
+        except ApplicationError as exc:
+            field = {"threshold_minor": "threshold"}.get(exc.field or "", exc.field)
+            form.add_error(field if field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Payout batch {batch.pk} created as a draft: review it.")
+            return redirect("ledger:payout", pk=batch.pk)
+    return render(
+        request,
+        "ledger/payouts.html",
+        {"form": form, "page": _page(request, selectors.payout_batches())},
+    )
+
+
+@finance_required
+def payout_batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(selectors.payout_batches(), pk=pk)
+    return render(
+        request,
+        "ledger/payout.html",
+        {
+            "detail": selectors.payout_batch_detail(batch=batch),
+            "fail_form": PayoutLineFailForm(),
+        },
+    )
+
+
+@finance_required
+@require_POST
+def payout_batch_export(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(PayoutBatch, pk=pk)
+    form = PayoutExportForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose CSV or XLSX.")
+        return redirect("ledger:payout", pk=batch.pk)
+    fmt = form.cleaned_data["fmt"]
+    data = services.payout_batch_file_export(batch=batch, fmt=fmt, actor=request.user)
+    content_type = {
+        "csv": "text/csv; charset=utf-8",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    }[fmt]
+    return file_response(data, content_type=content_type, filename=f"payout-batch-{batch.pk}.{fmt}")
+
+
+@finance_required
+@require_POST
+def payout_batch_mark_paid(request: HttpRequest, pk: int) -> HttpResponse:
+    batch = get_object_or_404(PayoutBatch, pk=pk)
+    try:
+        entry = services.payout_batch_mark_paid(batch=batch, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Payout batch {batch.pk} is paid: journal entry #{entry.seq}.")
+    return redirect("ledger:payout", pk=batch.pk)
+
+
+@finance_required
+@require_POST
+def payout_line_fail(request: HttpRequest, pk: int) -> HttpResponse:
+    line = get_object_or_404(PayoutLine, pk=pk)
+    form = PayoutLineFailForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give the reason the payment failed.")
+        return redirect("ledger:payout", pk=line.batch_id)
+    try:
+        entry = services.payout_line_fail(
+            line=line, reason=form.cleaned_data["reason"], actor=request.user
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        booked = f"reversed by journal entry #{entry.seq}" if entry else "nothing was booked"
+        messages.success(
+            request, f"Line for {line.rights_holder.legal_name} marked failed: {booked}."
+        )
+    return redirect("ledger:payout", pk=line.batch_id)

@@ -1,0 +1,404 @@
+"""The ledger's pages: each role sees its own data, others get 404/403, actions are audited."""
+
+import csv
+import io
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from attribution.models import Generation
+from core.models import AuditEvent
+from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
+from ledger import selectors, services
+from ledger.hashing import timestamp_canonical
+from ledger.models import JournalEntry, PayoutBatch, PayoutLine, Statement
+from ledger.money import ACCRUAL_SCALE
+from tests.ledger import factories
+from tests.ledger.conftest import settle_known, user_with_role
+
+pytestmark = pytest.mark.django_db
+
+
+def logged_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def statement_url(world, holder=None, suffix=""):
+    holder = holder or world.a
+    return f"/ledger/statements/{holder.pk}/{world.period.pk}/USD/{suffix}"
+
+
+def main_html(response) -> str:
+    """The page without its per-request CSRF tokens."""
+    html = response.content.decode()
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
+
+
+# --- rights holders --------------------------------------------------------------------------
+
+
+def test_dashboard_shows_balance_earnings_chart_and_next_payout(world):
+    page = logged_in(user_with_role(RIGHTS_HOLDER, [world.a])).get("/ledger/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert world.a.legal_name in html and world.b.legal_name not in html
+    # 10.005 + 5.00 - 5.00 (reversed): all booked this calendar month, none paid yet.
+    assert re.search(r'data-testid="balance-USD">10\.00500000<', html)
+    assert re.search(r'data-testid="earned-USD">10\.00500000<', html)
+    assert "<svg" in html and 'aria-label="Earnings per month in USD"' in html
+    # 1000 whole cents reach the 10.00 USD minimum (LEDGER_PAYOUT_MINIMUM_MINOR).
+    payout = html[html.index('data-testid="payout-USD"') :]
+    assert "10.00</div>" in payout[:400] and "in the next payout batch" in payout[:600]
+
+
+def test_dashboard_says_what_is_missing_below_the_payout_minimum(world):
+    html = logged_in(user_with_role(RIGHTS_HOLDER, [world.b])).get("/ledger/").content.decode()
+    assert re.search(r'data-testid="balance-USD">5\.00000000<', html)
+    assert "5.00 of 10.00" in html and "5.00 more to reach the payout minimum" in html
+
+
+def test_a_draft_batch_is_shown_as_reserved(world):
+    services.payout_batch_create(currency="USD", threshold_minor=100)
+    html = logged_in(user_with_role(RIGHTS_HOLDER, [world.a])).get("/ledger/").content.decode()
+    assert "10.00 is already in a payout batch awaiting payment" in html
+    assert "0.00 of 10.00" in html
+
+
+def test_dashboard_of_another_holder_is_404_and_finance_may_open_it(world):
+    holder_a = logged_in(user_with_role(RIGHTS_HOLDER, [world.a]))
+    assert holder_a.get(f"/ledger/?holder={world.b.pk}").status_code == 404
+    assert holder_a.get("/ledger/?holder=x").status_code == 404
+    finance = logged_in(user_with_role(FINANCE))
+    page = finance.get(f"/ledger/?holder={world.b.pk}")
+    assert page.status_code == 200 and world.b.legal_name in page.content.decode()
+
+
+def test_users_without_holders(world):
+    assert logged_in(user_with_role(FINANCE)).get("/ledger/").url == "/ledger/journal/"
+    page = logged_in(user_with_role(CATALOG_ADMIN)).get("/ledger/")
+    assert page.status_code == 200 and "do not act for any rights holder" in page.content.decode()
+
+
+def test_anonymous_users_are_sent_to_log_in(world):
+    for url in ("/ledger/", "/ledger/statements/", statement_url(world), "/ledger/journal/"):
+        response = Client().get(url)
+        assert response.status_code == 302 and response.url.startswith("/accounts/login/"), url
+
+
+def test_statement_list_links_each_closed_period(world):
+    client = logged_in(user_with_role(RIGHTS_HOLDER, [world.a]))
+    open_period = services.statement_period_create(
+        starts_at=timezone.now(), ends_at=timezone.now() + timedelta(days=30)
+    )
+    html = client.get("/ledger/statements/").content.decode()
+    assert statement_url(world) in html and statement_url(world, suffix="csv/") in html
+    assert f"/{open_period.pk}/USD/" not in html  # statements exist for closed periods only
+    assert "on first opening" in html
+    client.get(statement_url(world))
+    html = client.get("/ledger/statements/").content.decode()
+    assert "10.00500000" in html and "on first opening" not in html
+
+
+def test_statement_page_is_identical_each_time_it_is_opened(world):
+    client = logged_in(user_with_role(RIGHTS_HOLDER, [world.a]))
+    first = client.get(statement_url(world))
+    assert first.status_code == 200
+    # More business after the period does not change the period's statement.
+    settle_known(world.entries[0].generation.model_version, heaviest=0, revenue_minor=5000)
+    second = client.get(statement_url(world))
+    assert main_html(first) == main_html(second)
+    html = main_html(first)
+    assert re.search(r'data-testid="opening">0\.00000000<', html)
+    assert re.search(r'data-testid="closing">10\.00500000<', html)
+    assert "Reversal of #3: duplicate generation" in html
+    assert "=HYPERLINK" in html  # shown as text on the page (autoescaped)
+    statement = Statement.objects.get()
+    assert statement.content_sha256 in html
+    assert AuditEvent.objects.filter(action="ledger.statement.generate").count() == 1
+
+
+def test_statement_csv_is_exact_and_formula_safe(world):
+    client = logged_in(user_with_role(RIGHTS_HOLDER, [world.a]))
+    response = client.get(statement_url(world, suffix="csv/"))
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    day = f"{world.period.starts_at:%Y-%m-%d}"
+    assert response["Content-Disposition"] == (
+        f'attachment; filename="statement-{world.a.pk}-{day}-USD.csv"'
+    )
+    e1, _, e3, e4 = world.entries
+    s1, s3 = e1.settlement, e3.settlement
+    isrc = [line.recording.isrc for line in (s1.tracks.get(), s3.tracks.get())]
+    expected = (
+        "kind,entry,date,generation,attribution_run,description,tracks,share_of_pool,amount,"
+        "currency\n"
+        f"opening_balance,,{timestamp_canonical(world.period.starts_at)},,,,,,0.00000000,USD\n"
+        f"generation,1,{timestamp_canonical(e1.generation.created_at)},{e1.generation_id},"
+        f'{e1.attribution_run_id},"\'=HYPERLINK(""http://evil"",""x"")",'
+        f"{isrc[0]} 10.00500000,1.000000,10.00500000,USD\n"
+        f"generation,3,{timestamp_canonical(e3.generation.created_at)},{e3.generation_id},"
+        f'{e3.attribution_run_id},"{e3.generation.prompt}",{isrc[1]} 5.00000000,1.000000,'
+        "5.00000000,USD\n"
+        f"reversal,4,{timestamp_canonical(e4.effective_at)},,,"
+        "Reversal of #3: duplicate generation,,,-5.00000000,USD\n"
+        f"closing_balance,,{timestamp_canonical(world.period.ends_at)},,,,,,10.00500000,USD\n"
+    )
+    assert response.content.decode() == expected
+    rows = list(csv.DictReader(io.StringIO(expected)))
+    movements = [r for r in rows if r["kind"] not in ("opening_balance", "closing_balance")]
+    assert sum(Decimal(r["amount"]) for r in movements) == Decimal(rows[-1]["amount"])
+
+
+def test_statement_pdf_is_a_deterministic_pdf(world):
+    client = logged_in(user_with_role(RIGHTS_HOLDER, [world.a]))
+    first = client.get(statement_url(world, suffix="pdf/"))
+    second = client.get(statement_url(world, suffix="pdf/"))
+    assert first.status_code == 200 and first["Content-Type"] == "application/pdf"
+    assert first.content.startswith(b"%PDF-") and first.content.rstrip().endswith(b"%%EOF")
+    assert first.content == second.content
+    assert b"/Title (Royalty statement " in first.content or b"/Title <" in first.content
+    assert first["Content-Disposition"].endswith('.pdf"')
+
+
+def test_another_holders_statement_and_its_downloads_are_404(world):
+    client = logged_in(user_with_role(RIGHTS_HOLDER, [world.a]))
+    for suffix in ("", "csv/", "pdf/"):
+        assert client.get(statement_url(world, world.b, suffix)).status_code == 404, suffix
+    assert client.get(f"/ledger/statements/?holder={world.b.pk}").status_code == 404
+    assert Statement.objects.filter(rights_holder=world.b).count() == 0  # nothing was frozen
+    # A period that is still open, and a currency the holder never had, do not exist either.
+    open_period = services.statement_period_create(
+        starts_at=timezone.now(), ends_at=timezone.now() + timedelta(days=1)
+    )
+    assert client.get(f"/ledger/statements/{world.a.pk}/{open_period.pk}/USD/").status_code == 404
+    assert client.get(statement_url(world).replace("/USD/", "/EUR/")).status_code == 404
+    # Finance reads every holder's statement.
+    finance = logged_in(user_with_role(FINANCE))
+    assert finance.get(statement_url(world, world.b)).status_code == 200
+
+
+# --- finance pages ---------------------------------------------------------------------------
+
+FINANCE_PAGES = ("/ledger/journal/", "/ledger/accounts/", "/ledger/verify/", "/ledger/payouts/")
+
+
+def test_finance_pages_are_403_for_other_roles_and_actions_refused(world):
+    batch = services.payout_batch_create(currency="USD", threshold_minor=100)
+    line = batch.lines.first()
+    pages = (*FINANCE_PAGES, "/ledger/journal/1/", f"/ledger/payouts/{batch.pk}/")
+    actions = (
+        (f"/ledger/payouts/{batch.pk}/export/", {"fmt": "csv"}),
+        (f"/ledger/payouts/{batch.pk}/mark-paid/", {}),
+        (f"/ledger/payouts/lines/{line.pk}/fail/", {"reason": "x"}),
+        ("/ledger/payouts/", {"currency": "USD"}),
+        ("/ledger/verify/", {}),
+    )
+    for role, holders in ((RIGHTS_HOLDER, [world.a]), (CATALOG_ADMIN, [])):
+        client = logged_in(user_with_role(role, holders))
+        for url in pages:
+            assert client.get(url).status_code == 403, (role, url)
+        for url, data in actions:
+            assert client.post(url, data).status_code == 403, (role, url)
+    for url in pages:
+        assert Client().get(url).url.startswith("/accounts/login/")
+    batch.refresh_from_db()
+    assert batch.status == PayoutBatch.Status.DRAFT
+    assert PayoutBatch.objects.count() == 1
+    assert not AuditEvent.objects.filter(
+        action__in=["ledger.payout_batch.export", "ledger.verify", "ledger.payout_line.fail"]
+    ).exists()
+
+
+def test_journal_lists_entries_with_provenance_and_filters(world):
+    client = logged_in(user_with_role(FINANCE))
+    html = client.get("/ledger/journal/").content.decode()
+    for entry in world.entries:
+        assert f'href="/ledger/journal/{entry.seq}/"' in html
+    assert world.entries[0].checkpoint_sha256[:12] in html
+    assert "20.01000000 USD" in html  # entry 1 moves the generation's revenue
+    reversals = client.get("/ledger/journal/?kind=reversal").content.decode()
+    assert 'href="/ledger/journal/4/"' in reversals
+    assert 'href="/ledger/journal/1/"' not in reversals
+    tomorrow = (timezone.now() + timedelta(days=1)).date().isoformat()
+    later = client.get(f"/ledger/journal/?date_from={tomorrow}").content.decode()
+    assert "No journal entries match the filter" in later
+    today = timezone.now().date().isoformat()
+    same_day = client.get(f"/ledger/journal/?date_from={today}&date_to={today}&currency=usd")
+    assert 'href="/ledger/journal/1/"' in same_day.content.decode()
+
+
+def test_journal_is_paginated_by_50(world):
+    model_version = world.entries[0].generation.model_version
+    for _ in range(47):  # 4 + 47 = 51 entries
+        settle_known(model_version, heaviest=1, revenue_minor=10)
+    client = logged_in(user_with_role(FINANCE))
+    first = client.get("/ledger/journal/").content.decode()
+    entry_link = re.compile(r'href="/ledger/journal/\d+/"')
+    assert len(entry_link.findall(first)) == 50 and "Page 1 of 2" in first
+    second = client.get("/ledger/journal/?page=2&kind=").content.decode()
+    assert entry_link.findall(second) == ['href="/ledger/journal/1/"']
+
+
+def test_entry_detail_shows_postings_and_recomputed_provenance(world):
+    e1 = world.entries[0]
+    html = logged_in(user_with_role(FINANCE)).get(f"/ledger/journal/{e1.seq}/").content.decode()
+    settlement = e1.settlement
+    for value in (
+        settlement.checkpoint_sha256,
+        settlement.scores_sha256,
+        settlement.provenance_sha256,
+        e1.hash,
+        e1.prev_hash,
+    ):
+        assert value in html
+    assert html.count('class="badge ok"') == 2  # entry hash and provenance hash recompute
+    assert "Reversed by" not in html
+    for posting in e1.postings.select_related("account"):
+        assert posting.account.key in html
+    client = logged_in(user_with_role(FINANCE))
+    assert "Reversed by" in client.get("/ledger/journal/3/").content.decode()
+    assert client.get("/ledger/journal/99/").status_code == 404
+
+
+def test_accounts_page_shows_balances_and_a_zero_trial_balance(world):
+    html = logged_in(user_with_role(FINANCE)).get("/ledger/accounts/").content.decode()
+    assert f"holder_payable:USD:{world.a.pk}" in html
+    assert "USD: 0.00000000" in html and "balanced" in html
+    assert "10.00500000" in html  # A's payable (a credit)
+    filtered = logged_in(user_with_role(FINANCE)).get("/ledger/accounts/?kind=platform_revenue")
+    assert f"holder_payable:USD:{world.a.pk}" not in filtered.content.decode()
+
+
+def test_verify_runs_the_chain_check_and_is_audited(world):
+    finance = user_with_role(FINANCE)
+    client = logged_in(finance)
+    assert client.get("/ledger/verify/").status_code == 200
+    html = client.post("/ledger/verify/").content.decode()
+    assert "The ledger verifies" in html
+    assert re.search(r'data-testid="entries-checked">4<', html)
+    head = world.entries[-1]
+    assert f"4:{head.hash}" in html
+    event = AuditEvent.objects.get(action="ledger.verify")
+    assert event.actor == finance and event.after["ok"] and event.after["entries_checked"] == 4
+    # An anchor recorded earlier that the chain no longer holds is the first failure.
+    html = client.post("/ledger/verify/", {"expect": f"2:{'0' * 64}"}).content.decode()
+    assert "The ledger does not verify" in html
+    assert "entry #2: hash differs from the recorded anchor" in html
+    assert AuditEvent.objects.filter(action="ledger.verify", after__ok=False).count() == 1
+    html = client.post("/ledger/verify/", {"expect": "not-an-anchor"}).content.decode()
+    assert "is not SEQ:HASH" in html
+    assert AuditEvent.objects.filter(action="ledger.verify").count() == 2
+
+
+def test_payout_batch_pages_create_export_pay_and_fail_a_line_all_audited(world):
+    finance = user_with_role(FINANCE)
+    client = logged_in(finance)
+    response = client.post("/ledger/payouts/", {"currency": "usd", "threshold": "1.00"})
+    batch = PayoutBatch.objects.get()
+    assert response.status_code == 302 and response.url == f"/ledger/payouts/{batch.pk}/"
+    assert batch.threshold_minor == 100 and batch.created_by == finance
+    lines = {line.rights_holder_id: line for line in batch.lines.all()}
+    assert {h: line.amount_minor for h, line in lines.items()} == {
+        world.a.pk: 1000,
+        world.b.pk: 500,
+    }
+    review = client.get(response.url).content.decode()
+    assert "15.00 USD" in review and world.a.legal_name in review and "Mark paid" in review
+
+    export = client.post(f"/ledger/payouts/{batch.pk}/export/", {"fmt": "csv"})
+    assert export["Content-Disposition"] == f'attachment; filename="payout-batch-{batch.pk}.csv"'
+    rows = list(csv.DictReader(io.StringIO(export.content.decode())))
+    assert [(int(r["rights_holder_id"]), r["amount"]) for r in rows] == [
+        (world.a.pk, "10.00"),
+        (world.b.pk, "5.00"),
+    ]
+    xlsx = client.post(f"/ledger/payouts/{batch.pk}/export/", {"fmt": "xlsx"})
+    assert xlsx.content.startswith(b"PK")  # a zip container
+    assert client.get(f"/ledger/payouts/{batch.pk}/export/").status_code == 405
+
+    paid = client.post(f"/ledger/payouts/{batch.pk}/mark-paid/")
+    assert paid.url == f"/ledger/payouts/{batch.pk}/"
+    batch.refresh_from_db()
+    assert batch.status == PayoutBatch.Status.PAID
+    assert selectors.holder_balance(rights_holder=world.a, currency="USD") == 500_000
+    again = client.post(f"/ledger/payouts/{batch.pk}/mark-paid/", follow=True)
+    assert "already paid" in again.content.decode()
+
+    line_b = lines[world.b.pk]
+    client.post(f"/ledger/payouts/lines/{line_b.pk}/fail/", {"reason": "IBAN closed"})
+    line_b.refresh_from_db()
+    assert line_b.status == PayoutLine.Status.FAILED and line_b.failure_reason == "IBAN closed"
+    assert selectors.holder_balance(rights_holder=world.b, currency="USD") == 500 * ACCRUAL_SCALE
+    page = client.get(f"/ledger/payouts/{batch.pk}/").content.decode()
+    assert "IBAN closed" in page and "Payout line failed" in page
+
+    trail = AuditEvent.objects.filter(actor=finance).order_by("id")
+    assert [(e.action, e.object_id) for e in trail] == [
+        ("ledger.payout_batch.create", str(batch.pk)),
+        ("ledger.payout_batch.export", str(batch.pk)),
+        ("ledger.payout_batch.export", str(batch.pk)),
+        ("ledger.payout_batch.mark_paid", str(batch.pk)),
+        ("ledger.payout_line.fail", str(line_b.pk)),
+    ]
+    assert trail[1].after["format"] == "csv" and trail[2].after["format"] == "xlsx"
+    assert selectors.ledger_verify().ok
+
+
+def test_payout_create_form_errors(world):
+    client = logged_in(user_with_role(FINANCE))
+    finer = client.post("/ledger/payouts/", {"currency": "USD", "threshold": "0.001"})
+    assert "finer than the currency" in finer.content.decode()
+    too_high = client.post("/ledger/payouts/", {"currency": "USD", "threshold": "1000"})
+    assert "No rights holder has at least 100000 USD minor units" in too_high.content.decode()
+    bad = client.post("/ledger/payouts/", {"currency": "US"})
+    assert "three-letter currency code" in bad.content.decode()
+    assert not PayoutBatch.objects.exists()
+
+
+def test_payout_for_a_period_pays_only_what_was_earned_by_its_end(world):
+    model_version = world.entries[0].generation.model_version
+    settle_known(model_version, heaviest=0, revenue_minor=4000)  # A earns 20.00 after the period
+    client = logged_in(user_with_role(FINANCE))
+    client.post(
+        "/ledger/payouts/", {"currency": "USD", "threshold": "1", "period": world.period.pk}
+    )
+    batch = PayoutBatch.objects.get()
+    assert batch.period == world.period
+    assert dict(batch.lines.values_list("rights_holder_id", "amount_minor")) == {
+        world.a.pk: 1000,
+        world.b.pk: 500,
+    }
+
+
+def test_finance_actions_need_a_csrf_token(world):
+    batch = services.payout_batch_create(currency="USD", threshold_minor=100)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user_with_role(FINANCE))
+    assert client.post(f"/ledger/payouts/{batch.pk}/mark-paid/").status_code == 403
+    assert client.post("/ledger/verify/").status_code == 403
+    batch.refresh_from_db()
+    assert batch.status == PayoutBatch.Status.DRAFT
+    assert not JournalEntry.objects.filter(kind=JournalEntry.Kind.PAYOUT).exists()
+
+
+def test_a_frozen_statement_that_no_longer_matches_is_refused(world):
+    """The statement is shown only while the ledger still yields exactly its content."""
+    client = logged_in(user_with_role(RIGHTS_HOLDER, [world.b]))
+    assert client.get(statement_url(world, world.b)).status_code == 200
+    # Someone rewrites the prompt of a generation the statement was built from.
+    Generation.objects.filter(pk=world.entries[1].generation_id).update(prompt="rewritten")
+    response = client.get(statement_url(world, world.b))
+    assert response.status_code == 409
+    assert "no longer matches the ledger" in response.content.decode()
+    assert client.get(statement_url(world, world.b, "csv/")).status_code == 409
+
+
+def test_user_factory_users_have_no_statement_access(world):
+    client = logged_in(factories.UserFactory())
+    assert client.get(statement_url(world)).status_code == 404
