@@ -27,7 +27,8 @@ def attribution_distribution_svg(
     ranks = list(range(1, len(order) + 1))
     sorted_scores = [scores[i] for i in order]
     marked = [(rank, scores[i]) for rank, i in zip(ranks, order, strict=True) if i in highlight]
-    with chart() as fig:
+    # A narrow figure keeps the text legible when a phone shrinks the chart to ~350 px.
+    with chart(width_in=5.0, height_in=2.8) as fig:
         ax = fig.add_subplot()
         ax.plot(ranks, sorted_scores, color=PRIMARY, linewidth=1.2, label="all training tracks")
         ax.axhline(0.0, color=MUTED, linewidth=0.6)
