@@ -147,3 +147,51 @@ def test_payout_command_round_trip(earnings, tmp_path):
     call_command("ledger_payouts", "fail-line", str(line.pk), "--reason", "x", stdout=io.StringIO())
     line.refresh_from_db()
     assert line.status == PayoutLine.Status.FAILED
+
+
+def test_a_batch_for_a_period_pays_only_what_was_earned_by_its_end(world):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.ledger.conftest import settle_known
+
+    a, b = world.a, world.b
+    model_version = world.entries[0].generation.model_version
+    later = settle_known(model_version, heaviest=0, revenue_minor=4000)  # A: +20.00 after it
+    end = world.period.ends_at
+    assert selectors.holder_payable_due(currency="USD", through=end) == {
+        a.pk: 10_005_000_00,
+        b.pk: 5_000_000_00,
+    }
+    now = timezone.now()
+    still_open = services.statement_period_create(starts_at=now, ends_at=now + timedelta(days=1))
+    with pytest.raises(ApplicationError, match="closed period"):
+        services.payout_batch_create(currency="USD", threshold_minor=1, period=still_open)
+
+    by_period = services.payout_batch_create(currency="USD", threshold_minor=1, period=world.period)
+    assert by_period.period == world.period
+    assert dict(by_period.lines.values_list("rights_holder_id", "amount_minor")) == {
+        a.pk: 1000,
+        b.pk: 500,
+    }
+    # The later earnings are still owed: a batch without a period pays them (the period's
+    # amounts are reserved by the draft above).
+    rest = services.payout_batch_create(currency="USD", threshold_minor=1)
+    assert dict(rest.lines.values_list("rights_holder_id", "amount_minor")) == {a.pk: 2000}
+
+    # Money earned by the end of the period and reversed later is no longer due; a reversal
+    # of a later settlement changes nothing that was due by then.
+    services.journal_entry_reverse(entry=later, reason="refunded")
+    assert selectors.holder_payable_due(currency="USD", through=end)[a.pk] == 10_005_000_00
+    services.journal_entry_reverse(entry=world.entries[0], reason="refunded")
+    assert selectors.holder_payable_due(currency="USD", through=end)[a.pk] == 0
+
+
+def test_paid_out_money_is_not_due_again_for_the_period(world):
+    batch = services.payout_batch_create(currency="USD", threshold_minor=1)
+    services.payout_batch_mark_paid(batch=batch)
+    due = selectors.holder_payable_due(currency="USD", through=world.period.ends_at)
+    assert due == {world.a.pk: 500_000, world.b.pk: 0}  # A's sub-cent remainder carries forward
+    with pytest.raises(ApplicationError, match="No rights holder"):
+        services.payout_batch_create(currency="USD", threshold_minor=1, period=world.period)
