@@ -15,7 +15,7 @@ def earnings_per_month_svg(*, months: list[tuple[datetime, int]], currency: str)
     labels = [start.strftime("%b %Y") for start, _ in months]
     values = [accrual_to_decimal(amount, currency) for _, amount in months]
     digits = currency_minor_digits(currency)
-    with chart(height_in=2.8) as fig:
+    with chart(width_in=7.5, height_in=2.6) as fig:
         ax = fig.add_subplot()
         ax.bar(range(len(values)), values, color=PRIMARY, width=0.7)
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")

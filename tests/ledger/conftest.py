@@ -63,8 +63,7 @@ class World:
     entries: list[JournalEntry]  # 1: A 10.005, 2: B 5.00, 3: A 5.00, 4: reversal of 3
 
 
-@pytest.fixture
-def world(db) -> World:
+def world_create() -> World:
     """Two holders, four tracks, one closed period: generation 1 (revenue 20.01 USD, a
     spreadsheet formula as its prompt) pays A 10.00500000; generation 2 (10.00) pays B
     5.00000000; generation 3 (10.00) pays A 5.00000000 and is then reversed."""
@@ -78,3 +77,8 @@ def world(db) -> World:
     period = services.statement_period_create(starts_at=starts, ends_at=ends)
     services.statement_period_close(period=period)
     return World(a=a, b=b, period=period, entries=[e1, e2, e3, e4])
+
+
+@pytest.fixture
+def world(db) -> World:
+    return world_create()

@@ -1,0 +1,105 @@
+"""In a real browser: a rights holder logs in, reads the dashboard, opens a statement and
+downloads it as CSV and PDF; the pages hold at 390 px."""
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+
+from core.roles import RIGHTS_HOLDER
+from core.services import user_create_or_update
+from ledger.exports import statement_csv
+from ledger.models import Statement
+from tests.ledger.conftest import FORMULA_PROMPT, world_create
+
+PASSWORD = "holder-flow-pass-123"
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(autouse=True)
+def fresh_login_counters():
+    cache.clear()  # the live server thread shares this process's cache (log-in limits)
+    yield
+    cache.clear()
+
+
+def log_in(page, live_server, path: str, username: str) -> None:
+    page.goto(f"{live_server.url}{path}")
+    assert "/accounts/login/" in page.url  # anonymous users are sent to log in first
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def fits_the_screen(page) -> bool:
+    """No horizontal page scroll: wide tables scroll inside their .table-wrap."""
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_holder_opens_a_statement_and_downloads_it(live_server, page, screenshot):
+    world = world_create()
+    user = user_create_or_update(username="holder-a", password=PASSWORD, role=RIGHTS_HOLDER)
+    world.a.users.add(user)
+
+    log_in(page, live_server, "/ledger/", "holder-a")
+    assert page.url == f"{live_server.url}/ledger/"
+    assert page.inner_text("h1") == world.a.legal_name
+    assert page.inner_text("[data-testid=balance-USD]") == "10.00500000"
+    assert page.locator("svg.chart").count() == 1
+    screenshot("dashboard")
+
+    page.click("text=Statements")
+    page.click(f"a[href='/ledger/statements/{world.a.pk}/{world.period.pk}/USD/']")
+    assert page.inner_text("[data-testid=closing]") == "10.00500000"
+    assert FORMULA_PROMPT in page.inner_text("#statement-lines")
+    assert "Reversal of #3: duplicate generation" in page.inner_text("main")
+    screenshot("statement")
+
+    with page.expect_download() as info:
+        page.click("text=Download CSV")
+    download = info.value
+    content = Path(download.path()).read_bytes()
+    statement = Statement.objects.get(rights_holder=world.a)
+    assert download.suggested_filename == (
+        f"statement-{world.a.pk}-{world.period.starts_at:%Y-%m-%d}-USD.csv"
+    )
+    assert content == statement_csv(statement=statement)
+    rows = list(csv.DictReader(io.StringIO(content.decode())))
+    assert [r["kind"] for r in rows] == [
+        "opening_balance",
+        "generation",
+        "generation",
+        "reversal",
+        "closing_balance",
+    ]
+    assert rows[1]["description"] == "'" + FORMULA_PROMPT  # neutralised for spreadsheets
+    assert rows[-1]["amount"] == "10.00500000"
+
+    with page.expect_download() as info:
+        page.click("text=Download PDF")
+    pdf = Path(info.value.path()).read_bytes()
+    assert pdf.startswith(b"%PDF-") and len(pdf) > 5_000
+
+    page.set_viewport_size(PHONE)
+    page.reload()
+    assert fits_the_screen(page)
+    screenshot("statement-phone")
+    page.goto(f"{live_server.url}/ledger/")
+    assert fits_the_screen(page)
+    screenshot("dashboard-phone")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_holder_cannot_open_another_holders_statement(live_server, page):
+    world = world_create()
+    user = user_create_or_update(username="holder-a2", password=PASSWORD, role=RIGHTS_HOLDER)
+    world.a.users.add(user)
+    log_in(page, live_server, "/ledger/statements/", "holder-a2")
+    other = f"{live_server.url}/ledger/statements/{world.b.pk}/{world.period.pk}/USD/"
+    assert page.goto(other).status == 404
+    assert page.goto(f"{other}csv/").status == 404
+    assert not Statement.objects.filter(rights_holder=world.b).exists()
