@@ -16,7 +16,9 @@ def clean_cache():
 
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
+    """Uploads, media and staged imports go to the test's own folder."""
     settings.MEDIA_ROOT = tmp_path / "media"
+    settings.DATA_DIR = tmp_path / "data"
     return settings.MEDIA_ROOT
 
 

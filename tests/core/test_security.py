@@ -8,7 +8,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from core import login_limits
-from core.roles import CATALOG_ADMIN, RIGHTS_HOLDER
+from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from tests.catalog.factories import UserFactory
 from tests.conftest import REPO_ROOT
 
@@ -136,7 +136,7 @@ class TestUploadLimits:
         assert "at most 0.0 MiB" in response.content.decode()
         small = ("recordings.csv", b"isrc,title,iswc,audio_path\n")
         response = client.post(reverse("catalog:import"), {"recordings": _upload(*small)})
-        assert response.status_code == 200
+        assert response.status_code == 302  # checked and kept: on to the report
 
     def test_api_answers_413_as_json(self, users, settings):
         settings.CATALOG_MAX_IMPORT_BYTES = 1000
@@ -198,3 +198,15 @@ def test_readme_names_the_security_settings():
         "DJANGO_CACHE_URL",
     ):
         assert name in readme, name
+
+
+def test_a_token_made_as_the_readme_says_opens_the_api(users, capsys):
+    from django.core.management import call_command
+
+    call_command("drf_create_token", users[FINANCE].username)
+    key = re.search(r"Generated token (\w+) for user", capsys.readouterr().out).group(1)
+    url = reverse("ledger:api-balances")
+    assert Client().get(url).status_code == 401
+    response = Client(HTTP_AUTHORIZATION=f"Token {key}").get(url)
+    assert response.status_code == 200
+    assert response.json()["currency"] == "USD"
