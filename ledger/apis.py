@@ -177,8 +177,9 @@ class StatementSerializer(serializers.ModelSerializer):
 
 
 class StatementViewSet(viewsets.ReadOnlyModelViewSet):
-    """Frozen statements: finance reads all, a rights holder's users their holders' own.
-    ``csv/`` and ``pdf/`` download one."""
+    """Frozen statements: finance reads all, a rights holder's users their holders' own
+    (other roles: 403).
+        ``csv/`` and ``pdf/`` download one."""
 
     serializer_class = StatementSerializer
     filterset_fields = ["rights_holder", "period", "currency"]
@@ -198,7 +199,7 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CSVRenderer])
-    def csv(self, request, pk=None):
+    def csv(self, request, pk=None, **kwargs):
         statement = self.get_object()
         return file_response(
             statement_csv(statement=statement),
@@ -208,7 +209,7 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, PDFRenderer])
-    def pdf(self, request, pk=None):
+    def pdf(self, request, pk=None, **kwargs):
         statement = self.get_object()
         return file_response(
             statement_pdf(statement=statement),
@@ -362,7 +363,7 @@ class PayoutBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
     @action(
         detail=True, methods=["get"], renderer_classes=[JSONRenderer, CSVRenderer, XLSXRenderer]
     )
-    def export(self, request, pk=None):
+    def export(self, request, pk=None, **kwargs):
         """The payment file, ``?fmt=csv`` (default) or ``xlsx``; every export is audited."""
         batch = self.get_object()
         fmt = request.query_params.get("fmt", "csv")
@@ -374,14 +375,14 @@ class PayoutBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
 
     @extend_schema(request=None, responses=PayoutBatchSerializer)
     @action(detail=True, methods=["post"], url_path="mark-paid")
-    def mark_paid(self, request, pk=None):
+    def mark_paid(self, request, pk=None, **kwargs):
         """Book the batch as paid (one journal entry)."""
         entry = services.payout_batch_mark_paid(batch=self.get_object(), actor=request.user)
         return self._respond(entry.payout_batch)
 
     @extend_schema(request=PayoutLineFailSerializer, responses=PayoutBatchSerializer)
     @action(detail=True, methods=["post"], url_path="fail-line")
-    def fail_line(self, request, pk=None):
+    def fail_line(self, request, pk=None, **kwargs):
         """A line whose payment did not arrive: a paid line is reversed (its amount
         carries forward), a draft line is excluded."""
         batch = self.get_object()

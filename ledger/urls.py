@@ -20,8 +20,13 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("statements/", views.statement_list, name="statements"),
     path(statement, views.statement_detail, name="statement"),
-    path(f"{statement}csv/", views.statement_download, {"fmt": "csv"}, name="statement-csv"),
-    path(f"{statement}pdf/", views.statement_download, {"fmt": "pdf"}, name="statement-pdf"),
+    # Named apart from the API's statement-csv / statement-pdf (the router's names).
+    path(
+        f"{statement}csv/", views.statement_download, {"fmt": "csv"}, name="statement-download-csv"
+    ),
+    path(
+        f"{statement}pdf/", views.statement_download, {"fmt": "pdf"}, name="statement-download-pdf"
+    ),
     # Finance.
     path("journal/", views.journal, name="journal"),
     path("journal/<int:seq>/", views.entry_detail, name="entry"),

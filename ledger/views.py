@@ -6,7 +6,8 @@ accounts, the journal and its entries, ledger verification, payout batches. Ever
 action is a POST (CSRF-checked) to a service that writes the audit trail.
 
 Views parse input, call a selector or service and render; anonymous users are sent to
-log in, users without the role get 403, someone else's statement is 404.
+log in; holder pages show the holders the user acts for (a user who acts for none gets an
+explanation, another holder's statement is 404); finance pages are 403 for other roles.
 """
 
 from django.contrib import messages
@@ -55,6 +56,13 @@ def file_response(data: bytes, *, content_type: str, filename: str) -> HttpRespo
 # --- rights holders --------------------------------------------------------------------------
 
 
+def _no_holder(request: HttpRequest) -> HttpResponse:
+    """A user who acts for no rights holder (finance picks one on the accounts page)."""
+    return render(
+        request, "ledger/no_holder.html", {"is_finance": user_has_role(request.user, FINANCE)}
+    )
+
+
 @login_required
 def dashboard(request: HttpRequest) -> HttpResponse:
     own = selectors.rights_holders_for_user(user=request.user)
@@ -62,7 +70,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if holder is None:
         if user_has_role(request.user, FINANCE):
             return redirect("ledger:journal")
-        return render(request, "ledger/no_holder.html")
+        return _no_holder(request)
     dashboard = selectors.holder_dashboard(rights_holder=holder)
     sections = [
         (summary, earnings_per_month_svg(months=summary.months, currency=summary.currency))
@@ -85,7 +93,7 @@ def statement_list(request: HttpRequest) -> HttpResponse:
     own = selectors.rights_holders_for_user(user=request.user)
     holder = _selected_holder(request, own)
     if holder is None:
-        return render(request, "ledger/no_holder.html")
+        return _no_holder(request)
     rows = selectors.holder_statement_rows(rights_holder=holder)
     return render(
         request,

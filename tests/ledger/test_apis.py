@@ -2,7 +2,7 @@ import pytest
 from django.contrib.auth.models import Group
 from rest_framework.test import APIClient
 
-from core.roles import FINANCE, RIGHTS_HOLDER
+from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from ledger import selectors, services
 from tests.ledger import factories
 
@@ -115,6 +115,13 @@ def test_statements_are_scoped_to_the_holder_and_downloadable(world):
     everyone = api_for(user_with_role(FINANCE)).get("/ledger/api/statements/").json()
     assert {r["id"] for r in everyone["results"]} == {own.pk, other.pk}
     assert APIClient().get(f"/ledger/api/statements/{own.pk}/csv/").status_code == 401
+    catalog_admin = api_for(user_with_role(CATALOG_ADMIN))
+    assert catalog_admin.get("/ledger/api/statements/").json()["results"] == []
+    assert catalog_admin.get(f"/ledger/api/statements/{own.pk}/").status_code == 404
+    # The router's format suffix reaches the download too.
+    assert holder.get(f"/ledger/api/statements/{own.pk}/csv.json").content == statement_csv(
+        statement=own
+    )
 
 
 def test_payout_batch_api_round_trip_is_audited(world):
