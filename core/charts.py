@@ -13,8 +13,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and workers
 
-from matplotlib import pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from matplotlib import pyplot as plt
+from matplotlib.figure import Figure
 
 # Colours readable on white and by colour-blind readers (Okabe-Ito).
 PRIMARY = "#0072B2"

@@ -1,4 +1,5 @@
-"""Cross-cutting request/response guards: upload size limits and security headers."""
+"""Cross-cutting request/response guards: upload size limits, NUL characters in URLs,
+security headers."""
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -38,9 +39,33 @@ class UploadSizeLimitMiddleware:
             f"The upload is too large: {length / 2**20:.1f} MiB, "
             f"at most {limit / 2**20:.1f} MiB is accepted here."
         )
-        if "/api/" in request.path:
-            return JsonResponse({"message": message}, status=413)
-        return HttpResponse(message, status=413, content_type="text/plain; charset=utf-8")
+        return _refusal(request, message, 413)
+
+
+def _refusal(request: HttpRequest, message: str, status: int) -> HttpResponse:
+    if "/api/" in request.path:
+        return JsonResponse({"message": message}, status=status)
+    return HttpResponse(message, status=status, content_type="text/plain; charset=utf-8")
+
+
+class RejectNulCharactersMiddleware:
+    """Answer 400 to a request whose path or query string holds a NUL character.
+
+    PostgreSQL refuses NUL in text, so such a value reaching a query would be a 500
+    wherever a view passes a query parameter on unvalidated; forms and DRF serializers
+    already refuse NUL in bodies.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if "\x00" in request.path or any(
+            "\x00" in key or any("\x00" in value for value in values)
+            for key, values in request.GET.lists()
+        ):
+            return _refusal(request, "NUL characters are not allowed in URLs.", 400)
+        return self.get_response(request)
 
 
 class ContentSecurityPolicyMiddleware:

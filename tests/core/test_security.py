@@ -210,3 +210,13 @@ def test_a_token_made_as_the_readme_says_opens_the_api(users, capsys):
     response = Client(HTTP_AUTHORIZATION=f"Token {key}").get(url)
     assert response.status_code == 200
     assert response.json()["currency"] == "USD"
+
+
+@pytest.mark.parametrize(
+    "url", ["/ledger/api/balances/?currency=US%00D", "/catalog/api/recordings/?x%00=1", "/a%00b/"]
+)
+def test_nul_characters_in_urls_are_refused_not_500(client, users, url):
+    client.force_login(users[FINANCE])
+    response = client.get(url)
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
