@@ -1,4 +1,5 @@
-"""Reads of the ledger: balances, statements, chain verification.
+"""Reads of the ledger: balances, a holder's earnings and next payout, statements, the
+journal and accounts for finance, payout batches, chain verification.
 
 A balance is always the sum of postings (there is no stored balance to drift). Holder
 balances are reported as what the platform owes (the negated, credit-normal sum).

@@ -7,7 +7,7 @@ SQLite the IMMEDIATE transaction already serialises writers); one settlement per
 (generation, attribution run); no money is created or lost by rounding (``money.allocate``).
 
 Every service runs in ``transaction.atomic`` and writes an audit row in the same
-transaction.
+transaction (``ledger_verification_run`` reads outside it and records the result after).
 """
 
 import json
