@@ -195,3 +195,18 @@ def test_paid_out_money_is_not_due_again_for_the_period(world):
     assert due == {world.a.pk: 500_000, world.b.pk: 0}  # A's sub-cent remainder carries forward
     with pytest.raises(ApplicationError, match="No rights holder"):
         services.payout_batch_create(currency="USD", threshold_minor=1, period=world.period)
+
+
+def test_payout_command_creates_a_batch_for_a_period(world):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="no statement period 999999"):
+        call_command("ledger_payouts", "create", "--currency", "USD", "--period", "999999")
+    out = io.StringIO()
+    call_command(
+        "ledger_payouts", "create", "--currency", "USD", "--threshold-minor", "600",
+        "--period", str(world.period.pk), stdout=out,
+    )  # fmt: skip
+    batch = PayoutBatch.objects.get()
+    assert batch.period == world.period and out.getvalue().startswith(f"batch {batch.pk}: 1 lines")

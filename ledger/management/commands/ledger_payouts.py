@@ -1,6 +1,6 @@
 """``manage.py ledger_payouts``: finance's payout batches from the command line.
 
-ledger_payouts create --currency USD [--threshold-minor 1000]
+ledger_payouts create --currency USD [--threshold-minor 1000] [--period PERIOD_ID]
 ledger_payouts export BATCH_ID --format csv|xlsx --output FILE
 ledger_payouts mark-paid BATCH_ID
 ledger_payouts fail-line LINE_ID --reason "IBAN closed"
@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from core.exceptions import ApplicationError
 from ledger import services
 from ledger.exports import payout_batch_export
-from ledger.models import PayoutBatch, PayoutLine
+from ledger.models import PayoutBatch, PayoutLine, StatementPeriod
 
 
 class Command(BaseCommand):
@@ -24,6 +24,9 @@ class Command(BaseCommand):
         create = sub.add_parser("create")
         create.add_argument("--currency", required=True)
         create.add_argument("--threshold-minor", type=int, default=None)
+        create.add_argument(
+            "--period", type=int, default=None, help="closed period: pay earnings up to its end"
+        )
         export = sub.add_parser("export")
         export.add_argument("batch_id", type=int)
         export.add_argument("--format", choices=["csv", "xlsx"], default="csv")
@@ -40,6 +43,7 @@ class Command(BaseCommand):
                 batch = services.payout_batch_create(
                     currency=options["currency"].upper(),
                     threshold_minor=options["threshold_minor"],
+                    period=self._period(options["period"]),
                 )
                 self.stdout.write(f"batch {batch.pk}: {batch.lines.count()} lines")
             elif action == "export":
@@ -60,6 +64,15 @@ class Command(BaseCommand):
                 self.stdout.write(f"line {line.pk} failed: {booked}")
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
+
+    @staticmethod
+    def _period(period_id: int | None) -> StatementPeriod | None:
+        if period_id is None:
+            return None
+        try:
+            return StatementPeriod.objects.get(pk=period_id)
+        except StatementPeriod.DoesNotExist as exc:
+            raise CommandError(f"no statement period {period_id}") from exc
 
     @staticmethod
     def _batch(batch_id: int) -> PayoutBatch:
