@@ -1038,6 +1038,13 @@ def import_upload_check(*, kind: str, upload) -> None:
         )
 
 
+def _is_folder(path: str) -> bool:
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):  # e.g. a NUL byte, or a name too long
+        return False
+
+
 def _staging_prune() -> None:
     """Remove staged imports older than ``STAGING_MAX_AGE_SECONDS``."""
     root = staging_root()
@@ -1100,7 +1107,7 @@ def catalog_import_stage(
     audio_folder = str(audio_folder or "").strip()
     if replacing is not None and not audio_folder:
         audio_folder = replacing.audio_folder
-    if audio_folder and not Path(audio_folder).is_dir():
+    if audio_folder and not _is_folder(audio_folder):
         raise ApplicationError(
             f"{audio_folder!r} is not a folder on the server", field="audio_folder"
         )
