@@ -186,3 +186,42 @@ def test_admin_watches_a_run_progress_live_then_reruns_it(
     page.reload()
     assert overflowing(page) == []
     screenshot("3-rerun-queued-phone")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_admin_registers_a_model_version_and_watches_its_artifacts(
+    live_server, page, screenshot, data_dirs, tmp_path, monkeypatch
+):
+    from attribution import tasks
+    from catalog.models import ModelArtifact, ModelVersion
+    from tests.catalog.factories import RecordingFactory
+    from tests.catalog.test_model_versions import write_checkpoint
+
+    queued = []
+    monkeypatch.setattr(tasks.compute_model_artifacts, "delay", queued.append)
+    user_create_or_update(username="cat-admin", password=PASSWORD, role="catalog_admin")
+    folder = write_checkpoint(tmp_path / "ckpt", [RecordingFactory() for _ in range(3)])
+
+    log_in(page, live_server, "cat-admin", "/catalog/model-versions/new/")
+    page.fill("input[name=name]", "browser-v1")
+    page.fill("input[name=checkpoint_dir]", str(folder))
+    page.click("#register-model-version button[type=submit]")
+    version = ModelVersion.objects.get(name="browser-v1")
+    page.wait_for_url(f"{live_server.url}/catalog/model-versions/{version.pk}/")
+    assert page.locator("#training-set tbody tr").count() == 3
+    screenshot("1-registered")
+
+    page.click("#compute-artifacts")
+    page.wait_for_selector(".messages")
+    assert queued == [version.pk]
+    fisher = page.locator('[data-live-key="artifact-fisher"]')
+    assert "Computing: 0 %" in fisher.inner_text()
+    ModelArtifact.objects.filter(model_version=version, kind="fisher").update(progress_percent=55)
+    expect(fisher.locator("progress")).to_have_attribute("value", "55")
+    assert "Computing: 55 %" in fisher.inner_text()
+    screenshot("2-computing")
+
+    page.set_viewport_size(PHONE)
+    page.reload()
+    assert overflowing(page) == []
+    screenshot("3-computing-phone")
