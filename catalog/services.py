@@ -1170,6 +1170,8 @@ def catalog_import_confirm(*, staged: StagedImport, actor: User) -> StagedImport
     stored. A staged import already applied is returned as it is. The files must still
     have the SHA-256 recorded when they were checked.
     """
+    if not staged.folder.is_dir():
+        raise ApplicationError("This checked import no longer exists; upload the files again.")
     with (staged.folder / ".lock").open("w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

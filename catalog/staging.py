@@ -3,8 +3,9 @@
 A catalog admin uploads import files, reads the per-row report, then confirms; the files
 confirmed are the very files checked (nothing is uploaded twice). Each check is a
 *staged import*: a folder ``DATA_DIR/import-staging/<token>/`` holding the uploaded
-files (``<kind>/<original name>``) and ``staged.json``: who uploaded them, their SHA-256,
-the audio folder, the report of the check and, once confirmed, the import batch.
+files (``<kind>/<original name, reduced to safe characters>``) and ``staged.json``: who
+uploaded them, their SHA-256, the audio folder, the report of the check and, once
+confirmed, the import batch.
 
 This module only stores and loads; ``catalog.services`` decides (``catalog_import_stage``,
 ``catalog_import_confirm``) and ``catalog.selectors.staged_import_get`` reads for a user.
