@@ -62,12 +62,14 @@ def test_schema_generation_has_no_warnings_or_errors(tmp_path):
 # -> (text of the logged traceback that identifies the bug, the report). Only that exact
 # failure is tolerated (as xfail); any other 5xx of the operation still fails. Remove the
 # entry once fixed.
+_OVER_LONG_PATH = (
+    "File name too long",
+    "catalog services call Path.is_dir() on a raw path from the request; a file name over "
+    "255 bytes raises OSError (ENAMETOOLONG) -> 500 (see the xfail test below)",
+)
 KNOWN_5XX = {
-    "POST /catalog/api/model-versions/": (
-        "File name too long",
-        "catalog.services.model_version_register calls Path.is_dir() on the raw "
-        "checkpoint_dir; an over-long name raises OSError (ENAMETOOLONG) -> 500",
-    ),
+    "POST /catalog/api/model-versions/": _OVER_LONG_PATH,
+    "POST /catalog/api/imports/": _OVER_LONG_PATH,
 }
 
 
@@ -85,3 +87,27 @@ def test_no_input_causes_a_server_error(case, role, world, caplog):
         f"{case.method} {case.path} as {role} -> {response.status_code}\n"
         f"{case.as_curl_command()}\n{caplog.text[-3000:]}"
     )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reported to the catalog's owner: model_version_register and catalog_import_folder "
+    "call Path.is_dir() on the raw input; a file name over 255 bytes raises OSError "
+    "(500). Remove this marker with the fix.",
+)
+@pytest.mark.parametrize(
+    ("url_name", "data"),
+    [
+        ("catalog:model-version-list", {"name": "m", "checkpoint_dir": "x" * 300}),
+        ("catalog:api-import", {"folder": "x" * 300}),
+    ],
+)
+def test_an_over_long_server_path_is_a_400_not_a_500(world, url_name, data):
+    from django.test import Client
+    from django.urls import reverse
+
+    client = Client(
+        raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {world.tokens[CATALOG_ADMIN]}"
+    )
+    response = client.post(reverse(url_name), data, content_type="application/json")
+    assert response.status_code == 400, response.status_code
