@@ -218,7 +218,7 @@ def demo_report_lines(result: DemoResult, top: int = 5) -> list[str]:
     """What the demo prints: per generation its top tracks and per-holder amounts, then the
     statement totals (what the platform owes each holder), from the ledger itself."""
     from ledger.models import Account, Settlement
-    from ledger.money import accrual_to_decimal
+    from ledger.money import accrual_to_text, minor_to_decimal
     from ledger.selectors import account_balances, holder_payable_balances
 
     lines: list[str] = []
@@ -233,7 +233,7 @@ def demo_report_lines(result: DemoResult, top: int = 5) -> list[str]:
         lines.append("")
         lines.append(f"Generation {generation.pk}: {generation.prompt!r}")
         lines.append(
-            f"  revenue {generation.revenue_minor / 100:.2f} {currency}; "
+            f"  revenue {minor_to_decimal(generation.revenue_minor, currency)} {currency}; "
             f"checkpoint {run.checkpoint_sha256[:12]}; scores {run.scores_sha256[:12]}"
         )
         paid = {line.position: line for line in settlement.tracks.all()} if settlement else {}
@@ -248,9 +248,9 @@ def demo_report_lines(result: DemoResult, top: int = 5) -> list[str]:
             )
         if settlement is not None:
             lines.append(
-                f"  pool {accrual_to_decimal(settlement.pool, currency)} {currency} "
+                f"  pool {accrual_to_text(settlement.pool, currency)} {currency} "
                 f"to {settlement.holders.count()} rights holders; "
-                f"platform {accrual_to_decimal(settlement.platform, currency)} {currency}"
+                f"platform {accrual_to_text(settlement.platform, currency)} {currency}"
             )
             holders = sorted(
                 settlement.holders.all(), key=lambda h: (-h.amount, h.rights_holder_id)
@@ -258,7 +258,7 @@ def demo_report_lines(result: DemoResult, top: int = 5) -> list[str]:
             for holder_line in holders[:top]:
                 lines.append(
                     f"    {holder_line.rights_holder.legal_name[:48]:<48} "
-                    f"{accrual_to_decimal(holder_line.amount, currency)} {currency}"
+                    f"{accrual_to_text(holder_line.amount, currency)} {currency}"
                 )
     currency = DEMO_CURRENCY
     balances = holder_payable_balances(currency=currency)
@@ -266,13 +266,13 @@ def demo_report_lines(result: DemoResult, top: int = 5) -> list[str]:
     lines.append("")
     lines.append(f"Statement totals ({currency}, owed to rights holders, all demo generations):")
     for holder_id, amount in sorted(balances.items(), key=lambda kv: (-kv[1], kv[0]))[:10]:
-        lines.append(f"  {names[holder_id][:48]:<48} {accrual_to_decimal(amount, currency)}")
+        lines.append(f"  {names[holder_id][:48]:<48} {accrual_to_text(amount, currency)}")
     accounts = account_balances(currency=currency)
     platform = -accounts.get(Account.make_key(Account.Kind.PLATFORM_REVENUE, currency), 0)
     residue = -accounts.get(Account.make_key(Account.Kind.ROUNDING_RESIDUE, currency), 0)
     lines.append(
-        f"  {len(balances)} holders owed {accrual_to_decimal(sum(balances.values()), currency)}; "
-        f"platform revenue {accrual_to_decimal(platform, currency)}; "
-        f"rounding residue {accrual_to_decimal(residue, currency)}"
+        f"  {len(balances)} holders owed {accrual_to_text(sum(balances.values()), currency)}; "
+        f"platform revenue {accrual_to_text(platform, currency)}; "
+        f"rounding residue {accrual_to_text(residue, currency)}"
     )
     return lines

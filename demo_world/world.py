@@ -221,11 +221,32 @@ def summary_lines(report: dict) -> list[str]:
     ]
     if report.get("eval_loss_heldout_tracks") is not None:
         gap = report["eval_loss_heldout_tracks"] - report["eval_loss_train_tracks"]
-        lines[-1] += (
-            f", held-out tracks {report['eval_loss_heldout_tracks']:.4f} "
-            f"(held-out - train = {gap:+.4f})"
+        lines[-1] += f", held-out tracks {report['eval_loss_heldout_tracks']:.4f}"
+        error = gap_standard_error(
+            list(report.get("eval_loss_per_train_track", {}).values()),
+            list(report.get("eval_loss_per_heldout_track", {}).values()),
         )
+        if error is None:
+            lines.append(f"held-out - train = {gap:+.4f}")
+        else:
+            lines.append(
+                f"held-out - train = {gap:+.4f} +- {error:.4f} (standard error; a gap is "
+                f"measurable when it is several standard errors: here {gap / error:+.1f})"
+            )
     return lines
+
+
+def gap_standard_error(train: list[float], heldout: list[float]) -> float | None:
+    """Standard error of mean(heldout) - mean(train) for two independent samples of tracks
+    (Welch); None when either side has fewer than two tracks."""
+    if len(train) < 2 or len(heldout) < 2:
+        return None
+
+    def variance_of_mean(values: list[float]) -> float:
+        mean = sum(values) / len(values)
+        return sum((v - mean) ** 2 for v in values) / (len(values) - 1) / len(values)
+
+    return (variance_of_mean(train) + variance_of_mean(heldout)) ** 0.5
 
 
 def as_dict(cfg: WorldConfig) -> dict:

@@ -64,3 +64,23 @@ def test_a_second_build_reuses_the_model_unless_a_file_changed(tmp_path, score_c
     assert rebuilt.catalog_reused and not rebuilt.model_reused
     more_steps = _world(root, score_cache, steps=2)
     assert not more_steps.model_reused
+
+
+def test_gap_standard_error_is_welch_and_the_summary_states_it():
+    from demo_world.world import gap_standard_error, summary_lines
+
+    train, heldout = [1.0, 2.0, 3.0], [2.0, 4.0]
+    # var(train)/3 + var(heldout)/2 = 1/3 + 2/2
+    assert gap_standard_error(train, heldout) == pytest.approx((1 / 3 + 1) ** 0.5)
+    assert gap_standard_error([1.0], heldout) is None
+    report = {
+        "loss_first_20_steps": 0.5,
+        "loss_last_20_steps": 0.1,
+        "eval_timesteps": [0.5],
+        "eval_loss_train_tracks": 2.0,
+        "eval_loss_heldout_tracks": 3.0,
+        "eval_loss_per_train_track": dict(zip("abc", train, strict=True)),
+        "eval_loss_per_heldout_track": dict(zip("de", heldout, strict=True)),
+    }
+    lines = summary_lines(report)
+    assert lines[-1].startswith("held-out - train = +1.0000 +- 1.1547")
