@@ -54,8 +54,12 @@ def audio_inspect(path: Path, *, max_bytes: int, max_seconds: float) -> AudioInf
     ``undecodable``, ``too_long`` or ``silent``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"audio file {str(path)!r} does not exist", code="missing")
+    try:
+        exists = path.is_file()
+    except (OSError, ValueError):  # a name the OS refuses: too long, or a NUL byte
+        exists = False
+    if not exists:
+        raise AudioError(f"audio file {str(path)[:300]!r} does not exist", code="missing")
     size = path.stat().st_size
     if size == 0:
         raise AudioError(f"audio file {path.name!r} is empty (0 bytes)", code="empty")

@@ -113,6 +113,14 @@ def _full_clean(obj, **kwargs) -> None:
         ) from None
 
 
+def _is_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder; a name the OS refuses (too long, a NUL byte) is not."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
 def _normalized(value: str, normalize, field: str) -> str:
     if not value:
         return ""
@@ -591,7 +599,7 @@ def catalog_import_folder(
     """Import ``rights_holders``, ``recordings`` and ``ownership_shares`` (CSV or XLSX)
     from one folder in one transaction; audio paths are relative to the folder."""
     folder = Path(folder)
-    if not folder.is_dir():
+    if not _is_folder(folder):
         raise ApplicationError(f"{str(folder)!r} is not a folder", field="folder")
     files = import_folder_files(folder)
     if not files:
@@ -733,8 +741,11 @@ def model_version_register(
     name = " ".join(str(name).split())
     if not name:
         raise ApplicationError("a model version needs a name", field="name")
-    folder = Path(checkpoint_dir).expanduser().resolve()
-    if not folder.is_dir():
+    try:
+        folder = Path(checkpoint_dir).expanduser().resolve()
+    except (OSError, ValueError, RuntimeError):  # a NUL byte, a symlink loop
+        folder = Path(str(checkpoint_dir))
+    if not _is_folder(folder):
         raise ApplicationError(f"{str(folder)!r} is not a folder", field="checkpoint_dir")
     required = (CONFIG_FILE, CHECKPOINT_FILE, MANIFEST_FILE)
     missing = [file for file in required if not (folder / file).is_file()]
@@ -1036,13 +1047,6 @@ def import_upload_check(*, kind: str, upload) -> None:
             "CSV UTF-8",
             field=kind,
         )
-
-
-def _is_folder(path: str) -> bool:
-    try:
-        return Path(path).is_dir()
-    except (OSError, ValueError):  # e.g. a NUL byte, or a name too long
-        return False
 
 
 def _staging_prune() -> None:

@@ -62,15 +62,7 @@ def test_schema_generation_has_no_warnings_or_errors(tmp_path):
 # -> (text of the logged traceback that identifies the bug, the report). Only that exact
 # failure is tolerated (as xfail); any other 5xx of the operation still fails. Remove the
 # entry once fixed.
-_OVER_LONG_PATH = (
-    "File name too long",
-    "catalog services call Path.is_dir() on a raw path from the request; a file name over "
-    "255 bytes raises OSError (ENAMETOOLONG) -> 500 (see the xfail test below)",
-)
-KNOWN_5XX = {
-    "POST /catalog/api/model-versions/": _OVER_LONG_PATH,
-    "POST /catalog/api/imports/": _OVER_LONG_PATH,
-}
+KNOWN_5XX: dict[str, tuple[str, str]] = {}
 
 
 @pytest.mark.django_db
@@ -89,12 +81,6 @@ def test_no_input_causes_a_server_error(case, role, world, caplog):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported to the catalog's owner: model_version_register and catalog_import_folder "
-    "call Path.is_dir() on the raw input; a file name over 255 bytes raises OSError "
-    "(500). Remove this marker with the fix.",
-)
 @pytest.mark.parametrize(
     ("url_name", "data"),
     [
