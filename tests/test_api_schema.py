@@ -13,6 +13,8 @@ from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.db import close_old_connections
+from django.test import Client
+from django.urls import reverse
 from hypothesis import HealthCheck, Phase, settings
 
 from core.roles import CATALOG_ADMIN, FINANCE
@@ -58,23 +60,12 @@ def test_schema_generation_has_no_warnings_or_errors(tmp_path):
     assert len(schema["paths"]) >= 15
 
 
-# 5xx found by this test in code owned elsewhere, reported and not fixed yet: operation
-# -> (text of the logged traceback that identifies the bug, the report). Only that exact
-# failure is tolerated (as xfail); any other 5xx of the operation still fails. Remove the
-# entry once fixed.
-KNOWN_5XX: dict[str, tuple[str, str]] = {}
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("role", [FINANCE, HOLDER_A, CATALOG_ADMIN])
 @SCHEMA.parametrize()
 @FUZZ
 def test_no_input_causes_a_server_error(case, role, world, caplog):
     response = case.call(headers={"Authorization": f"Token {world.tokens[role]}"})
-    if response.status_code >= 500:
-        known = KNOWN_5XX.get(f"{case.method} {case.operation.path}")
-        if known and known[0] in caplog.text:
-            pytest.xfail(known[1])
     assert response.status_code < 500, (
         f"{case.method} {case.path} as {role} -> {response.status_code}\n"
         f"{case.as_curl_command()}\n{caplog.text[-3000:]}"
@@ -89,9 +80,8 @@ def test_no_input_causes_a_server_error(case, role, world, caplog):
     ],
 )
 def test_an_over_long_server_path_is_a_400_not_a_500(world, url_name, data):
-    from django.test import Client
-    from django.urls import reverse
-
+    """Found by the fuzzing above (OSError ENAMETOOLONG from Path.is_dir), fixed in catalog:
+    kept as a deterministic regression test."""
     client = Client(
         raise_request_exception=False, HTTP_AUTHORIZATION=f"Token {world.tokens[CATALOG_ADMIN]}"
     )
