@@ -271,7 +271,7 @@ class RecordingViewSet(
 
     @extend_schema(request=SharesInputSerializer, responses=RecordingOutputSerializer)
     @action(detail=True, methods=["put"], url_path="shares")
-    def shares(self, request, pk=None):
+    def shares(self, request, pk=None, **kwargs):
         """Replace the recording's ownership shares (they must sum to 100)."""
         recording = self.get_object()
         data = SharesInputSerializer(data=request.data)
@@ -373,7 +373,7 @@ class OptOutViewSet(
 
     @extend_schema(request=None, responses=OptOutOutputSerializer)
     @action(detail=True, methods=["post"])
-    def withdraw(self, request, pk=None):
+    def withdraw(self, request, pk=None, **kwargs):
         opt_out = self.get_object()
         if not _may_act_for(request.user, opt_out.rights_holder):
             return Response(
@@ -470,7 +470,7 @@ class ModelVersionViewSet(
 
     @extend_schema(responses=ArtifactStatusSerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=None)
-    def artifacts(self, request, pk=None):
+    def artifacts(self, request, pk=None, **kwargs):
         """Status and progress of the model version's artifacts (Fisher, base losses)."""
         model = self.get_object()
         return Response(
@@ -484,7 +484,7 @@ class ModelVersionViewSet(
         url_path="compute-artifacts",
         permission_classes=[IsCatalogAdmin],
     )
-    def compute_artifacts(self, request, pk=None):
+    def compute_artifacts(self, request, pk=None, **kwargs):
         """Queue the computation of the artifacts not ready yet (catalog admins)."""
         from attribution.services import model_version_artifacts_queue
 
@@ -497,7 +497,7 @@ class ModelVersionViewSet(
 
     @extend_schema(responses=TrainingSetEntrySerializer(many=True))
     @action(detail=True, methods=["get"], url_path="training-set")
-    def training_set(self, request, pk=None):
+    def training_set(self, request, pk=None, **kwargs):
         model = self.get_object()
         page = self.paginate_queryset(training_set_entries(model))
         return self.get_paginated_response(TrainingSetEntrySerializer(page, many=True).data)

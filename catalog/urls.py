@@ -17,7 +17,12 @@ router.register("model-versions", apis.ModelVersionViewSet, basename="model-vers
 urlpatterns = [
     path("", views.my_catalog, name="my-catalog"),
     path("opt-outs/new/", views.opt_out_request, name="opt-out-request"),
-    path("opt-outs/<int:pk>/withdraw/", views.opt_out_withdraw_view, name="opt-out-withdraw"),
+    # Named apart from the API's opt-out-withdraw (the router's name for the same action).
+    path(
+        "opt-outs/<int:pk>/withdraw/",
+        views.opt_out_withdraw_view,
+        name="opt-out-withdraw-page",
+    ),
     path("opt-out-rule/", views.opt_out_rule, name="opt-out-rule"),
     path("import/", views.catalog_import_page, name="import"),
     path("import/<str:token>/", views.catalog_import_staged, name="import-staged"),

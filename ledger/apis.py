@@ -350,7 +350,7 @@ class PayoutBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         return Response(self.get_serializer(self.get_queryset().get(pk=batch.pk)).data, code)
 
     @extend_schema(request=PayoutBatchCreateSerializer, responses={201: PayoutBatchSerializer})
-    def create(self, request):
+    def create(self, request, *args, **kwargs):
         params = PayoutBatchCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         batch = services.payout_batch_create(**params.validated_data, actor=request.user)

@@ -209,6 +209,18 @@ class TestOptOutApi:
         withdraw = client.post(f"{API}/opt-outs/{response.json()['id']}/withdraw/")
         assert withdraw.status_code == 200 and withdraw.json()["withdrawn_at"]
 
+    def test_holder_withdraws_through_the_json_suffix_url(self, world):
+        """The router's ``.json`` twin of the action works like the plain URL (it was a
+        TypeError, 500, while the action took no ``format`` argument)."""
+        opt_out = opt_out_create(
+            rights_holder=world["mine"], recording=None, effective_from=date(2026, 3, 1), actor=None
+        )
+        client = client_for(world["me"])
+        withdraw = client.post(f"{API}/opt-outs/{opt_out.pk}/withdraw.json")
+        assert withdraw.status_code == 200 and withdraw.json()["withdrawn_at"]
+        opt_out.refresh_from_db()
+        assert opt_out.withdrawn_at is not None
+
     def test_holder_cannot_opt_out_for_someone_else(self, world):
         client = client_for(world["me"])
         response = client.post(f"{API}/opt-outs/", {"rights_holder": world["theirs"].pk})

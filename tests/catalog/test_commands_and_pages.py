@@ -93,7 +93,11 @@ class TestPages:
         assert OptOut.objects.get().recording == mine
         page = client.get("/catalog/").content.decode()
         assert "opted out" in page and "in force" in page
-        response = client.post(f"/catalog/opt-outs/{OptOut.objects.get().pk}/withdraw/")
+        # The withdraw button posts to this page's view, not to the API's action of the
+        # same name (which answered the holder with JSON).
+        withdraw_url = f"/catalog/opt-outs/{OptOut.objects.get().pk}/withdraw/"
+        assert f'action="{withdraw_url}"' in page
+        response = client.post(withdraw_url)
         assert response.status_code == 302
         assert OptOut.objects.get().withdrawn_at is not None
         assert "allowed" in client.get("/catalog/").content.decode()
