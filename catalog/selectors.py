@@ -96,6 +96,15 @@ def training_set_entries(model_version: ModelVersion) -> QuerySet[TrainingSetEnt
     )
 
 
+def ownership_shares_of_holders(holders: QuerySet[RightsHolder]) -> QuerySet[OwnershipShare]:
+    """The holders' shares with their recordings, by holder then ISRC (My catalog)."""
+    return (
+        OwnershipShare.objects.filter(rights_holder__in=holders)
+        .select_related("recording", "rights_holder")
+        .order_by("rights_holder__legal_name", "rights_holder_id", "recording__isrc", "pk")
+    )
+
+
 def ownership_shares_for_recordings(
     recording_ids: Iterable[int],
 ) -> dict[int, list[tuple[int, Decimal]]]:

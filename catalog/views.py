@@ -26,6 +26,7 @@ from catalog.selectors import (
     holders_for_user,
     model_version_artifact_statuses,
     opt_outs_visible_to,
+    ownership_shares_of_holders,
     recordings_opted_out,
     recordings_with_isrcs,
     rights_holders_visible_to,
@@ -47,21 +48,30 @@ PAGE_SIZE = 50
 
 @login_required
 def my_catalog(request: HttpRequest) -> HttpResponse:
-    """The rights holders the user acts for, their recordings and shares, their opt-outs."""
-    holders = list(
-        holders_for_user(request.user).prefetch_related(
-            "ownership_shares__recording", "opt_outs__recording"
-        )
+    """The rights holders the user acts for, their recordings and shares (one paginated
+    table), and the opt-outs the user may see (paginated apart, ``?opt_outs_page=``)."""
+    holders = holders_for_user(request.user)
+    summaries = list(
+        holders.annotate(recordings=Count("ownership_shares")).order_by("legal_name", "pk")
     )
-    opted = set(recordings_opted_out().values_list("pk", flat=True))
+    shares = Paginator(ownership_shares_of_holders(holders), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    on_page = [share.recording_id for share in shares]
+    opted = set(recordings_opted_out().filter(pk__in=on_page).values_list("pk", flat=True))
+    opt_outs = Paginator(opt_outs_visible_to(request.user), PAGE_SIZE).get_page(
+        request.GET.get("opt_outs_page")
+    )
     return render(
         request,
         "catalog/my_catalog.html",
         {
-            "holders": holders,
+            "holders": summaries,
+            "several_holders": len(summaries) > 1,
+            "page_obj": shares,
             "opted_out_ids": opted,
             "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
-            "opt_outs": opt_outs_visible_to(request.user)[:200],
+            "opt_outs": opt_outs,
         },
     )
 

@@ -236,11 +236,13 @@ def payout_batches(request: HttpRequest) -> HttpResponse:
 @finance_required
 def payout_batch_detail(request: HttpRequest, pk: int) -> HttpResponse:
     batch = get_object_or_404(selectors.payout_batches(), pk=pk)
+    detail = selectors.payout_batch_detail(batch=batch)
     return render(
         request,
         "ledger/payout.html",
         {
-            "detail": selectors.payout_batch_detail(batch=batch),
+            "detail": detail,
+            "page_obj": _page(request, detail.lines),  # totals stay over every line
             "fail_form": PayoutLineFailForm(),
         },
     )

@@ -102,6 +102,44 @@ class TestPages:
         assert OptOut.objects.get().withdrawn_at is not None
         assert "allowed" in client.get("/catalog/").content.decode()
 
+    def test_my_catalog_pages_recordings_and_opt_outs_in_sortable_tables(self, client, monkeypatch):
+        """A large catalog is paged (recordings by ISRC, opt-outs newest first), each
+        page naming how many there are; another holder's recordings never show."""
+        monkeypatch.setattr("catalog.views.PAGE_SIZE", 2)
+        holder = RightsHolderFactory(legal_name="Mine")
+        user = UserFactory(role=RIGHTS_HOLDER)
+        holder.users.add(user)
+        mine = [
+            RecordingFactory(
+                isrc=f"USAAA260000{n}", title=f"Tune {n}", shares=[(holder, Decimal(100))]
+            )
+            for n in (1, 2, 3)
+        ]
+        RecordingFactory(title="Their Tune", shares=[(RightsHolderFactory(), Decimal(100))])
+        for recording in mine:
+            OptOut.objects.create(
+                rights_holder=holder, recording=recording, effective_from=date(2026, 1, 1)
+            )
+        client.force_login(user)
+
+        def sections(**query) -> tuple[str, str]:
+            html = client.get("/catalog/", query).content.decode()
+            recordings, opt_outs = html.split("<h2>Opt-outs</h2>")
+            return recordings, opt_outs
+
+        recordings, opt_outs = sections()
+        assert 'class="sortable" id="my-recordings"' in recordings
+        assert "Tune 1" in recordings and "Tune 2" in recordings and "Tune 3" not in recordings
+        assert "Page 1 of 2 (3 in all)" in recordings
+        assert 'class="sortable" id="opt-outs"' in opt_outs
+        assert "Tune 3" in opt_outs and "Tune 1" not in opt_outs  # newest first
+        assert "Page 1 of 2 (3 in all)" in opt_outs
+        recordings, _ = sections(page=2)
+        assert "Tune 3" in recordings and "Tune 1" not in recordings
+        _, opt_outs = sections(opt_outs_page=2)
+        assert "Tune 1" in opt_outs and "Tune 3" not in opt_outs
+        assert all("Their Tune" not in part for part in sections() + sections(page=2))
+
     def test_holder_cannot_withdraw_another_holders_opt_out(self, client):
         user = UserFactory(role=RIGHTS_HOLDER)
         RightsHolderFactory().users.add(user)

@@ -364,6 +364,20 @@ def test_payout_batch_pages_create_export_pay_and_fail_a_line_all_audited(world)
     assert selectors.ledger_verify().ok
 
 
+def test_payout_batch_lines_are_paged_and_the_totals_cover_all_of_them(world, monkeypatch):
+    monkeypatch.setattr("ledger.views.PAGE_SIZE", 1)
+    client = logged_in(user_with_role(FINANCE))
+    client.post("/ledger/payouts/", {"currency": "USD", "threshold": "1.00"})
+    batch = PayoutBatch.objects.get()
+    first = client.get(f"/ledger/payouts/{batch.pk}/").content.decode()
+    second = client.get(f"/ledger/payouts/{batch.pk}/", {"page": 2}).content.decode()
+    for page in (first, second):
+        assert "15.00 USD" in page and "Page " in page and "of 2 (2 in all)" in page
+    lines = [page.split('id="payout-lines"')[1].split("<tfoot>")[0] for page in (first, second)]
+    holders = [sum(h.legal_name in part for h in (world.a, world.b)) for part in lines]
+    assert holders == [1, 1] and lines[0] != lines[1]
+
+
 def test_payout_create_form_errors(world):
     client = logged_in(user_with_role(FINANCE))
     finer = client.post("/ledger/payouts/", {"currency": "USD", "threshold": "0.001"})
