@@ -39,5 +39,6 @@ urlpatterns = [
     path("payouts/lines/<int:pk>/fail/", views.payout_line_fail, name="payout-line-fail"),
     # API.
     path("api/balances/", apis.BalanceApi.as_view(), name="api-balances"),
+    path("api/verify/", apis.VerifyApi.as_view(), name="api-verify"),
     path("api/", include(router.urls)),
 ]

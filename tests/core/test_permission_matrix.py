@@ -170,6 +170,7 @@ EXPECTED: dict[str, Expect] = {
     # --- ledger API
     "ledger:api-root": api(),
     "ledger:api-balances": api(),
+    "ledger:api-verify": api(FIN, ok=405),  # POST only
     "ledger:entry-list": api(FIN),
     "ledger:entry-detail": api(FIN, args=lambda w: {"pk": w.entry_a.seq}),
     "ledger:account-list": api(FIN),

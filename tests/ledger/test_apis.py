@@ -188,6 +188,38 @@ def test_payout_batch_api_round_trip_is_audited(world):
     assert PayoutBatch.objects.get().created_by == finance_user
 
 
+def test_verify_api_runs_the_chain_check_for_finance_and_is_audited(world):
+    from core.models import AuditEvent
+    from tests.ledger.conftest import user_with_role
+
+    finance_user = user_with_role(FINANCE)
+    finance = api_for(finance_user)
+    head = world.entries[-1]
+    report = finance.post("/ledger/api/verify/", {}, format="json")
+    assert report.status_code == 200, report.json()
+    body = report.json()
+    assert body["ok"] and body["first_break"] is None and body["entries_checked"] == 4
+    assert (body["head_seq"], body["head_hash"]) == (head.seq, head.hash)
+    assert set(body["trial_balance"].values()) == {0}
+    anchored = finance.post(
+        "/ledger/api/verify/", {"expect": [f"{head.seq}:{head.hash.upper()}"]}, format="json"
+    )
+    assert anchored.json()["ok"]
+    broken = finance.post("/ledger/api/verify/", {"expect": [f"2:{'0' * 64}"]}, format="json")
+    assert not broken.json()["ok"] and broken.json()["break_seq"] == 2
+    assert "recorded anchor" in broken.json()["first_break"]
+    bad = finance.post("/ledger/api/verify/", {"expect": ["not-an-anchor"]}, format="json")
+    assert bad.status_code == 400
+    holder = api_for(user_with_role(RIGHTS_HOLDER, [world.a]))
+    assert holder.post("/ledger/api/verify/", {}, format="json").status_code == 403
+    runs = AuditEvent.objects.filter(action="ledger.verify").order_by("id")
+    assert [(e.actor, e.after["ok"]) for e in runs] == [
+        (finance_user, True),
+        (finance_user, True),
+        (finance_user, False),
+    ]
+
+
 def test_schema_documents_the_ledger_api_without_warnings():
     from drf_spectacular.drainage import GENERATOR_STATS
     from drf_spectacular.generators import SchemaGenerator
@@ -205,6 +237,7 @@ def test_schema_documents_the_ledger_api_without_warnings():
         "/ledger/api/payout-batches/{id}/export/",
         "/ledger/api/payout-batches/{id}/mark-paid/",
         "/ledger/api/payout-batches/{id}/fail-line/",
+        "/ledger/api/verify/",
     ):
         assert path in paths, path
     assert (
