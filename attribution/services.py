@@ -502,6 +502,28 @@ def generation_record(
     return generation
 
 
+def wav_float_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """32-bit float WAV of ``samples`` (frames, channels), the same bytes for the same samples.
+
+    libsndfile adds a PEAK chunk with a wall-clock timestamp to float WAVs. The file's hash
+    names the generation's audio and keys its unlearning draws, so the chunk is dropped:
+    the same sampled audio must give the same hash, and so the same scores, on every run.
+    """
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, sample_rate, format="WAV", subtype="FLOAT")
+    data = buffer.getvalue()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", data[:12]
+    chunks, offset = [], 12
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset + 4 : offset + 8], "little")
+        end = offset + 8 + size + (size & 1)  # chunks are padded to an even length
+        if data[offset : offset + 4] != b"PEAK":
+            chunks.append(data[offset:end])
+        offset = end
+    body = b"WAVE" + b"".join(chunks)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
 def generation_generate(
     *,
     model_version: ModelVersion,
@@ -546,14 +568,10 @@ def generation_generate(
         device=session.cfg.device,
         **options,
     )  # (C, T)
-    buffer = io.BytesIO()
-    soundfile.write(
-        buffer, audio.detach().cpu().numpy().T, sample_rate, format="WAV", subtype="FLOAT"
-    )
     return generation_record(
         model_version=model_version,
         prompt=prompt,
-        audio=buffer.getvalue(),
+        audio=wav_float_bytes(audio.detach().cpu().numpy().T, sample_rate),
         revenue_minor=revenue_minor,
         currency=currency,
         requested_by=requested_by,

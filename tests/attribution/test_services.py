@@ -166,3 +166,20 @@ def test_the_platform_generates_audio_with_the_model_and_records_it_once(
         services.generation_generate(
             **{**request, "prompt": "too long", "seconds_total": 5.0, "idempotency_key": "g-2"}
         )
+
+
+def test_generated_audio_bytes_do_not_depend_on_when_they_are_written():
+    """libsndfile stamps float WAVs with the time; the hash keys the unlearning draws."""
+    import io
+    import time
+
+    import numpy as np
+    import soundfile
+
+    samples = np.random.default_rng(0).uniform(-1.5, 1.5, size=(800, 1)).astype(np.float32)
+    first = services.wav_float_bytes(samples, 16000)
+    time.sleep(1.1)  # the PEAK chunk's timestamp has one-second resolution
+    second = services.wav_float_bytes(samples, 16000)
+    assert first == second and b"PEAK" not in first
+    decoded, rate = soundfile.read(io.BytesIO(first), dtype="float32", always_2d=True)
+    assert rate == 16000 and np.array_equal(decoded, samples)  # lossless, no clipping
