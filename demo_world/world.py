@@ -22,7 +22,9 @@ from pathlib import Path
 from demo_world import build, training
 from demo_world.model_config import SAMPLE_RATE, ArchitectureConfig, TrainingConfig, model_config
 
-STEPS_PER_MINUTE = 75  # batch 8 on the 2-core machine, ~0.8 s/step when it is not shared
+# Batch 8 of the default model on the 2-core machine: 0.55 s/step measured with other jobs
+# running, 0.8 s/step budgeted, so "--train-minutes 8" (600 steps) fits in 8 minutes.
+STEPS_PER_MINUTE = 75
 DEFAULT_TRAIN_MINUTES = 8.0
 MODEL_FILES = (
     "model_config.json",
