@@ -31,6 +31,7 @@ NAV_ITEMS = (
     NavItem("Model versions", "catalog:model-versions", CATALOG_ADMIN),
     NavItem("Generations & jobs", "attribution:jobs", CATALOG_ADMIN),
     NavItem("Ledger", "ledger:journal", FINANCE),
+    NavItem("Periods", "ledger:periods", FINANCE),
     NavItem("Payouts", "ledger:payouts", FINANCE),
     NavItem("Verify", "ledger:verify", FINANCE),
 )

@@ -6,7 +6,7 @@ Dates are calendar days in UTC (the ledger's time zone), both ends included.
 import django_filters
 from django import forms
 
-from ledger.models import Account, JournalEntry
+from ledger.models import Account, JournalEntry, StatementPeriod
 
 
 class JournalEntryFilter(django_filters.FilterSet):
@@ -50,3 +50,17 @@ class AccountFilter(django_filters.FilterSet):
 
     def filter_currency(self, queryset, name, value):
         return queryset.filter(currency=value.strip().upper())
+
+
+class StatementPeriodFilter(django_filters.FilterSet):
+    closed = django_filters.BooleanFilter(
+        field_name="closed_at",
+        lookup_expr="isnull",
+        exclude=True,
+        label="Closed",
+        help_text="true: closed periods only; false: open ones only",
+    )
+
+    class Meta:
+        model = StatementPeriod
+        fields = ["closed"]

@@ -75,3 +75,18 @@ class VerifyForm(forms.Form):
                 raise forms.ValidationError(f"{raw!r} is not SEQ:HASH (a 64-character hash).")
             anchors[int(seq)] = digest.lower()
         return anchors
+
+
+class StatementPeriodCreateForm(forms.Form):
+    """Both ends in UTC (the ledger's time zone); ``datetime-local`` inputs send no zone."""
+
+    starts_at = forms.DateTimeField(
+        label="Starts (UTC)",
+        help_text="Included, e.g. 2026-07-01 00:00",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    ends_at = forms.DateTimeField(
+        label="Ends (UTC)",
+        help_text="Excluded: the next period starts here",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )

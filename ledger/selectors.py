@@ -1,10 +1,12 @@
-"""Reads of the ledger: balances, a holder's earnings and next payout, statements, the
-journal and accounts for finance, payout batches, chain verification.
+"""Reads of the ledger: balances, a holder's earnings and next payout, statements and
+statement periods, the journal and accounts for finance, payout batches, chain
+verification.
 
 A balance is always the sum of postings (there is no stored balance to drift). Holder
 balances are reported as what the platform owes (the negated, credit-normal sum).
 """
 
+import calendar
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -73,6 +75,21 @@ def holder_payable_balances(*, currency: str) -> dict[int, int]:
         .values_list("account__rights_holder_id", "total")
     )
     return {holder_id: -total for holder_id, total in rows}
+
+
+def holder_balances(*, currency: str, holders: QuerySet[RightsHolder]) -> QuerySet[Account]:
+    """The payable accounts in ``currency`` of ``holders``, by rights holder id, each with
+    ``balance``: what the platform owes the holder (accrual units). A query, so that a
+    list of every holder's balance can be paged in the database."""
+    return (
+        Account.objects.filter(
+            kind=Account.Kind.HOLDER_PAYABLE, currency=currency, rights_holder__in=holders
+        )
+        .annotate(
+            balance=Coalesce(-Sum("postings__amount"), Value(0), output_field=BigIntegerField())
+        )
+        .order_by("rights_holder_id")
+    )
 
 
 def holder_balance(*, rights_holder: RightsHolder, currency: str) -> int:
@@ -288,6 +305,7 @@ def holder_dashboard(
 
 @dataclass(frozen=True)
 class StatementRow:
+    rights_holder: RightsHolder
     period: StatementPeriod
     currency: str
     statement: Statement | None  # None until first opened (then frozen)
@@ -309,8 +327,59 @@ def holder_statement_rows(*, rights_holder: RightsHolder) -> list[StatementRow]:
         for currency in sorted(opened):
             statement = stored.get((period.pk, currency))
             if statement is not None or period.ends_at > opened[currency]:
-                rows.append(StatementRow(period, currency, statement))
+                rows.append(StatementRow(rights_holder, period, currency, statement))
     return rows
+
+
+def statement_rows_for(
+    *, holders: QuerySet[RightsHolder], period_id: int | None = None, currency: str | None = None
+) -> list[StatementRow]:
+    """``holder_statement_rows`` of each of ``holders`` (by legal name), optionally only
+    those of one period or currency."""
+    return [
+        row
+        for holder in holders.order_by("legal_name", "pk")
+        for row in holder_statement_rows(rights_holder=holder)
+        if (period_id is None or row.period.pk == period_id)
+        and (currency is None or row.currency == currency)
+    ]
+
+
+# --- statement periods -----------------------------------------------------------------------
+
+PERIOD_FUTURE, PERIOD_CURRENT, PERIOD_ENDED, PERIOD_CLOSED = "future", "current", "ended", "closed"
+
+
+def statement_periods() -> QuerySet[StatementPeriod]:
+    """Every statement period, newest first."""
+    return StatementPeriod.objects.order_by("-starts_at")
+
+
+def statement_period_state(*, period: StatementPeriod, now: datetime) -> str:
+    """``closed``; ``ended`` (over but open: finance may close it); ``current`` (``now``
+    is in it); or ``future``."""
+    if period.closed_at is not None:
+        return PERIOD_CLOSED
+    if period.ends_at <= now:
+        return PERIOD_ENDED
+    return PERIOD_CURRENT if period.starts_at <= now else PERIOD_FUTURE
+
+
+def _month_later(moment: datetime) -> datetime:
+    """The same day and time a calendar month later (the 31st becomes the month's last day)."""
+    year, month = (moment.year, moment.month + 1) if moment.month < 12 else (moment.year + 1, 1)
+    if year > datetime.max.year:
+        return moment  # nothing to suggest past the calendar's end
+    last_day = calendar.monthrange(year, month)[1]
+    return moment.replace(year=year, month=month, day=min(moment.day, last_day))
+
+
+def statement_period_suggestion(*, now: datetime) -> tuple[datetime, datetime]:
+    """Where the next period would naturally go: a month from the end of the latest one,
+    or this calendar month when there is none (what the create form offers)."""
+    latest = StatementPeriod.objects.order_by("-ends_at").first()
+    starts_at = latest.ends_at if latest is not None else month_starts(now=now, months=1)[0]
+    return starts_at, _month_later(starts_at)
 
 
 # --- statements ------------------------------------------------------------------------------

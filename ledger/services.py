@@ -583,10 +583,21 @@ def generation_settle_many(
 def statement_period_create(
     *, starts_at: datetime, ends_at: datetime, actor: AbstractBaseUser | None = None
 ) -> StatementPeriod:
+    """A new, open statement period [starts_at, ends_at); periods never overlap."""
     if ends_at <= starts_at:
         raise ApplicationError("A period must end after it starts.", field="ends_at")
-    if StatementPeriod.objects.filter(starts_at__lt=ends_at, ends_at__gt=starts_at).exists():
-        raise ApplicationError("The period overlaps an existing period.", field="starts_at")
+    ledger_lock()  # two finance users creating periods at once cannot both pass the check
+    overlapping = (
+        StatementPeriod.objects.filter(starts_at__lt=ends_at, ends_at__gt=starts_at)
+        .order_by("starts_at")
+        .first()
+    )
+    if overlapping is not None:
+        raise ApplicationError(
+            f"The period overlaps the existing period {overlapping.starts_at:%Y-%m-%d %H:%M} "
+            f"to {overlapping.ends_at:%Y-%m-%d %H:%M} UTC.",
+            field="starts_at",
+        )
     period = StatementPeriod(starts_at=starts_at, ends_at=ends_at)
     period.full_clean()
     period.save(force_insert=True)
@@ -603,14 +614,24 @@ def statement_period_create(
 def statement_period_close(
     *, period: StatementPeriod, actor: AbstractBaseUser | None = None
 ) -> StatementPeriod:
-    """Lock the period: from now on no entry can be dated in it (service and database)."""
+    """Lock the period: from now on no entry can be dated in it (service and database).
+
+    Refused, with the reason, for a period that is already closed or has not ended yet.
+    """
     ledger_lock()
     period = StatementPeriod.objects.select_for_update().get(pk=period.pk)
     if period.closed_at is not None:
-        return period
+        raise ApplicationError(
+            f"The period {period} is already closed (since {period.closed_at:%Y-%m-%d %H:%M} UTC).",
+            field="period",
+        )
     now = timezone.now()
     if period.ends_at > now:
-        raise ApplicationError("A period can only be closed after it has ended.")
+        raise ApplicationError(
+            f"A period can only be closed after it has ended ({period.ends_at:%Y-%m-%d %H:%M} "
+            "UTC).",
+            field="period",
+        )
     period.closed_at = now
     period.save(update_fields=["closed_at"])
     audit_record(

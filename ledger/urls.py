@@ -12,6 +12,7 @@ router.register("entries", apis.JournalEntryViewSet, basename="entry")
 router.register("accounts", apis.AccountViewSet, basename="account")
 router.register("statements", apis.StatementViewSet, basename="statement")
 router.register("payout-batches", apis.PayoutBatchViewSet, basename="payout-batch")
+router.register("periods", apis.StatementPeriodViewSet, basename="statement-period")
 
 statement = "statements/<int:holder_id>/<int:period_id>/<str:currency>/"
 
@@ -32,6 +33,9 @@ urlpatterns = [
     path("journal/<int:seq>/", views.entry_detail, name="entry"),
     path("accounts/", views.account_list, name="accounts"),
     path("verify/", views.verify, name="verify"),
+    # Named apart from the API's statement-period-* (the router's names).
+    path("periods/", views.statement_periods, name="periods"),
+    path("periods/<int:pk>/close/", views.statement_period_close, name="period-close"),
     path("payouts/", views.payout_batches, name="payouts"),
     path("payouts/<int:pk>/", views.payout_batch_detail, name="payout"),
     path("payouts/<int:pk>/export/", views.payout_batch_export, name="payout-export"),

@@ -2,8 +2,9 @@
 
 Rights holders (only the holders they act for; finance may open any holder's): the
 dashboard (balances, earnings, next payout) and statements (page, CSV, PDF). Finance:
-accounts, the journal and its entries, ledger verification, payout batches. Every finance
-action is a POST (CSRF-checked) to a service that writes the audit trail.
+accounts, the journal and its entries, ledger verification, statement periods (create,
+close), payout batches. Every finance action is a POST (CSRF-checked) to a service that
+writes the audit trail.
 
 Views parse input, call a selector or service and render; anonymous users are sent to
 log in; holder pages show the holders the user acts for (a user who acts for none gets an
@@ -12,10 +13,12 @@ explanation, another holder's statement is 404); finance pages are 403 for other
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from catalog.models import RightsHolder
@@ -25,7 +28,13 @@ from ledger import selectors, services
 from ledger.charts import earnings_per_month_svg
 from ledger.exports import statement_csv, statement_pdf
 from ledger.filters import AccountFilter, JournalEntryFilter
-from ledger.forms import PayoutBatchCreateForm, PayoutExportForm, PayoutLineFailForm, VerifyForm
+from ledger.forms import (
+    PayoutBatchCreateForm,
+    PayoutExportForm,
+    PayoutLineFailForm,
+    StatementPeriodCreateForm,
+    VerifyForm,
+)
 from ledger.models import JournalEntry, PayoutBatch, PayoutLine, Statement, StatementPeriod
 
 PAGE_SIZE = 50
@@ -102,20 +111,28 @@ def statement_list(request: HttpRequest) -> HttpResponse:
             "holder": holder,
             "holders": list(own.order_by("legal_name")),
             "page": _page(request, rows),
+            "is_finance": user_has_role(request.user, FINANCE),
         },
     )
 
 
-def _statement(request: HttpRequest, holder_id: int, period_id: int, currency: str) -> Statement:
+def statement_for(
+    *, user: AbstractBaseUser | AnonymousUser, holder_id: int, period_id: int, currency: str
+) -> Statement:
     """The statement, frozen the first time it is opened (``statement_generate`` returns
     the same statement, re-checked against the ledger, every later time). 404 unless the
-    user may read the holder, the period is closed and the holder has that currency."""
-    holder = get_object_or_404(selectors.holders_visible_to(user=request.user), pk=holder_id)
-    period = get_object_or_404(StatementPeriod, pk=period_id, closed_at__isnull=False)
+    user may read the holder, the period is closed and the holder has that currency.
+    The statement page, its downloads and the API's ``statements/generate/`` all use it."""
+    holder = selectors.holders_visible_to(user=user).filter(pk=holder_id).first()
+    if holder is None:
+        raise Http404("No such rights holder.")
+    period = StatementPeriod.objects.filter(pk=period_id, closed_at__isnull=False).first()
+    if period is None:
+        raise Http404("No closed statement period with this id.")
     if currency not in selectors.holder_currencies(rights_holder=holder):
         raise Http404("The rights holder has no account in this currency.")
     return services.statement_generate(
-        rights_holder=holder, period=period, currency=currency, actor=request.user
+        rights_holder=holder, period=period, currency=currency, actor=user
     )
 
 
@@ -131,7 +148,9 @@ def statement_detail(
     request: HttpRequest, holder_id: int, period_id: int, currency: str
 ) -> HttpResponse:
     try:
-        statement = _statement(request, holder_id, period_id, currency)
+        statement = statement_for(
+            user=request.user, holder_id=holder_id, period_id=period_id, currency=currency
+        )
     except ApplicationError as exc:
         return render(request, "ledger/statement_error.html", {"message": exc.message}, status=409)
     return render(
@@ -146,7 +165,9 @@ def statement_download(
     request: HttpRequest, holder_id: int, period_id: int, currency: str, fmt: str
 ) -> HttpResponse:
     try:
-        statement = _statement(request, holder_id, period_id, currency)
+        statement = statement_for(
+            user=request.user, holder_id=holder_id, period_id=period_id, currency=currency
+        )
     except ApplicationError as exc:
         return render(request, "ledger/statement_error.html", {"message": exc.message}, status=409)
     if fmt == "csv":
@@ -204,6 +225,49 @@ def verify(request: HttpRequest) -> HttpResponse:
         "ledger/verify.html",
         {"form": form, "report": report, "history": selectors.ledger_verifications()},
     )
+
+
+# --- finance: statement periods --------------------------------------------------------------
+
+
+@finance_required
+def statement_periods(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    if request.method == "POST":
+        form = StatementPeriodCreateForm(request.POST)
+    else:
+        starts_at, ends_at = selectors.statement_period_suggestion(now=now)
+        form = StatementPeriodCreateForm(initial={"starts_at": starts_at, "ends_at": ends_at})
+    if request.method == "POST" and form.is_valid():
+        try:
+            period = services.statement_period_create(
+                starts_at=form.cleaned_data["starts_at"],
+                ends_at=form.cleaned_data["ends_at"],
+                actor=request.user,
+            )
+        except ApplicationError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Statement period {period} created (open).")
+            return redirect("ledger:periods")
+    page = _page(request, selectors.statement_periods())
+    rows = [(p, selectors.statement_period_state(period=p, now=now)) for p in page]
+    return render(request, "ledger/periods.html", {"form": form, "page": page, "rows": rows})
+
+
+@finance_required
+@require_POST
+def statement_period_close(request: HttpRequest, pk: int) -> HttpResponse:
+    period = get_object_or_404(StatementPeriod, pk=pk)
+    try:
+        period = services.statement_period_close(period=period, actor=request.user)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"Statement period {period} closed: its statements can now be opened."
+        )
+    return redirect("ledger:periods")
 
 
 # --- finance: payout batches -----------------------------------------------------------------

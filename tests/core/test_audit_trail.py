@@ -167,6 +167,22 @@ def ledger_verify(client, world, tmp):
     return client.post(reverse("ledger:verify"), {"expect": ""})
 
 
+def statement_period_create(client, world, tmp):
+    data = {"starts_at": "2020-01-01T00:00", "ends_at": "2020-02-01T00:00"}
+    return client.post(reverse("ledger:periods"), data)
+
+
+def statement_period_close(client, world, tmp):
+    from datetime import UTC, datetime
+
+    from ledger.services import statement_period_create as create
+
+    period = create(
+        starts_at=datetime(2020, 1, 1, tzinfo=UTC), ends_at=datetime(2020, 2, 1, tzinfo=UTC)
+    )
+    return client.post(reverse("ledger:period-close", args=[period.pk]))
+
+
 def statement_generate(client, world, tmp):
     url = reverse(
         "ledger:statement",
@@ -202,6 +218,8 @@ ACTIONS = [
     Action("ledger.payout_line.fail", FINANCE, payout_line_fail),
     Action("ledger.verify", FINANCE, ledger_verify),
     Action("ledger.statement.generate", FINANCE, statement_generate),
+    Action("ledger.period.create", FINANCE, statement_period_create),
+    Action("ledger.period.close", FINANCE, statement_period_close),
 ]
 
 # Audited service actions that no admin or finance page or API call takes, and why.
@@ -213,8 +231,6 @@ NOT_FROM_PAGES = {
     "attribution_run.succeed": "written by the attribution worker",
     "ledger.generation.settle": "booked by the attribution worker with the scores",
     "ledger.entry.reverse": "corrections are a service call (no page yet)",
-    "ledger.period.create": "periods are created by the ledger command (no page yet)",
-    "ledger.period.close": "periods are closed by the ledger command (no page yet)",
     "model_version.opt_out_override": "register with an override reason: the same page as "
     "model_version.register, tested in tests/catalog",
 }

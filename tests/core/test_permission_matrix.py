@@ -162,6 +162,8 @@ EXPECTED: dict[str, Expect] = {
     "ledger:entry": page(FIN, args=lambda w: {"seq": w.entry_a.seq}),
     "ledger:accounts": page(FIN),
     "ledger:verify": page(FIN),
+    "ledger:periods": page(FIN),
+    "ledger:period-close": page(FIN, ok=405, args=pk("period")),  # POST only
     "ledger:payouts": page(FIN),
     "ledger:payout": page(FIN, args=pk("payout_batch")),
     "ledger:payout-export": page(FIN, ok=405, args=pk("payout_batch")),
@@ -176,9 +178,16 @@ EXPECTED: dict[str, Expect] = {
     "ledger:account-list": api(FIN),
     "ledger:account-detail": api(FIN, args=lambda w: {"pk": w.entry_a.postings.first().account_id}),
     "ledger:statement-list": api(),
+    # The statements of the holders the caller acts for (finance: ?rights_holder= any);
+    # generate names its holder in the POST body: another holder's is 404 there.
+    "ledger:statement-available": api(),
+    "ledger:statement-generate": api(ok=405),  # POST only
     "ledger:statement-detail": api(owned=True, sees_all=FIN, args=pk("statement_a")),
     "ledger:statement-csv": api(owned=True, sees_all=FIN, args=pk("statement_a")),
     "ledger:statement-pdf": api(owned=True, sees_all=FIN, args=pk("statement_a")),
+    "ledger:statement-period-list": api(FIN),
+    "ledger:statement-period-detail": api(FIN, args=pk("period")),
+    "ledger:statement-period-close": api(FIN, ok=405, args=pk("period")),
     "ledger:payout-batch-list": api(FIN),
     "ledger:payout-batch-detail": api(FIN, args=pk("payout_batch")),
     "ledger:payout-batch-export": api(FIN, args=pk("payout_batch")),

@@ -101,6 +101,54 @@ def test_statements_need_a_closed_period(small_catalog):
         services.statement_period_create(starts_at=now, ends_at=now + timedelta(hours=1))
 
 
+def test_closing_a_closed_period_again_is_refused_and_audited_once(small_catalog):
+    from core.models import AuditEvent
+
+    now = timezone.now()
+    period = services.statement_period_create(starts_at=now - timedelta(days=2), ends_at=now)
+    closed = services.statement_period_close(period=period)
+    with pytest.raises(ApplicationError, match="already closed") as refused:
+        services.statement_period_close(period=period)
+    assert refused.value.field == "period"
+    period.refresh_from_db()
+    assert period.closed_at == closed.closed_at
+    assert AuditEvent.objects.filter(action="ledger.period.close").count() == 1
+
+
+@pytest.mark.parametrize(
+    ("latest_end", "suggested"),
+    [
+        (None, ("2026-07-01T00:00:00+00:00", "2026-08-01T00:00:00+00:00")),  # this month
+        ("2026-01-31T00:00:00+00:00", ("2026-01-31T00:00:00+00:00", "2026-02-28T00:00:00+00:00")),
+        ("2026-12-01T00:00:00+00:00", ("2026-12-01T00:00:00+00:00", "2027-01-01T00:00:00+00:00")),
+    ],
+)
+def test_the_next_period_suggested_follows_the_latest_by_a_month(db, latest_end, suggested):
+    from datetime import datetime
+
+    from ledger.selectors import statement_period_suggestion
+
+    if latest_end is not None:
+        ends_at = datetime.fromisoformat(latest_end)
+        services.statement_period_create(starts_at=ends_at - timedelta(days=3), ends_at=ends_at)
+    now = datetime.fromisoformat("2026-07-15T12:00:00+00:00")
+    starts_at, ends_at = statement_period_suggestion(now=now)
+    assert (starts_at.isoformat(), ends_at.isoformat()) == suggested
+
+
+def test_period_states(db):
+    from ledger.selectors import statement_period_state
+
+    now = timezone.now()
+    period = services.statement_period_create(starts_at=now, ends_at=now + timedelta(days=1))
+    states = [
+        statement_period_state(period=period, now=now - timedelta(seconds=1)),
+        statement_period_state(period=period, now=now),
+        statement_period_state(period=period, now=now + timedelta(days=1)),
+    ]
+    assert states == ["future", "current", "ended"]
+
+
 def test_closed_period_is_locked_in_the_database(two_periods):
     first, _, _ = two_periods
     with pytest.raises(IntegrityError, match="closed period"), transaction.atomic():

@@ -15,7 +15,7 @@ from core.models import AuditEvent
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from ledger import selectors, services
 from ledger.hashing import timestamp_canonical
-from ledger.models import JournalEntry, PayoutBatch, PayoutLine, Statement
+from ledger.models import JournalEntry, PayoutBatch, PayoutLine, Statement, StatementPeriod
 from ledger.money import ACCRUAL_SCALE
 from tests.ledger import factories
 from tests.ledger.conftest import settle_known, user_with_role
@@ -199,12 +199,21 @@ def test_another_holders_statement_and_its_downloads_are_404(world):
 
 # --- finance pages ---------------------------------------------------------------------------
 
-FINANCE_PAGES = ("/ledger/journal/", "/ledger/accounts/", "/ledger/verify/", "/ledger/payouts/")
+FINANCE_PAGES = (
+    "/ledger/journal/",
+    "/ledger/accounts/",
+    "/ledger/verify/",
+    "/ledger/payouts/",
+    "/ledger/periods/",
+)
 
 
 def test_finance_pages_are_403_for_other_roles_and_actions_refused(world):
     batch = services.payout_batch_create(currency="USD", threshold_minor=100)
     line = batch.lines.first()
+    ended = services.statement_period_create(
+        starts_at=timezone.now() - timedelta(days=400), ends_at=timezone.now() - timedelta(days=300)
+    )
     pages = (*FINANCE_PAGES, "/ledger/journal/1/", f"/ledger/payouts/{batch.pk}/")
     actions = (
         (f"/ledger/payouts/{batch.pk}/export/", {"fmt": "csv"}),
@@ -212,6 +221,8 @@ def test_finance_pages_are_403_for_other_roles_and_actions_refused(world):
         (f"/ledger/payouts/lines/{line.pk}/fail/", {"reason": "x"}),
         ("/ledger/payouts/", {"currency": "USD"}),
         ("/ledger/verify/", {}),
+        ("/ledger/periods/", {"starts_at": "2020-01-01 00:00", "ends_at": "2020-02-01 00:00"}),
+        (f"/ledger/periods/{ended.pk}/close/", {}),
     )
     for role, holders in ((RIGHTS_HOLDER, [world.a]), (CATALOG_ADMIN, [])):
         client = logged_in(user_with_role(role, holders))
@@ -225,8 +236,15 @@ def test_finance_pages_are_403_for_other_roles_and_actions_refused(world):
     assert batch.status == PayoutBatch.Status.DRAFT
     assert PayoutBatch.objects.count() == 1
     assert not AuditEvent.objects.filter(
-        action__in=["ledger.payout_batch.export", "ledger.verify", "ledger.payout_line.fail"]
+        action__in=[
+            "ledger.payout_batch.export",
+            "ledger.verify",
+            "ledger.payout_line.fail",
+        ]
     ).exists()
+    assert not AuditEvent.objects.filter(action__startswith="ledger.period.", actor__isnull=False)
+    ended.refresh_from_db()
+    assert ended.closed_at is None and StatementPeriod.objects.count() == 2
 
 
 def test_journal_lists_entries_with_provenance_and_filters(world):
@@ -410,6 +428,8 @@ def test_finance_actions_need_a_csrf_token(world):
     client.force_login(user_with_role(FINANCE))
     assert client.post(f"/ledger/payouts/{batch.pk}/mark-paid/").status_code == 403
     assert client.post("/ledger/verify/").status_code == 403
+    assert client.post("/ledger/periods/", {"starts_at": "2020-01-01 00:00"}).status_code == 403
+    assert client.post(f"/ledger/periods/{world.period.pk}/close/").status_code == 403
     batch.refresh_from_db()
     assert batch.status == PayoutBatch.Status.DRAFT
     assert not JournalEntry.objects.filter(kind=JournalEntry.Kind.PAYOUT).exists()
@@ -425,3 +445,80 @@ def test_a_frozen_statement_that_no_longer_matches_is_refused(world):
     assert response.status_code == 409
     assert "no longer matches the ledger" in response.content.decode()
     assert client.get(statement_url(world, world.b, "csv/")).status_code == 409
+
+
+# --- finance: statement periods --------------------------------------------------------------
+
+
+def test_periods_page_lists_periods_and_offers_the_next_one(world):
+    client = logged_in(user_with_role(FINANCE))
+    page = client.get("/ledger/periods/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    periods = html.split('id="periods"')[1]
+    assert f"{world.period.starts_at:%Y-%m-%d %H:%M}" in periods and "Closed" in periods
+    assert "Close period" not in periods  # the only period is closed already
+    # The form offers the next period from the end of the latest one.
+    starts = re.search(r'<input type="datetime-local" name="starts_at" value="([^"]+)"', html)
+    assert starts.group(1) == f"{world.period.ends_at:%Y-%m-%dT%H:%M}"
+    # Reached from the finance pages and the navigation.
+    assert 'href="/ledger/periods/"' in client.get("/ledger/payouts/").content.decode()
+    nav = html.split('class="site-nav"')[1].split("</nav>")[0]
+    assert 'href="/ledger/periods/" aria-current="page"' in nav
+
+
+def test_periods_page_creates_and_closes_periods_with_clear_errors_all_audited(world):
+    finance = user_with_role(FINANCE)
+    client = logged_in(finance)
+    january = {"starts_at": "2020-01-01T00:00", "ends_at": "2020-02-01T00:00"}
+    created = client.post("/ledger/periods/", january)
+    assert created.status_code == 302 and created.url == "/ledger/periods/"
+    period = StatementPeriod.objects.get(starts_at__year=2020)
+    assert (period.starts_at.isoformat(), period.ends_at.isoformat()) == (
+        "2020-01-01T00:00:00+00:00",
+        "2020-02-01T00:00:00+00:00",
+    )
+    page = client.get("/ledger/periods/").content.decode()
+    assert "created (open)" in page and f"Close period {period.pk}" in page
+
+    overlap = client.post(
+        "/ledger/periods/", {"starts_at": "2020-01-15T00:00", "ends_at": "2020-03-01T00:00"}
+    )
+    assert overlap.status_code == 200
+    assert (
+        "The period overlaps the existing period 2020-01-01 00:00 to 2020-02-01 00:00 UTC."
+        in overlap.content.decode()
+    )
+    backwards = client.post(
+        "/ledger/periods/", {"starts_at": "2020-03-01T00:00", "ends_at": "2020-02-01T00:00"}
+    )
+    assert "A period must end after it starts." in backwards.content.decode()
+    assert "This field is required." in client.post("/ledger/periods/", {}).content.decode()
+    assert StatementPeriod.objects.count() == 2
+
+    # A statement exists once its period is closed.
+    holder = logged_in(user_with_role(RIGHTS_HOLDER, [world.a]))
+    january_statement = f"/ledger/statements/{world.a.pk}/{period.pk}/USD/"
+    assert holder.get(january_statement).status_code == 404
+    closed = client.post(f"/ledger/periods/{period.pk}/close/", follow=True)
+    period.refresh_from_db()
+    assert period.closed_at is not None
+    assert "closed: its statements can now be opened" in closed.content.decode()
+    again = client.post(f"/ledger/periods/{period.pk}/close/", follow=True)
+    assert "is already closed (since" in again.content.decode()
+    running = services.statement_period_create(
+        starts_at=timezone.now(), ends_at=timezone.now() + timedelta(days=1)
+    )
+    early = client.post(f"/ledger/periods/{running.pk}/close/", follow=True)
+    assert "can only be closed after it has ended" in early.content.decode()
+    running.refresh_from_db()
+    assert running.closed_at is None
+    assert client.get(f"/ledger/periods/{period.pk}/close/").status_code == 405
+    assert client.post("/ledger/periods/999999/close/").status_code == 404
+
+    assert holder.get(january_statement).status_code == 200
+    trail = AuditEvent.objects.filter(actor=finance, action__startswith="ledger.period.")
+    assert [(e.action, e.object_id) for e in trail.order_by("id")] == [
+        ("ledger.period.create", str(period.pk)),
+        ("ledger.period.close", str(period.pk)),
+    ]
