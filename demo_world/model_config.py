@@ -43,7 +43,7 @@ class TrainingConfig:
 
 # Width: the DiT's output passes through embed_dim, so embed_dim must be at least the 512
 # latent channels or the model cannot represent full-rank noise. The first default (embed 192,
-# depth 5) floored at a loss of 0.33 with noise-like samples; embed 512, depth 2, feed-forward
+# depth 5) floored at a loss of 0.33; embed 512, depth 2, feed-forward
 # x1 reaches ~0.11 in the same 600 steps at ~0.6 s/step on the idle 2-core machine.
 @dataclass(frozen=True)
 class ArchitectureConfig:
