@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 
 from core.roles import FINANCE, user_has_role
 from ledger import selectors, services
-from ledger.exports import statement_csv, statement_pdf
+from ledger.exports import CONTENT_TYPES, statement_csv, statement_pdf
 from ledger.filters import AccountFilter, JournalEntryFilter, StatementPeriodFilter
 from ledger.models import (
     Account,
@@ -39,7 +39,7 @@ from ledger.models import (
 from ledger.money import accrual_to_text, minor_to_decimal
 from ledger.views import file_response, statement_for
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX = CONTENT_TYPES["xlsx"]
 
 
 MAX_ID = 2**63 - 1  # ids are bigint at most: larger input is a 400, not a database error
@@ -413,7 +413,7 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
         statement = self.get_object()
         return file_response(
             statement_csv(statement=statement),
-            content_type="text/csv; charset=utf-8",
+            content_type=CONTENT_TYPES["csv"],
             filename=f"statement-{statement.pk}.csv",
         )
 
@@ -423,7 +423,7 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
         statement = self.get_object()
         return file_response(
             statement_pdf(statement=statement),
-            content_type="application/pdf",
+            content_type=CONTENT_TYPES["pdf"],
             filename=f"statement-{statement.pk}.pdf",
         )
 
@@ -700,9 +700,8 @@ class PayoutBatchViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         batch = self.get_object()
         fmt = request.query_params.get("fmt", "csv")
         data = services.payout_batch_file_export(batch=batch, fmt=fmt, actor=request.user)
-        content_type = "text/csv; charset=utf-8" if fmt == "csv" else XLSX
         return file_response(
-            data, content_type=content_type, filename=f"payout-batch-{batch.pk}.{fmt}"
+            data, content_type=CONTENT_TYPES[fmt], filename=f"payout-batch-{batch.pk}.{fmt}"
         )
 
     @extend_schema(request=None, responses=PayoutBatchSerializer)

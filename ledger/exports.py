@@ -22,6 +22,12 @@ from fpdf.enums import XPos, YPos
 from ledger.models import PayoutBatch, Statement
 from ledger.money import accrual_to_text, minor_to_decimal
 
+# The media type of each file this module writes, for the pages and the API alike.
+CONTENT_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "pdf": "application/pdf",
+}
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 COLUMNS = [
     "batch_id",

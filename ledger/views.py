@@ -26,7 +26,7 @@ from core.exceptions import ApplicationError
 from core.roles import FINANCE, role_required, user_has_role
 from ledger import selectors, services
 from ledger.charts import earnings_per_month_svg
-from ledger.exports import statement_csv, statement_pdf
+from ledger.exports import CONTENT_TYPES, statement_csv, statement_pdf
 from ledger.filters import AccountFilter, JournalEntryFilter
 from ledger.forms import (
     PayoutBatchCreateForm,
@@ -170,12 +170,10 @@ def statement_download(
         )
     except ApplicationError as exc:
         return render(request, "ledger/statement_error.html", {"message": exc.message}, status=409)
-    if fmt == "csv":
-        data, content_type = statement_csv(statement=statement), "text/csv; charset=utf-8"
-    else:
-        data, content_type = statement_pdf(statement=statement), "application/pdf"
+    write = statement_csv if fmt == "csv" else statement_pdf
+    data = write(statement=statement)
     return file_response(
-        data, content_type=content_type, filename=_statement_filename(statement, fmt)
+        data, content_type=CONTENT_TYPES[fmt], filename=_statement_filename(statement, fmt)
     )
 
 
@@ -322,11 +320,9 @@ def payout_batch_export(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("ledger:payout", pk=batch.pk)
     fmt = form.cleaned_data["fmt"]
     data = services.payout_batch_file_export(batch=batch, fmt=fmt, actor=request.user)
-    content_type = {
-        "csv": "text/csv; charset=utf-8",
-        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    }[fmt]
-    return file_response(data, content_type=content_type, filename=f"payout-batch-{batch.pk}.{fmt}")
+    return file_response(
+        data, content_type=CONTENT_TYPES[fmt], filename=f"payout-batch-{batch.pk}.{fmt}"
+    )
 
 
 @finance_required
