@@ -34,6 +34,12 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--workers", type=int, default=1, help="processes sharing the targets")
     parser.add_argument("--lr", type=float, default=defaults.lr)
+    parser.add_argument(
+        "--lr-times-inverse-n",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.lr_times_inverse_n,
+        help="Eq. 6 step eta = lr / N (explicit 1/N) instead of eta = lr (1/N absorbed)",
+    )
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--damping", type=float, default=defaults.damping)
     parser.add_argument(
@@ -58,6 +64,7 @@ def engine_config(args: argparse.Namespace):
 
     return EngineConfig(
         lr=args.lr,
+        lr_times_inverse_n=args.lr_times_inverse_n,
         steps=args.steps,
         damping=args.damping,
         target_layers=args.target_layers,

@@ -64,18 +64,16 @@ DEMO_PROMPTS = (
         3,
     ),
 )
-# The demo runs the paper's method with fewer random timesteps so that it finishes in
-# minutes on a 2-core CPU (the defaults, 2048 unlearning timesteps, are GPU-sized), and with
-# the step size and damping that ranked best in our self-influence sweeps on the demo model
-# (README, "Measured results on the demo model"): the paper's lr 1e-6 is far outside the
-# first-order regime on this small model. Used when ATTRIBUTION_ENGINE is not set; workers
-# of a broker-backed demo need the same value.
+# The demo runs the paper's method (the engine's defaults: lr 1e-6 times Eq. 6's 1/N, damping
+# 1e-3 x mean F) with fewer random timesteps, so that it finishes in about a minute on a
+# 2-core CPU; the defaults (2048 unlearning timesteps, T = 16 for the Fisher and the losses)
+# cost about 1.5 min per generation there, plus 3 min for the Fisher (README, "Measured
+# results on the demo model"). Used when ATTRIBUTION_ENGINE is not set; workers of a
+# broker-backed demo need the same value.
 DEMO_ENGINE_PROFILE = {
-    "lr": 1e-9,
-    "damping": 10.0,
-    "unlearn_timesteps": 32,
-    "score_timesteps": 2,
-    "fisher_timesteps": 1,
+    "unlearn_timesteps": 256,
+    "score_timesteps": 4,
+    "fisher_timesteps": 4,
     "batch_size": 16,
 }
 DEMO_REVENUE_MINOR = 250  # each generation earned 2.50

@@ -1,19 +1,21 @@
 """The demo's stable-audio-tools model config: a small text- and timing-conditioned DiT.
 
 Sized so that the attribution engine can take per-sample gradients for every training track
-on a CPU in minutes: ~6.7M trainable DiT parameters, 6.144 s windows at 16 kHz patched into
-192 latent frames of 512 channels (stable-audio-tools' ``patched`` pretransform, which needs
-no training).
+on a CPU in minutes: 6.144 s windows at 16 kHz, encoded by the training-free ``log_mel``
+pretransform (``attribution/engine/mel_pretransform.py``) into 192 latent frames of 64 mel
+channels, which the DiT groups in pairs (its ``patch_size``) into 96 tokens.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from attribution.engine import mel_pretransform
+
 SAMPLE_RATE = 16000
-PATCH_SIZE = 512
+HOP_LENGTH = 512
 LATENT_FRAMES = 192
-SAMPLE_SIZE = PATCH_SIZE * LATENT_FRAMES  # 98304 samples = 6.144 s
+SAMPLE_SIZE = HOP_LENGTH * LATENT_FRAMES  # 98304 samples = 6.144 s
 
 
 @dataclass(frozen=True)
@@ -41,25 +43,35 @@ class TrainingConfig:
     seed: int = 0
 
 
-# Width: the DiT's output passes through embed_dim, so embed_dim must be at least the 512
-# latent channels or the model cannot represent full-rank noise. The first default (embed 192,
-# depth 5) floored at a loss of 0.33; embed 512, depth 2, feed-forward
-# x1 reaches ~0.11 in the same 600 steps at ~0.6 s/step on the idle 2-core machine.
+# Width: the DiT's output passes through embed_dim, so embed_dim must be at least the
+# token width (n_mels x dit_patch_size = 128) or the model cannot represent full-rank noise
+# (an earlier 192-wide DiT on 512-channel waveform patches floored at a loss of 0.33).
 @dataclass(frozen=True)
 class ArchitectureConfig:
-    embed_dim: int = 512
-    depth: int = 2
-    num_heads: int = 8
+    embed_dim: int = 256
+    depth: int = 4
+    num_heads: int = 4
     cond_dim: int = 128  # a multiple of embed_dim / num_heads (cross-attention heads)
     text_max_length: int = 64
-    ff_mult: int = 1  # feed-forward width / embed_dim (stable-audio-tools' default is 4)
+    ff_mult: int = 2  # feed-forward width / embed_dim (stable-audio-tools' default is 4)
     sample_size: int = SAMPLE_SIZE
-    patch_size: int = PATCH_SIZE
+    n_mels: int = 64  # latent channels
+    n_fft: int = 2048
+    hop_length: int = HOP_LENGTH  # latent frames = sample_size / hop_length
+    dit_patch_size: int = 2  # latent frames per transformer token
 
 
 def model_config(arch: ArchitectureConfig, training: TrainingConfig) -> dict:
     """A stable-audio-tools ``diffusion_cond`` config (Stable Audio Open's layout, smaller)."""
-    io_channels = arch.patch_size  # mono audio patched: 1 channel x patch_size
+    io_channels = arch.n_mels  # latent channels the DiT denoises
+    pretransform = mel_pretransform.config_entry(
+        mel_pretransform.LogMelConfig(
+            sample_rate=SAMPLE_RATE,
+            n_fft=arch.n_fft,
+            hop_length=arch.hop_length,
+            n_mels=arch.n_mels,
+        )
+    )
     number = {"min_val": 0, "max_val": 512}
     training_section = asdict(training)
     training_section["adam_betas"] = list(training.adam_betas)
@@ -69,10 +81,7 @@ def model_config(arch: ArchitectureConfig, training: TrainingConfig) -> dict:
         "sample_size": arch.sample_size,
         "audio_channels": 1,
         "model": {
-            "pretransform": {
-                "type": "patched",
-                "config": {"channels": 1, "patch_size": arch.patch_size},
-            },
+            "pretransform": pretransform,
             "conditioning": {
                 "configs": [
                     {
@@ -92,6 +101,7 @@ def model_config(arch: ArchitectureConfig, training: TrainingConfig) -> dict:
                 "diffusion_objective": training.diffusion_objective,
                 "config": {
                     "io_channels": io_channels,
+                    "patch_size": arch.dit_patch_size,
                     "embed_dim": arch.embed_dim,
                     "depth": arch.depth,
                     "num_heads": arch.num_heads,

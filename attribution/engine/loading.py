@@ -2,9 +2,10 @@
 
 A checkpoint directory holds ``model_config.json`` and ``model.safetensors`` (or
 ``model.ckpt``), the layout Stable Audio Open ships and the demo world writes. The model is
-built with stable-audio-tools' ``create_model_from_config``; conditioner types its factory
-does not know (the offline ``minilm_text`` encoder) are built here and inserted into
-``model.conditioner.conditioners``. Weights are loaded strictly: a checkpoint that does not
+built with stable-audio-tools' ``create_model_from_config``; conditioner and pretransform
+types its factory does not know (the offline ``minilm_text`` encoder, the training-free
+``log_mel`` pretransform) are built here and inserted into ``model.conditioner.conditioners``
+and ``model.pretransform``. Weights are loaded strictly: a checkpoint that does not
 match its config is refused with the keys that differ.
 """
 
@@ -31,12 +32,22 @@ def _custom_conditioners() -> dict[str, tp.Callable[[dict, int], torch.nn.Module
     return {text_conditioner.CONDITIONER_TYPE: text_conditioner.make_conditioner}
 
 
+def _custom_pretransforms() -> dict[str, tp.Callable[[dict, int], torch.nn.Module]]:
+    from attribution.engine import mel_pretransform
+
+    return {mel_pretransform.PRETRANSFORM_TYPE: mel_pretransform.make_pretransform}
+
+
 def build_model(model_config: dict[str, tp.Any]) -> torch.nn.Module:
-    """Create the (randomly initialised) model a config describes, custom conditioners included."""
+    """Create the (randomly initialised) model a config describes, custom parts included."""
     from stable_audio_tools.models.factory import create_model_from_config
 
     custom_types = _custom_conditioners()
     config = copy.deepcopy(model_config)
+    pretransform_info = config.get("model", {}).get("pretransform")
+    pretransform_maker = _custom_pretransforms().get((pretransform_info or {}).get("type"))
+    if pretransform_maker is not None:
+        del config["model"]["pretransform"]
     conditioning = config.get("model", {}).get("conditioning")
     custom: list[dict] = []
     if conditioning is not None:
@@ -45,6 +56,11 @@ def build_model(model_config: dict[str, tp.Any]) -> torch.nn.Module:
             c for c in conditioning.get("configs", []) if c.get("type") not in custom_types
         ]
     model = create_model_from_config(config)
+    if pretransform_maker is not None:
+        pretransform = pretransform_maker(pretransform_info, int(config["sample_rate"]))
+        pretransform.eval().requires_grad_(False)  # as the factory leaves its own
+        model.pretransform = pretransform
+        model.min_input_length = pretransform.downsampling_ratio
     for info in custom:
         model.conditioner.conditioners[info["id"]] = custom_types[info["type"]](
             info, conditioning["cond_dim"]

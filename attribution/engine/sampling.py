@@ -65,7 +65,7 @@ def generate(
         # torchsde warns when float rounding puts the last sigma a hair below sigma_min.
         warnings.filterwarnings("ignore", message="Should have ta>=t0", category=UserWarning)
         # return_latents: stable-audio-tools' own decode step reads the pretransform's
-        # parameter dtype, and the patched pretransform has no parameters.
+        # parameter dtype, and the training-free pretransforms (patched, log_mel) have none.
         latents = generate_diffusion_cond(
             model,
             steps=steps,

@@ -14,8 +14,11 @@ TINY_ARCH = ArchitectureConfig(
     cond_dim=32,
     text_max_length=16,
     sample_size=4096,
-    patch_size=64,
-)  # 64 latent frames of 64 channels, 0.256 s at 16 kHz
+    n_mels=16,
+    n_fft=256,
+    hop_length=64,
+    dit_patch_size=2,
+)  # 0.256 s at 16 kHz: 64 latent frames of 16 mel channels, 32 DiT tokens
 
 
 def tiny_config(**training) -> dict:

@@ -18,7 +18,7 @@ class Command(BaseCommand):
         from demo_world import world
 
         parser.add_argument("--tracks", type=int, default=300, help="training tracks (default 300)")
-        parser.add_argument("--heldout", type=int, default=24, help="held-out tracks (default 24)")
+        parser.add_argument("--heldout", type=int, default=96, help="held-out tracks (default 96)")
         parser.add_argument(
             "--seed", type=int, default=0, help="selection, rendering and training seed"
         )

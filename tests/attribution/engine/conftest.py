@@ -99,6 +99,12 @@ def tiny_train_set():
 
 @pytest.fixture
 def tiny_cfg():
+    # eta = lr = 1e-4 (1/N absorbed), so tests read the step size off the config directly.
     return EngineConfig(
-        unlearn_timesteps=32, score_timesteps=4, fisher_timesteps=2, batch_size=4, lr=1e-4
+        unlearn_timesteps=32,
+        score_timesteps=4,
+        fisher_timesteps=2,
+        batch_size=4,
+        lr=1e-4,
+        lr_times_inverse_n=False,
     )

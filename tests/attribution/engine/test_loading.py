@@ -52,6 +52,13 @@ def test_the_loaded_model_accepts_stable_audio_tools_state_dict_naming(saved):
     config = json.loads((folder / "model_config.json").read_text())
     config["model"]["conditioning"]["configs"] = config["model"]["conditioning"]["configs"][1:]
     config["model"]["diffusion"]["cross_attention_cond_ids"] = ["seconds_start", "seconds_total"]
+    # ... and so does one of its own pretransforms in place of the log_mel one, which adds
+    # nothing to the state dict.
+    hop = config["model"]["pretransform"]["config"]["hop_length"]
+    config["model"]["pretransform"] = {
+        "type": "patched",
+        "config": {"channels": 1, "patch_size": hop},
+    }
     assert (
         build_model(config).state_dict().keys()
         == create_model_from_config(config).state_dict().keys()

@@ -17,7 +17,11 @@ def test_unlearned_training_item_ranks_first_for_a_handful_of_targets(tiny_model
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-6)
     targets = kmeans_targets(embeddings, 4, seed=0)
     assert len(set(targets)) == 4
-    cfg = EngineConfig(unlearn_timesteps=32, score_timesteps=4, fisher_timesteps=2, batch_size=8)
+    # The step this untrained tiny model ranks its targets first at is eta = 1e-6; with the
+    # default explicit 1/N (eta = lr / N) and N = 10 that is lr = 1e-5.
+    cfg = EngineConfig(
+        lr=1e-5, unlearn_timesteps=32, score_timesteps=4, fisher_timesteps=2, batch_size=8
+    )
     report = self_influence(
         tiny_model, train_set, cfg, targets, embeddings, k=3, store=ArtifactStore(None)
     )
