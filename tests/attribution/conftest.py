@@ -14,41 +14,13 @@ import pytest
 import soundfile
 import torch
 
+from tests.attribution.tiny_models import tiny_dit_config
+
 SAMPLE_RATE = 8000
 SAMPLE_SIZE = 4096  # 0.512 s; patch 64 -> 64 latent frames
 
 TINY_MODEL_CONFIG = {
-    "model_type": "diffusion_cond",
-    "sample_rate": SAMPLE_RATE,
-    "sample_size": SAMPLE_SIZE,
-    "audio_channels": 1,
-    "model": {
-        "pretransform": {"type": "patched", "config": {"channels": 1, "patch_size": 64}},
-        "conditioning": {
-            "configs": [
-                {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 4}},
-                {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 4}},
-            ],
-            "cond_dim": 32,
-        },
-        "diffusion": {
-            "type": "dit",
-            "cross_attention_cond_ids": ["seconds_start", "seconds_total"],
-            "global_cond_ids": ["seconds_start", "seconds_total"],
-            "diffusion_objective": "v",
-            "config": {
-                "io_channels": 64,
-                "embed_dim": 64,
-                "depth": 2,
-                "num_heads": 2,
-                "cond_token_dim": 32,
-                "global_cond_dim": 64,
-                "project_cond_tokens": False,
-                "transformer_type": "continuous_transformer",
-            },
-        },
-        "io_channels": 64,
-    },
+    **tiny_dit_config(sample_rate=SAMPLE_RATE, sample_size=SAMPLE_SIZE, patch_size=64),
     "training": {"timestep_sampler": "uniform"},
 }
 

@@ -9,6 +9,7 @@ import torch
 from attribution.engine.checkpoint import engine_model_from_module
 from attribution.engine.config import EngineConfig
 from attribution.engine.items import TrainingItem, TrainingSet
+from tests.attribution.tiny_models import tiny_dit_config
 
 # The CPUs are shared; one intra-op thread is several times faster than two under contention.
 torch.set_num_threads(1)
@@ -16,39 +17,7 @@ torch.set_num_threads(1)
 SAMPLE_RATE = 1000
 SAMPLE_SIZE = 512  # 0.512 s; patch 16 -> 32 latent frames
 
-TINY_CONFIG = {
-    "model_type": "diffusion_cond",
-    "sample_rate": SAMPLE_RATE,
-    "sample_size": SAMPLE_SIZE,
-    "audio_channels": 1,
-    "model": {
-        "pretransform": {"type": "patched", "config": {"channels": 1, "patch_size": 16}},
-        "conditioning": {
-            "configs": [
-                {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 4}},
-                {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 4}},
-            ],
-            "cond_dim": 32,
-        },
-        "diffusion": {
-            "type": "dit",
-            "cross_attention_cond_ids": ["seconds_start", "seconds_total"],
-            "global_cond_ids": ["seconds_start", "seconds_total"],
-            "diffusion_objective": "v",
-            "config": {
-                "io_channels": 16,
-                "embed_dim": 64,
-                "depth": 2,
-                "num_heads": 2,
-                "cond_token_dim": 32,
-                "global_cond_dim": 64,  # two number conditioners of cond_dim 32
-                "project_cond_tokens": False,
-                "transformer_type": "continuous_transformer",
-            },
-        },
-        "io_channels": 16,
-    },
-}
+TINY_CONFIG = tiny_dit_config(sample_rate=SAMPLE_RATE, sample_size=SAMPLE_SIZE, patch_size=16)
 
 
 def build_tiny(config=None, seed=0):
