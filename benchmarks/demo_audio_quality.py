@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DATA_DIR = Path(os.environ.get("ROYALTIES_DATA_DIR", ROOT / "data")).resolve()
 PROMPTS = (
     "chorale by Johann Sebastian Bach (Bach chorales), church organ, G major, 4/4, "
     "moderate tempo, 84 BPM",
@@ -39,12 +43,12 @@ def spectral_flatness(audio: np.ndarray, sample_rate: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", default=str(ROOT / "data" / "demo" / "model"))
+    parser.add_argument("--checkpoint", default=str(DATA_DIR / "demo" / "model"))
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--cfg-scales", default="1,3,6")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--out", default=str(ROOT / "data" / "reports" / "audio_quality"))
+    parser.add_argument("--out", default=str(DATA_DIR / "reports" / "audio_quality"))
     args = parser.parse_args()
 
     import soundfile as sf
