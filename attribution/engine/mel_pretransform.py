@@ -76,8 +76,8 @@ class LogMelPretransform(Pretransform):
         self.register_buffer("fbanks_pinv", torch.linalg.pinv(fbanks), persistent=False)  # (M, F)
 
     def _stft(self, audio: torch.Tensor) -> torch.Tensor:
-        """(B, T) -> complex (B, F, T / hop), frame k centred on sample k * hop."""
-        spec = torch.stft(
+        """(B, T) -> complex (B, F, T / hop + 1), frame k centred on sample k * hop."""
+        return torch.stft(
             audio,
             self.cfg.n_fft,
             hop_length=self.cfg.hop_length,
@@ -85,8 +85,18 @@ class LogMelPretransform(Pretransform):
             center=True,
             pad_mode="constant",
             return_complex=True,
-        )  # (B, F, T / hop + 1)
-        return spec[..., : audio.shape[-1] // self.cfg.hop_length]
+        )
+
+    def _istft(self, spec: torch.Tensor, length: int) -> torch.Tensor:
+        """complex (B, F, L + 1) -> (B, length), the inverse of ``_stft``."""
+        return torch.istft(
+            spec,
+            self.cfg.n_fft,
+            hop_length=self.cfg.hop_length,
+            window=self.window,
+            center=True,
+            length=length,
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """(B, 1, T), T a multiple of hop_length -> (B, n_mels, T / hop_length)."""
@@ -94,7 +104,8 @@ class LogMelPretransform(Pretransform):
             raise ValueError(
                 f"audio length {x.shape[-1]} is not a multiple of hop_length {self.cfg.hop_length}"
             )
-        magnitude = self._stft(x[:, 0].float()).abs()  # (B, F, L)
+        frames = x.shape[-1] // self.cfg.hop_length
+        magnitude = self._stft(x[:, 0].float())[..., :frames].abs()  # (B, F, L)
         mel = torch.einsum("bfl,fm->bml", magnitude, self.fbanks)  # (B, M, L)
         return (torch.log(mel + self.cfg.floor) - self.cfg.shift) / self.cfg.scale
 
@@ -109,37 +120,12 @@ class LogMelPretransform(Pretransform):
         magnitude = torch.cat([magnitude, magnitude[..., -1:]], dim=-1)  # (B, F, L + 1)
         spec = magnitude.to(torch.complex64)  # zero phase start: deterministic
         previous = torch.zeros_like(spec)
-        audio = torch.zeros(z.shape[0], length, device=z.device)
         for _ in range(self.cfg.griffin_lim_iters):
-            audio = torch.istft(
-                spec,
-                self.cfg.n_fft,
-                hop_length=self.cfg.hop_length,
-                window=self.window,
-                center=True,
-                length=length,
-            )  # (B, T)
-            rebuilt = torch.stft(
-                audio,
-                self.cfg.n_fft,
-                hop_length=self.cfg.hop_length,
-                window=self.window,
-                center=True,
-                pad_mode="constant",
-                return_complex=True,
-            )  # (B, F, L + 1)
+            rebuilt = self._stft(self._istft(spec, length))  # (B, F, L + 1)
             accelerated = rebuilt + 0.99 * (rebuilt - previous)
             previous = rebuilt
             spec = magnitude * accelerated / accelerated.abs().clamp(min=1e-8)
-        audio = torch.istft(
-            spec,
-            self.cfg.n_fft,
-            hop_length=self.cfg.hop_length,
-            window=self.window,
-            center=True,
-            length=length,
-        )
-        return audio[:, None]  # (B, 1, T)
+        return self._istft(spec, length)[:, None]  # (B, 1, T)
 
 
 def make_pretransform(pretransform_config: dict, sample_rate: int) -> LogMelPretransform:

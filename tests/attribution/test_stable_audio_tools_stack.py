@@ -3,39 +3,16 @@ sampling code import and run with the modules we added (a missing one fails here
 
 import torch
 
-TINY_DIT_CONFIG = {
-    "model_type": "diffusion_cond",
-    "sample_rate": 16000,
-    "sample_size": 16384,
-    "audio_channels": 1,
-    "model": {
-        "pretransform": {"type": "patched", "config": {"channels": 1, "patch_size": 64}},
-        "conditioning": {
-            "configs": [
-                {"id": "seconds_start", "type": "number", "config": {"min_val": 0, "max_val": 512}},
-                {"id": "seconds_total", "type": "number", "config": {"min_val": 0, "max_val": 512}},
-            ],
-            "cond_dim": 32,
-        },
-        "diffusion": {
-            "type": "dit",
-            "cross_attention_cond_ids": ["seconds_start", "seconds_total"],
-            "global_cond_ids": ["seconds_start", "seconds_total"],
-            "diffusion_objective": "v",
-            "config": {
-                "io_channels": 64,
-                "embed_dim": 128,  # 4 heads of 32: rotary embeddings need dim_head >= 32
-                "depth": 2,
-                "num_heads": 4,
-                "cond_token_dim": 32,
-                "global_cond_dim": 64,  # seconds_start and seconds_total, concatenated
-                "project_cond_tokens": False,
-                "transformer_type": "continuous_transformer",
-            },
-        },
-        "io_channels": 64,
-    },
-}
+from tests.attribution.tiny_models import tiny_dit_config
+
+TINY_DIT_CONFIG = tiny_dit_config(
+    sample_rate=16000,
+    sample_size=16384,
+    patch_size=64,
+    embed_dim=128,  # 4 heads of 32: rotary embeddings need dim_head >= 32
+    num_heads=4,
+    max_seconds=512,
+)
 
 
 def test_diffusion_cond_dit_builds_from_config_and_runs_forward_and_backward():

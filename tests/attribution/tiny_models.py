@@ -1,10 +1,18 @@
 """The tiny stable-audio-tools DiT config that the attribution tests build (seconds on CPU)."""
 
 
-def tiny_dit_config(*, sample_rate: int, sample_size: int, patch_size: int) -> dict:
-    """A ``diffusion_cond`` DiT on ``patched`` latents (patch_size channels), conditioned on
-    seconds_start and seconds_total only: 64 wide, 2 blocks, 2 heads."""
-    number = {"min_val": 0, "max_val": 4}
+def tiny_dit_config(
+    *,
+    sample_rate: int,
+    sample_size: int,
+    patch_size: int,
+    embed_dim: int = 64,
+    num_heads: int = 2,
+    max_seconds: int = 4,
+) -> dict:
+    """A ``diffusion_cond`` DiT on ``patched`` latents (patch_size channels), 2 blocks,
+    conditioned on seconds_start and seconds_total (0..max_seconds) only."""
+    number = {"min_val": 0, "max_val": max_seconds}
     return {
         "model_type": "diffusion_cond",
         "sample_rate": sample_rate,
@@ -29,9 +37,9 @@ def tiny_dit_config(*, sample_rate: int, sample_size: int, patch_size: int) -> d
                 "diffusion_objective": "v",
                 "config": {
                     "io_channels": patch_size,
-                    "embed_dim": 64,
+                    "embed_dim": embed_dim,
                     "depth": 2,
-                    "num_heads": 2,
+                    "num_heads": num_heads,
                     "cond_token_dim": 32,
                     "global_cond_dim": 64,  # two number conditioners of cond_dim 32
                     "project_cond_tokens": False,
