@@ -114,7 +114,12 @@ def main() -> None:
             f"{time.perf_counter() - started:.0f} s wall so far).",
             f"Fixed: {base_cfg.unlearn_timesteps} unlearning timesteps, T = "
             f"{base_cfg.score_timesteps} (scores), {base_cfg.fisher_timesteps} (Fisher), damping "
-            f"{base_cfg.damping} x mean(F), seed {base_cfg.seed}.",
+            f"{base_cfg.damping} x mean(F), seed {base_cfg.seed}; Eq. 6 step "
+            + (
+                f"eta = lr / N = lr / {len(train_set)}."
+                if base_cfg.lr_times_inverse_n
+                else "eta = lr (1/N absorbed)."
+            ),
             "Setup timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()),
         ]
         write_table(rows, Path(args.out) / args.stem, "Grid search (Table 1 style)", notes)
