@@ -6,8 +6,7 @@
 Generates one clip per (prompt, seed, guidance scale) with stable-audio-tools' sampler, writes
 the WAVs, and prints each clip's spectral flatness (geometric over arithmetic mean of the
 Welch power spectrum: 1 for white noise, near 0 for tonal music) beside the same figure for
-the training tracks and for white noise, plus the prompts' nearest training caption's
-flatness. Not a test: the numbers are measured.
+the training tracks and for white noise. Not a test: the numbers are measured.
 """
 
 from __future__ import annotations
