@@ -179,6 +179,13 @@ def _deadline() -> float:
     return time.monotonic() + settings.ATTRIBUTION_SOFT_TIME_LIMIT
 
 
+def _raise_if_past(deadline: float | None) -> None:
+    """Fail a run cleanly once its soft time limit has passed (checked between engine batches,
+    so no signal has to arrive at a safe moment)."""
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeLimitExceededError(_time_limit_message())
+
+
 class TimeLimitExceededError(ApplicationError):
     """A run took longer than ATTRIBUTION_SOFT_TIME_LIMIT; it fails cleanly, books nothing."""
 
@@ -206,8 +213,7 @@ class _ThrottledProgress:
         self.last_percent = -1
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        if self.deadline is not None and time.monotonic() > self.deadline:
-            raise TimeLimitExceededError(_time_limit_message())
+        _raise_if_past(self.deadline)
         percent = self.low + (self.high - self.low) * done // max(total, 1)
         now = time.monotonic()
         if percent != self.last_percent and (
@@ -814,8 +820,7 @@ def attribution_run_score_shard(*, run_id: int, shard_index: int) -> int | None:
         deadline = _deadline()
 
         def check_deadline(stage: str, done: int, total: int) -> None:
-            if time.monotonic() > deadline:
-                raise TimeLimitExceededError(_time_limit_message())
+            _raise_if_past(deadline)
 
         with parameters_swapped(session.model, theta_prime):
             losses = dataset_losses(

@@ -44,7 +44,7 @@ DEMO_USERS = (
 )
 
 DEMO_PROMPTS = (
-    # prompt (in the style of the training captions), seconds, seed
+    # prompt (in the style of the training captions, but naming no title), seconds, seed
     (
         "chorale by Johann Sebastian Bach (Bach chorales), church organ, G major, 4/4, "
         "moderate tempo, 84 BPM",

@@ -19,18 +19,29 @@ def tempo_word(qpm: int) -> str:
 
 
 def caption(excerpt: Excerpt) -> str:
-    """E.g. "chorale by Johann Sebastian Bach (Bach chorales), string quartet, G major,
-    3/4, moderate tempo, 84 BPM". Deterministic: the same excerpt always gives the same text."""
+    """E.g. "Chorale BWV 322, chorale by Johann Sebastian Bach (Bach chorales), string
+    quartet, G major, 3/4, moderate tempo, 84 BPM". Deterministic: the same excerpt always gives
+    the same text.
+
+    The work's title leads, as in a catalog listing: without it, two tunes of one collection on
+    one instrument in one key had nearly the same caption, so the text-conditioned model could
+    not tell them apart (README, "Measured results on the demo model")."""
     w = excerpt.work
     c = w.collection
     return (
-        f"{c.genre} by {w.credited_composer} ({c.collection}), {excerpt.ensemble.name}, {w.key}, "
-        f"{w.meter}, {tempo_word(excerpt.tempo_qpm)} tempo, {excerpt.tempo_qpm} BPM"
+        f"{work_title(excerpt)}, {c.genre} by {w.credited_composer} ({c.collection}), "
+        f"{excerpt.ensemble.name}, {w.key}, {w.meter}, {tempo_word(excerpt.tempo_qpm)} tempo, "
+        f"{excerpt.tempo_qpm} BPM"
     )
 
 
 def title(excerpt: Excerpt) -> str:
-    """A readable recording title. Score metadata often holds only the file name
+    """A readable recording title: the work's title and the ensemble that plays it."""
+    return f"{work_title(excerpt)} ({excerpt.ensemble.name})"
+
+
+def work_title(excerpt: Excerpt) -> str:
+    """A readable title of the work. Score metadata often holds only the file name
     ("bwv322.mxl", "movement3.mxl"); then the title is built from the corpus path."""
     w = excerpt.work
     raw = w.title.strip()
@@ -47,5 +58,4 @@ def title(excerpt: Excerpt) -> str:
             raw = " ".join(parts)
     elif raw.isupper():
         raw = string.capwords(raw.lower())
-    raw = re.sub(r"\s+", " ", raw).strip(" .")
-    return f"{raw} ({excerpt.ensemble.name})"
+    return re.sub(r"\s+", " ", raw).strip(" .")

@@ -19,6 +19,8 @@ def test_caption_is_deterministic_and_names_the_metadata():
     assert "Johann Sebastian Bach" in text and "Bach chorales" in text
     assert excerpt.ensemble.name in text and "C major" in text and "4/4" in text
     assert f"{excerpt.tempo_qpm} BPM" in text
+    assert text.startswith(captions.work_title(excerpt) + ", ")
+    assert captions.title(excerpt) == f"{captions.work_title(excerpt)} ({excerpt.ensemble.name})"
 
 
 def test_plans_are_keyed_by_track_id_not_by_order():
