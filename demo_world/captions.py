@@ -23,9 +23,8 @@ def caption(excerpt: Excerpt) -> str:
     quartet, G major, 3/4, moderate tempo, 84 BPM". Deterministic: the same excerpt always gives
     the same text.
 
-    The work's title leads, as in a catalog listing: without it, two tunes of one collection on
-    one instrument in one key had nearly the same caption, so the text-conditioned model could
-    not tell them apart (README, "Measured results on the demo model")."""
+    The work's title leads, as in a catalog listing, so that two tunes of one collection on one
+    instrument in one key no longer share nearly the same caption."""
     w = excerpt.work
     c = w.collection
     return (
