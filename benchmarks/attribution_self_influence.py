@@ -45,6 +45,10 @@ def main() -> None:
                 "track_id": r.item_id,
                 "seconds_total": train_set.items[r.position].seconds_total,
                 "rank": r.rank,
+                "tau_target": r.tau_target,
+                "runner_up_track_id": train_set.items[r.runner_up].item_id,
+                "runner_up_seconds_total": train_set.items[r.runner_up].seconds_total,
+                "tau_runner_up": r.tau_runner_up,
                 "sim_topk": round(r.sim_topk, 4),
                 "sim_botk": round(r.sim_botk, 4),
                 **{
@@ -112,7 +116,8 @@ def main() -> None:
         results.append(result)
         print(
             f"  target {len(results)}/{len(targets)}: position {result.position} rank "
-            f"{result.rank} ({result.seconds:.0f} s)",
+            f"{result.rank} ({result.seconds:.0f} s; tau {result.tau_target:.4g}, runner-up "
+            f"position {result.runner_up} tau {result.tau_runner_up:.4g})",
             flush=True,
         )
         report(final=False)

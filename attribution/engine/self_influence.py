@@ -92,6 +92,11 @@ class TargetResult:
     seconds: float
     tau_sha256: str
     extra: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (top, bottom)
+    # The target's own tau and the highest-scored other item (position, tau): how close a
+    # rank 1 was, or which track beat it.
+    tau_target: float = 0.0
+    runner_up: int = -1
+    tau_runner_up: float = 0.0
 
 
 @dataclass
@@ -144,6 +149,7 @@ def self_influence(
         query = query_from_training_item(train_set.items[position])
         scores = method(model, query, train_set, cfg, None, **method_kwargs)
         top, bottom = top_bottom_similarity(scores.tau, embeddings, position, k)
+        runner_up = next(int(i) for i in scores.ranking() if i != position)
         report.targets.append(
             TargetResult(
                 position=position,
@@ -157,6 +163,9 @@ def self_influence(
                     name: top_bottom_similarity(scores.tau, other, position, k)
                     for name, other in (extra_embeddings or {}).items()
                 },
+                tau_target=float(scores.tau[position]),
+                runner_up=runner_up,
+                tau_runner_up=float(scores.tau[runner_up]),
             )
         )
         if progress is not None:

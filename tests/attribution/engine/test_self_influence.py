@@ -28,3 +28,7 @@ def test_unlearned_training_item_ranks_first_for_a_handful_of_targets(tiny_model
     assert [t.rank for t in report.targets] == [1, 1, 1, 1]
     assert report.mean_rank == 1.0 and report.k == 3
     assert all(-1.0 <= t.sim_topk <= 1.0 and -1.0 <= t.sim_botk <= 1.0 for t in report.targets)
+    # at rank 1 the runner-up is another track, scored below the target
+    for result in report.targets:
+        assert result.runner_up != result.position and 0 <= result.runner_up < 10
+        assert result.tau_target > result.tau_runner_up
