@@ -91,12 +91,12 @@ class TargetResult:
     sim_botk: float
     seconds: float
     tau_sha256: str
-    extra: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (top, bottom)
     # The target's own tau and the highest-scored other item (position, tau): how close a
     # rank 1 was, or which track beat it.
-    tau_target: float = 0.0
-    runner_up: int = -1
-    tau_runner_up: float = 0.0
+    tau_target: float
+    runner_up: int
+    tau_runner_up: float
+    extra: dict[str, tuple[float, float]] = field(default_factory=dict)  # name -> (top, bottom)
 
 
 @dataclass
