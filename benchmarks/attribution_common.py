@@ -20,7 +20,11 @@ DATA_DIR = Path(os.environ.get("ROYALTIES_DATA_DIR", REPO_ROOT / "data")).resolv
 
 
 def add_engine_flags(parser: argparse.ArgumentParser) -> None:
-    from attribution.engine.config import TARGET_LAYER_CHOICES, EngineConfig
+    from attribution.engine.config import (
+        TARGET_LAYER_CHOICES,
+        TIMESTEP_SEQUENCE_CHOICES,
+        EngineConfig,
+    )
 
     defaults = EngineConfig()
     parser.add_argument("--checkpoint", default=str(DATA_DIR / "demo" / "model"))
@@ -30,6 +34,11 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--artifacts", default=str(DATA_DIR / "artifacts" / "attribution"))
     parser.add_argument("--out", default=str(DATA_DIR / "reports"))
     parser.add_argument("--targets", type=int, default=40, help="k-means targets (paper: 40)")
+    parser.add_argument(
+        "--positions",
+        default=None,
+        help="comma-separated training positions to use as targets instead of k-means ones",
+    )
     parser.add_argument("--k", type=int, default=100, help="top/bottom-k (paper: 100)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--workers", type=int, default=1, help="processes sharing the targets")
@@ -54,6 +63,11 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unlearn-timesteps", type=int, default=defaults.unlearn_timesteps)
     parser.add_argument("--score-timesteps", type=int, default=defaults.score_timesteps)
     parser.add_argument("--fisher-timesteps", type=int, default=defaults.fisher_timesteps)
+    parser.add_argument(
+        "--timestep-sequence",
+        choices=TIMESTEP_SEQUENCE_CHOICES,
+        default=defaults.timestep_sequence,
+    )
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device)
@@ -73,6 +87,7 @@ def engine_config(args: argparse.Namespace):
         unlearn_timesteps=args.unlearn_timesteps,
         score_timesteps=args.score_timesteps,
         fisher_timesteps=args.fisher_timesteps,
+        timestep_sequence=args.timestep_sequence,
         batch_size=args.batch_size,
         seed=args.seed,
         device=args.device,
@@ -132,7 +147,12 @@ def prepare(args: argparse.Namespace):
     timings["base_losses_s"] = time.perf_counter() - started
     bar.close()
     embeddings = logmel_embeddings(train_set, model.sample_rate)
-    targets = kmeans_targets(embeddings, args.targets, seed=args.seed)
+    if args.positions:
+        targets = sorted({int(position) for position in args.positions.split(",")})
+        if not all(0 <= position < len(train_set) for position in targets):
+            raise SystemExit(f"--positions must lie in 0..{len(train_set) - 1}")
+    else:
+        targets = kmeans_targets(embeddings, args.targets, seed=args.seed)
     return model, train_set, cfg, store, embeddings, targets, timings
 
 

@@ -4,8 +4,8 @@ Defaults are the best settings of Choi et al., "Large-Scale Training Data Attrib
 Generative Models via Unlearning" (Sec. 3.2, Table 1): learning rate 1e-6 (times Eq. 6's 1/N),
 one step, all transformer blocks unlearned, the "mixed" mask strategy (M_U on, M_L off), and
 unlearning gradients averaged over 2048 random timesteps (Sec. 3.1). Where the paper is silent
-(T for the scoring losses and the Fisher, damping, seed, batch size) the choice is ours and is
-commented.
+(T for the scoring losses and the Fisher, how timesteps are spread, damping, seed, batch size)
+the choice is ours and is commented.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ TARGET_LAYER_CHOICES: tuple[str, ...] = (
     "cross_attn",
     "cross_attn_to_kv",
 )
+TimestepSequence = Literal["sobol", "iid"]
+TIMESTEP_SEQUENCE_CHOICES: tuple[str, ...] = ("sobol", "iid")
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,22 @@ class EngineConfig:
     # Timesteps the unlearning gradient is averaged over (Sec. 3.1: 2048).
     unlearn_timesteps: int = 2048
     # Timesteps (with their noise) per training item for the Eq. 2 losses. Ours: both losses of
-    # an item use the same draws (common random numbers), so the noise of the loss estimate
-    # largely cancels in tau and a small T suffices; 16 keeps N*T forward passes affordable.
-    score_timesteps: int = 16
+    # an item use the same draws (common random numbers), so the noise of the loss itself
+    # cancels in tau; what is left is the noise of the first-order change, which on the demo
+    # model still decided near-twins at T = 16 and no longer did at 32 (the same ranking at 64;
+    # README, "Measured results on the demo model"). Costs N*T forward passes per query.
+    score_timesteps: int = 32
     # Timesteps per training item for the diagonal Fisher (Sec. 2.2), one gradient each.
     fisher_timesteps: int = 16
+    # How the timesteps of a "uniform" timestep sampler are drawn, for every stream (Fisher,
+    # unlearning, scores). stable-audio-tools trains on t from a scrambled Sobol sequence, not
+    # i.i.d. draws; "sobol" mirrors that: each (stream, item) gets its own scrambled Sobol
+    # sequence, and draw k is its k-th point, so t still depends only on (seed, stream, item id,
+    # k), and the first 2^m draws of an item put one t in each of 2^m equal intervals. That
+    # removes most of the timestep noise from a T-draw loss average (README, "Measured results
+    # on the demo model"). "iid": independent uniform draws. Other samplers draw i.i.d., as
+    # training does.
+    timestep_sequence: TimestepSequence = "sobol"
     # Root of every random draw (timesteps, noise, stochastic encoders); draws are keyed by
     # (seed, stream, item id, timestep index), never by batch position.
     seed: int = 0
@@ -66,6 +79,7 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         assert self.target_layers in TARGET_LAYER_CHOICES, self.target_layers
+        assert self.timestep_sequence in TIMESTEP_SEQUENCE_CHOICES, self.timestep_sequence
         assert self.steps >= 1 and self.unlearn_timesteps >= 1
         assert self.score_timesteps >= 1 and self.fisher_timesteps >= 1 and self.batch_size >= 1
         assert self.damping >= 0.0 and self.lr > 0.0
@@ -82,8 +96,13 @@ class EngineConfig:
             "score_timesteps": self.score_timesteps,
             "loss_mask": self.loss_mask,
             "seed": self.seed,
+            "timestep_sequence": self.timestep_sequence,
         }
 
     def fisher_key(self) -> dict[str, Any]:
         """The fields that the Fisher depends on (cache key of the Fisher artifact)."""
-        return {"fisher_timesteps": self.fisher_timesteps, "seed": self.seed}
+        return {
+            "fisher_timesteps": self.fisher_timesteps,
+            "seed": self.seed,
+            "timestep_sequence": self.timestep_sequence,
+        }

@@ -27,22 +27,25 @@ import torch
 from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
 from attribution.engine.items import EncodedItem
-from attribution.engine.randomness import keyed_generator
+from attribution.engine.randomness import keyed_generator, stable_seed
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
 
-def sample_t(model: EngineModel, generator: torch.Generator) -> torch.Tensor:
+def sample_t(
+    model: EngineModel, generator: torch.Generator, uniform: torch.Tensor | None = None
+) -> torch.Tensor:
     """One training timestep t, shape (1,), from the training config's sampler.
 
-    Mirrors training/diffusion.py: "uniform" (training uses a scrambled Sobol sequence, whose
-    marginal is uniform on [0, 1); we draw it i.i.d.), "logit_normal", "trunc_logit_normal"
-    (then flipped, t = 1 - t) and "log_snr"; then `p_one_shot` and the distribution shift.
+    Mirrors training/diffusion.py: "uniform" (training takes it from a scrambled Sobol
+    sequence: pass that point as `uniform`, shape (1,); without it, t is drawn i.i.d. from
+    `generator`), "logit_normal", "trunc_logit_normal" (then flipped, t = 1 - t) and "log_snr";
+    then `p_one_shot` and the distribution shift.
     """
     sampler = model.timestep_sampler
     options = model.timestep_sampler_options
     if sampler == "uniform":
-        t = torch.rand(1, generator=generator)
+        t = uniform if uniform is not None else torch.rand(1, generator=generator)
     elif sampler == "logit_normal":
         t = torch.sigmoid(torch.randn(1, generator=generator))
     elif sampler == "trunc_logit_normal":
@@ -71,14 +74,35 @@ def sample_t(model: EngineModel, generator: torch.Generator) -> torch.Tensor:
     return t.float()
 
 
+def sobol_points(seed: int, stream: str, item_id: str, indices: range) -> torch.Tensor:
+    """Points `indices` of the scrambled Sobol sequence of one (stream, item), shape (K,).
+
+    Training draws its uniform timesteps from a scrambled Sobol sequence
+    (`torch.quasirandom.SobolEngine(1, scramble=True)`); each (stream, item) gets its own, with
+    the scramble seeded by (seed, stream, item id), so point k does not depend on which other
+    points are drawn, how many, or in what batches. The first 2^m points of the sequence put
+    one point in each of 2^m equal intervals of [0, 1).
+    """
+    engine = torch.quasirandom.SobolEngine(
+        1, scramble=True, seed=stable_seed(seed, f"{stream}:sobol", item_id, 0)
+    )
+    if indices.start > 0:
+        engine.fast_forward(indices.start)
+    return engine.draw(len(indices), dtype=torch.float64)[:, 0].float()  # (K,)
+
+
 def draw(
     model: EngineModel, item: EncodedItem, cfg: EngineConfig, stream: str, indices: range
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(t, noise) for timestep indices of one item: shapes (K,) and (K, C_lat, L), on cfg.device."""
+    sobol = None
+    if cfg.timestep_sequence == "sobol" and model.timestep_sampler == "uniform":
+        sobol = sobol_points(cfg.seed, stream, item.item_id, indices)  # (K,)
     ts, noises = [], []
-    for index in indices:
+    for k, index in enumerate(indices):
         generator = keyed_generator(cfg.seed, stream, item.item_id, index)
-        ts.append(sample_t(model, generator))  # (1,)
+        uniform = None if sobol is None else sobol[k : k + 1]  # (1,)
+        ts.append(sample_t(model, generator, uniform))  # (1,)
         noises.append(torch.randn(item.latents.shape, generator=generator))  # (C_lat, L)
     t = torch.cat(ts).to(cfg.device)  # (K,)
     noise = torch.stack(noises).to(cfg.device)  # (K, C_lat, L)

@@ -1,7 +1,9 @@
 """Randomness keyed by what it belongs to, never by batch position (STYLE.md, "The engine").
 
 Every draw (a timestep t and its noise, a stochastic encoder's sample) comes from its own
-`torch.Generator`, seeded from SHA-256 of (seed, stream, item id, index). A score therefore does
+`torch.Generator`, seeded from SHA-256 of (seed, stream, item id, index); a uniform timestep
+is by default point `index` of the (stream, item)'s own scrambled Sobol sequence, whose
+scramble is seeded the same way (loss.sobol_points). A score therefore does
 not depend on batch size, order or sharding, and theta0 and theta' see the same draws for the
 same item (common random numbers, Eq. 2). Streams separate uses: "score" (Eq. 2 losses),
 "fisher" (Sec. 2.2), "unlearn" (Eq. 6 query gradient), "encode" (pretransform sampling), so the

@@ -5,7 +5,7 @@ import math
 import torch
 
 from attribution.engine.items import encode_item, encode_items
-from attribution.engine.loss import dataset_losses, draw, item_loss, row_losses
+from attribution.engine.loss import dataset_losses, draw, item_loss, row_losses, sobol_points
 from attribution.engine.randomness import keyed_generator
 
 
@@ -56,12 +56,37 @@ def test_draws_are_keyed_by_item_and_timestep_index(tiny_model, tiny_train_set, 
     t_all, noise_all = draw(tiny_model, encoded, tiny_cfg, "score", range(6))
     t_tail, noise_tail = draw(tiny_model, encoded, tiny_cfg, "score", range(3, 6))
     assert torch.equal(t_all[3:], t_tail) and torch.equal(noise_all[3:], noise_tail)
-    # uniform t in [0, 1) from the item's own generator, then its noise
+    # uniform t: point 2 of the item's own scrambled Sobol sequence; noise from its generator
+    assert tiny_cfg.timestep_sequence == "sobol"
+    assert torch.equal(
+        t_all[2:3], sobol_points(tiny_cfg.seed, "score", encoded.item_id, range(2, 3))
+    )
     generator = keyed_generator(tiny_cfg.seed, "score", encoded.item_id, 2)
-    assert torch.equal(t_all[2:3], torch.rand(1, generator=generator))
+    assert torch.equal(noise_all[2], torch.randn(encoded.latents.shape, generator=generator))
     other = encode_item(tiny_model, tiny_train_set.items[2], tiny_cfg)
     assert not torch.equal(draw(tiny_model, other, tiny_cfg, "score", range(6))[0], t_all)
     assert not torch.equal(draw(tiny_model, encoded, tiny_cfg, "unlearn", range(6))[0], t_all)
+    # i.i.d.: t then noise from the item's own generator
+    iid = tiny_cfg.replace(timestep_sequence="iid")
+    t_iid, noise_iid = draw(tiny_model, encoded, iid, "score", range(6))
+    generator = keyed_generator(tiny_cfg.seed, "score", encoded.item_id, 2)
+    assert torch.equal(t_iid[2:3], torch.rand(1, generator=generator))
+    assert torch.equal(noise_iid[2], torch.randn(encoded.latents.shape, generator=generator))
+    assert torch.equal(draw(tiny_model, encoded, iid, "score", range(3, 6))[0], t_iid[3:])
+
+
+def test_sobol_timesteps_are_stratified(tiny_model, tiny_train_set, tiny_cfg):
+    """The first 2^m draws of an item put one t in each of 2^m equal intervals, as the scrambled
+    Sobol sequence of training does; i.i.d. draws almost never do."""
+    encoded = encode_item(tiny_model, tiny_train_set.items[0], tiny_cfg)
+    for m in (2, 4, 6):
+        t, _ = draw(tiny_model, encoded, tiny_cfg, "score", range(2**m))
+        assert bool(((t >= 0) & (t < 1)).all())
+        assert sorted((t * 2**m).floor().long().tolist()) == list(range(2**m))
+    t_iid, _ = draw(
+        tiny_model, encoded, tiny_cfg.replace(timestep_sequence="iid"), "fisher", range(64)
+    )
+    assert len(set((t_iid * 64).floor().long().tolist())) < 64
 
 
 def test_losses_do_not_depend_on_batch_size_or_order(tiny_model, tiny_train_set, tiny_cfg):
