@@ -105,3 +105,24 @@ def test_theta0_losses_are_stored_once_and_verified(tmp_path, tiny_model, tiny_t
     path.write_bytes(path.read_bytes()[:-8] + b"\0" * 8)
     with pytest.raises(EngineError, match="corrupted"):
         ArtifactStore(tmp_path).base_losses(tiny_model, items, tiny_train_set, tiny_cfg)
+
+
+def test_artifacts_of_another_timestep_sequence_are_not_reused(
+    tmp_path, tiny_model, tiny_train_set, tiny_cfg
+):
+    """Sobol and i.i.d. timesteps give different Fisher and theta0 losses; each is stored under
+    its own key, so switching `timestep_sequence` never reads the other's artifact."""
+    iid = tiny_cfg.replace(timestep_sequence="iid")
+    items = encode_items(tiny_model, tiny_train_set.items, tiny_cfg)
+    store = ArtifactStore(tmp_path)
+    sobol_fisher = store.fisher(tiny_model, items, tiny_train_set, tiny_cfg)
+    sobol_losses = store.base_losses(tiny_model, items, tiny_train_set, tiny_cfg)
+    calls = []
+    iid_fisher = store.fisher(tiny_model, items, tiny_train_set, iid, lambda *a: calls.append(a))
+    iid_losses = store.base_losses(
+        tiny_model, items, tiny_train_set, iid, lambda *a: calls.append(a)
+    )
+    assert {stage for stage, *_ in calls} == {"fisher", "base_losses"}  # computed, not loaded
+    assert any(not torch.equal(sobol_fisher[n], iid_fisher[n]) for n in sobol_fisher)
+    assert sobol_losses.tobytes() != iid_losses.tobytes()
+    assert len(list((tmp_path / tiny_model.checkpoint_sha256).glob("fisher-*"))) == 2
