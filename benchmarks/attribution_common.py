@@ -133,6 +133,7 @@ def prepare(args: argparse.Namespace):
     manifest = Path(args.manifest or Path(args.checkpoint) / "training_manifest.json")
     train_set = load_training_set(manifest, model)
     timings["load_s"] = time.perf_counter() - started
+    positions = target_positions(args.positions, len(train_set))  # checked before the Fisher
     cfg = engine_config(args)
     store = ArtifactStore(args.artifacts)
     bar = Bar()
@@ -147,13 +148,21 @@ def prepare(args: argparse.Namespace):
     timings["base_losses_s"] = time.perf_counter() - started
     bar.close()
     embeddings = logmel_embeddings(train_set, model.sample_rate)
-    if args.positions:
-        targets = sorted({int(position) for position in args.positions.split(",")})
-        if not all(0 <= position < len(train_set) for position in targets):
-            raise SystemExit(f"--positions must lie in 0..{len(train_set) - 1}")
-    else:
-        targets = kmeans_targets(embeddings, args.targets, seed=args.seed)
+    targets = positions or kmeans_targets(embeddings, args.targets, seed=args.seed)
     return model, train_set, cfg, store, embeddings, targets, timings
+
+
+def target_positions(text: str | None, n_items: int) -> list[int]:
+    """--positions "117,145" -> [117, 145] (sorted, unique); [] when not given."""
+    if not text:
+        return []
+    try:
+        positions = sorted({int(position) for position in text.split(",")})
+    except ValueError:
+        raise SystemExit(f"--positions takes comma-separated integers, got {text!r}") from None
+    if not all(0 <= position < n_items for position in positions):
+        raise SystemExit(f"--positions must lie in 0..{n_items - 1}, got {text!r}")
+    return positions
 
 
 def extra_embeddings(train_set) -> dict:
