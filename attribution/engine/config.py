@@ -12,17 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 TargetLayers = Literal["all_blocks", "self_attn", "cross_attn", "cross_attn_to_kv"]
-TARGET_LAYER_CHOICES: tuple[str, ...] = (
-    "all_blocks",
-    "self_attn",
-    "cross_attn",
-    "cross_attn_to_kv",
-)
+TARGET_LAYER_CHOICES: tuple[str, ...] = get_args(TargetLayers)
 TimestepSequence = Literal["sobol", "iid"]
-TIMESTEP_SEQUENCE_CHOICES: tuple[str, ...] = ("sobol", "iid")
+TIMESTEP_SEQUENCE_CHOICES: tuple[str, ...] = get_args(TimestepSequence)
 
 
 @dataclass(frozen=True)
