@@ -88,10 +88,13 @@ class AttributionRun(models.Model):
         related_name="+",
         help_text="Who re-ran it (empty for the automatic first run)",
     )
-    # theta' (Eq. 6) on the unlearned weights, shared by the shard tasks of this run.
-    unlearned_weights_path = models.CharField(max_length=1000, blank=True)
-    unlearned_weights_sha256 = models.CharField(max_length=64, blank=True)
-    # Provenance: what reproduces the scores bit for bit.
+    # The attribution method (engine/methods) and its query state (for unlearning: theta' of
+    # Eq. 6 on the unlearned weights), written once by the prepare task and read by every shard.
+    method = models.CharField(max_length=64, default="unlearning")
+    query_state_path = models.CharField(max_length=1000, blank=True)
+    query_state_sha256 = models.CharField(max_length=64, blank=True)
+    # Provenance: what reproduces the scores bit for bit. `engine_config` is recorded when the
+    # run is queued and is the configuration its prepare, shard and finish steps all use.
     checkpoint_sha256 = models.CharField(max_length=64)
     manifest_sha256 = models.CharField(max_length=64)
     engine_config = models.JSONField(default=dict)
@@ -99,6 +102,7 @@ class AttributionRun(models.Model):
     library_versions = models.JSONField(default=dict)
     scores = models.JSONField(null=True, blank=True, help_text="One float per training-set entry")
     scores_sha256 = models.CharField(max_length=64, blank=True)
+    provenance = models.JSONField(default=dict, blank=True, help_text="Written with the scores")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -121,13 +125,14 @@ class AttributionRun(models.Model):
 
 
 class AttributionShard(models.Model):
-    """The theta' losses (Eq. 2, first term) of one contiguous slice of the training set."""
+    """One contiguous slice of the training set scored by the run's method (for unlearning:
+    L(z_i, theta'), the first term of Eq. 2)."""
 
     run = models.ForeignKey(AttributionRun, on_delete=models.CASCADE, related_name="shards")
     index = models.PositiveIntegerField()
     start = models.PositiveIntegerField(help_text="First training-set position (inclusive)")
     stop = models.PositiveIntegerField(help_text="Last training-set position (exclusive)")
-    unlearned_losses = models.JSONField(help_text="L(z_i, theta') for positions start..stop-1")
+    values = models.JSONField(help_text="The method's value for positions start..stop-1")
     computed_at = models.DateTimeField(auto_now_add=True)
     worker = models.CharField(max_length=255, blank=True)
 

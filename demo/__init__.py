@@ -1,0 +1,1 @@
+"""The embedded default: the demo world and `./run demo` (the top layer)."""
