@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "catalog",
     "attribution",
     "ledger",
+    "demo",
 ]
 
 MIDDLEWARE = [

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 import pytest
 from django.core.cache import cache
 
-from core.demo import DEMO_USERS
 from core.navigation import NAV_ITEMS, dashboard_url_for, nav_links_for
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from core.services import user_create_or_update
+from demo.services import DEMO_USERS
 
 PHONE = {"width": 390, "height": 844}
 

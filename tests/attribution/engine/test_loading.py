@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from attribution.engine.loading import CheckpointError, build_model, load_model
-from demo_world.training import save_checkpoint
-from tests.demo_world.helpers import tiny_config
+from demo.world.training import save_checkpoint
+from tests.demo.world.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

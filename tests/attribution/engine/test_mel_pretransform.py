@@ -13,7 +13,7 @@ from attribution.engine.mel_pretransform import (
     config_entry,
     make_pretransform,
 )
-from tests.demo_world.helpers import TINY_ARCH, tiny_config
+from tests.demo.world.helpers import TINY_ARCH, tiny_config
 
 SR = 16000
 CFG = LogMelConfig(sample_rate=SR, n_fft=512, hop_length=128, n_mels=32, griffin_lim_iters=32)

@@ -5,7 +5,7 @@ import torch
 
 from attribution.engine.loading import build_model
 from attribution.engine.sampling import generate
-from tests.demo_world.helpers import tiny_config
+from tests.demo.world.helpers import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from demo_world import captions, catalog, corpus, render
+from demo.world import captions, catalog, corpus, render
 
 BUILD_FORMAT = 1
 STATE_NAME = "build_state.json"

@@ -15,7 +15,7 @@ class Command(BaseCommand):
     help = "Build (or reuse) the demo world: rendered catalog + trained text-to-music model."
 
     def add_arguments(self, parser) -> None:
-        from demo_world import world
+        from demo.world import world
 
         parser.add_argument("--tracks", type=int, default=300, help="training tracks (default 300)")
         parser.add_argument("--heldout", type=int, default=96, help="held-out tracks (default 96)")
@@ -55,8 +55,8 @@ class Command(BaseCommand):
     ) -> None:
         from tqdm import tqdm
 
-        from demo_world import world
-        from demo_world.training import TrainingDivergedError
+        from demo.world import world
+        from demo.world.training import TrainingDivergedError
 
         if tracks < 2:
             raise CommandError("--tracks must be at least 2")

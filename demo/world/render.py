@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from demo_world.corpus import Work
+from demo.world.corpus import Work
 
 SAMPLE_RATE = 16000
 TARGET_RMS = 0.1  # loudness every track is normalised to (about -20 dBFS)

@@ -28,12 +28,16 @@ from django.db.models import Count
 from attribution import selectors as attribution_selectors
 from attribution import services as attribution_services
 from attribution.models import AttributionRun, Generation
+from attribution.tasks import compute_model_artifacts
 from catalog.audio import file_sha256
 from catalog.models import ModelArtifact, ModelVersion, RightsHolder
 from catalog.services import catalog_import_folder, model_version_register, rights_holder_update
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from core.services import user_create_or_update
+from ledger.models import Account, Settlement
+from ledger.money import accrual_to_text, minor_to_decimal
+from ledger.selectors import account_balances, holder_payable_balances
 
 DEMO_USERS = (
     # username, password, role, is_staff, is_superuser
@@ -124,8 +128,6 @@ def _holder_user_link(user, actor) -> RightsHolder | None:
 
 
 def _wait_for_artifacts(model_version: ModelVersion, say: Say) -> None:
-    from attribution.tasks import compute_model_artifacts
-
     compute_model_artifacts.delay(model_version.pk)
     while True:
         artifacts = list(model_version.artifacts.all())
@@ -220,10 +222,6 @@ def demo_main_job(
 def demo_report_lines(result: DemoResult, top: int = 5) -> list[str]:
     """What the demo prints: per generation its top tracks and per-holder amounts, then the
     statement totals (what the platform owes each holder), from the ledger itself."""
-    from ledger.models import Account, Settlement
-    from ledger.money import accrual_to_text, minor_to_decimal
-    from ledger.selectors import account_balances, holder_payable_balances
-
     lines: list[str] = []
     for generation in result.generations:
         run = attribution_selectors.latest_run(generation)

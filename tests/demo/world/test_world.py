@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from demo_world import build, world
-from tests.demo_world.helpers import TINY_ARCH
+from demo.world import build, world
+from tests.demo.world.helpers import TINY_ARCH
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_a_second_build_reuses_the_model_unless_a_file_changed(tmp_path, score_c
 
 
 def test_gap_standard_error_is_welch_and_the_summary_states_it():
-    from demo_world.world import gap_standard_error, summary_lines
+    from demo.world.world import gap_standard_error, summary_lines
 
     train, heldout = [1.0, 2.0, 3.0], [2.0, 4.0]
     # var(train)/3 + var(heldout)/2 = 1/3 + 2/2

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from demo_world.render import stable_fraction
+from demo.world.render import stable_fraction
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
-"""``manage.py demo``: the platform's main job on the demo world (see ``core/demo.py``)."""
+"""``manage.py demo``: the platform's main job on the demo world (see ``demo/services.py``)."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from core.demo import DEMO_USERS, demo_main_job, demo_report_lines
 from core.exceptions import ApplicationError
 from core.progress import StageProgressBars
+from demo.services import DEMO_USERS, demo_main_job, demo_report_lines
 
 
 class Command(BaseCommand):

@@ -6,8 +6,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from demo_world import captions, catalog, render
-from tests.demo_world.helpers import scale_work
+from demo.world import captions, catalog, render
+from tests.demo.world.helpers import scale_work
 
 
 def test_caption_is_deterministic_and_names_the_metadata():

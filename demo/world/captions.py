@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 
-from demo_world.render import Excerpt
+from demo.world.render import Excerpt
 
 
 def tempo_word(qpm: int) -> str:

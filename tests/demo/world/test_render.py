@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from demo_world import corpus, render
-from tests.demo_world.helpers import scale_work
+from demo.world import corpus, render
+from tests.demo.world.helpers import scale_work
 
 
 def test_rendered_excerpt_has_the_planned_length_rate_and_is_not_silent(tmp_path):

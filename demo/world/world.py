@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from demo_world import build, training
-from demo_world.model_config import SAMPLE_RATE, ArchitectureConfig, TrainingConfig, model_config
+from attribution.engine import mel_pretransform
+from demo.world import build, training
+from demo.world.model_config import SAMPLE_RATE, ArchitectureConfig, TrainingConfig, model_config
 
 # Batch 8 of the default model on the 2-core machine: 0.13-0.16 s/step measured (idle, and
 # with a test run beside it), 0.16 s/step budgeted, so "--train-minutes 8" (3000 steps, 80
@@ -80,7 +81,7 @@ def steps_for_minutes(minutes: float) -> int:
 
 def _training_code_hash() -> str:
     here = Path(__file__).parent
-    engine = here.parent / "attribution" / "engine"
+    engine = Path(mel_pretransform.__file__).parent  # attribution/engine
     return build.code_hash(
         [
             here / "training.py",

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from demo_world import build
+from demo.world import build
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from demo_world import render
-from demo_world.build import Track, sha256_file
-from demo_world.model_config import TrainingConfig
+from demo.world import render
+from demo.world.build import Track, sha256_file
+from demo.world.model_config import TrainingConfig
 
 StepCallback = Callable[[int, int, float], None]  # (step, total steps, loss)
 EVAL_TIMESTEPS = (0.1, 0.3, 0.5, 0.7, 0.9)  # stable-audio-tools' validation timesteps

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from attribution.engine.loading import build_model
-from demo_world import training
-from demo_world.model_config import TrainingConfig
-from tests.demo_world.helpers import TINY_ARCH, tiny_config
+from demo.world import training
+from demo.world.model_config import TrainingConfig
+from tests.demo.world.helpers import TINY_ARCH, tiny_config
 
 METADATA = [
     {"prompt": "chorale by Bach, organ", "seconds_start": 0, "seconds_total": 1},
@@ -84,7 +84,7 @@ def test_a_nan_loss_stops_training_with_a_clear_error():
 
 
 def test_evaluation_does_not_depend_on_batch_size():
-    from demo_world.build import Track
+    from demo.world.build import Track
 
     torch.manual_seed(0)
     model = build_model(tiny_config()).eval()

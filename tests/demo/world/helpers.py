@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from demo_world.corpus import COLLECTIONS_BY_FOLDER, Note, Work
-from demo_world.model_config import ArchitectureConfig, TrainingConfig, model_config
+from demo.world.corpus import COLLECTIONS_BY_FOLDER, Note, Work
+from demo.world.model_config import ArchitectureConfig, TrainingConfig, model_config
 
 TINY_ARCH = ArchitectureConfig(
     embed_dim=64,
