@@ -21,6 +21,7 @@ def main(argv: list[str]) -> None:
     django.setup()
     from attribution.models import AttributionRun
     from ledger import services
+    from ledger.services import settlements
 
     mode, *args = argv
     if mode == "settle":
@@ -36,7 +37,7 @@ def main(argv: list[str]) -> None:
             Path(marker).write_text("inside the settlement transaction")
             time.sleep(600)
 
-        services.audit_record = hang
+        settlements.audit_record = hang  # called inside the transaction, before commit
         services.generation_settle(attribution_run=AttributionRun.objects.get(pk=run_id))
     else:
         raise SystemExit(f"unknown mode {mode}")

@@ -1,0 +1,37 @@
+"""A recorded run of the ledger's verification."""
+
+from typing import TYPE_CHECKING
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from core.services import audit_record
+
+if TYPE_CHECKING:
+    from ledger.selectors import VerificationReport
+
+
+def ledger_verification_run(
+    *, actor: AbstractBaseUser | None = None, anchors: dict[int, str] | None = None
+) -> "VerificationReport":
+    """Run ``ledger_verify`` (a read) and record who ran it and its result in the audit
+    trail, with the head ``seq:hash``: an anchor for a later ``verify_ledger --expect``."""
+    from ledger.selectors import ledger_verify
+
+    report = ledger_verify(anchors=anchors)
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action="ledger.verify",
+            obj=report,
+            after={
+                "ok": report.ok,
+                "entries_checked": report.entries_checked,
+                "postings_checked": report.postings_checked,
+                "settlements_checked": report.settlements_checked,
+                "first_break": report.first_break,
+                "head": f"{report.head_seq}:{report.head_hash}",
+                "anchors": {str(seq): digest for seq, digest in sorted((anchors or {}).items())},
+            },
+        )
+    return report
