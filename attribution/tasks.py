@@ -1,4 +1,5 @@
-"""Attribution tasks (the ``gpu`` queue): thin wrappers around ``attribution.services``.
+"""Attribution tasks (the ``gpu`` queue): thin wrappers around ``attribution.services``, which
+run the engine pipeline's stages (prepare, score slice, combine) for the run's recorded method.
 
 Every task takes ids, is acknowledged late and rejected back to the queue if its worker
 dies, and is idempotent (the services check what is already done), so a redelivery books
@@ -64,14 +65,14 @@ class AttributionTask(Task):
 
 
 @shared_task(name="attribution.prepare_run", bind=True, base=AttributionTask, **COMMON)
-def prepare_run(self, run_id: int) -> int | None:
-    """Unlearn the generation, then fan the scoring out over shards (a chord)."""
+def prepare_run(self, run_id: int) -> str | None:
+    """Compute the query state (for unlearning: theta'), then fan the scoring out over shards
+    (a chord)."""
     plan = services.attribution_run_prepare(run_id=run_id)
     if plan is None:
         return None
     header = [score_shard.si(run_id, index) for index in range(plan.shard_count)]
-    chord(header)(finish_run.si(run_id))
-    return plan.shard_count
+    return chord(header)(finish_run.si(run_id)).id  # the finish task, for whoever waits on it
 
 
 @shared_task(name="attribution.score_shard", bind=True, base=AttributionTask, **COMMON)
@@ -81,8 +82,9 @@ def score_shard(self, run_id: int, shard_index: int) -> int | None:
 
 @shared_task(name="attribution.finish_run", bind=True, base=AttributionTask, **COMMON)
 def finish_run(self, run_id: int) -> int | None:
-    entry = services.attribution_run_finish(run_id=run_id)
-    return entry.pk if entry is not None else None
+    """Combine the shards into scores; the ledger settles in the same transaction."""
+    run = services.attribution_run_finish(run_id=run_id)
+    return run.pk if run is not None else None
 
 
 @shared_task(

@@ -6,11 +6,16 @@ Layout under the store root:
     <checkpoint_sha256>/fisher-<key>/partial.pt     running float64 sums (while incomplete)
     <checkpoint_sha256>/fisher-<key>/fisher.pt      the finished Fisher (float32)
     <checkpoint_sha256>/losses-<key>/...            the same for the theta0 losses
-`<key>` hashes what the artifact depends on (training manifest hash, N, T, seed, masks).
+`<key>` hashes everything the artifact's numbers depend on: the training manifest hash, N, the
+config fields of `EngineConfig.fisher_key` / `scoring_key` (T, seed, timestep sequence, masks,
+batch size, device), the weights' dtype and the format version. The store owns this layout:
+callers ask it for an artifact or its file (`artifact_file`), never build the paths themselves.
 Work is done in chunks of items; after each chunk the partial result is written atomically,
 so an interrupted computation resumes where it stopped and ends bit-identical to an
-uninterrupted one. A finished artifact records the SHA-256 of its file; loading re-checks that
-and the checkpoint hash, and refuses an artifact that belongs to another checkpoint.
+uninterrupted one (partial sums are kept on CPU in the file and moved to the model's device to
+continue). A finished artifact records the SHA-256 of its file; loading re-checks that and the
+checkpoint hash, and refuses an artifact that belongs to another checkpoint. Every artifact the
+store returns is on CPU.
 """
 
 from __future__ import annotations
@@ -33,10 +38,10 @@ from attribution.engine.fisher import (
     empty_sums,
     finalize_fisher,
 )
-from attribution.engine.items import EncodedItem, TrainingSet, file_sha256
+from attribution.engine.items import EncodedItem, TrainingSet, encode_items, file_sha256
 from attribution.engine.loss import Progress, item_loss
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def key_hash(payload: dict[str, Any]) -> str:
@@ -56,6 +61,20 @@ def atomic_torch_save(obj: Any, path: Path) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
+    """Content hash of named tensors (name, dtype, shape and bytes, in name order), on CPU."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        flat = tensors[name].detach().to("cpu").contiguous()
+        digest.update(f"{name}|{flat.dtype}|{tuple(flat.shape)}|".encode())
+        digest.update(flat.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def array_sha256(values: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(values).tobytes()).hexdigest()
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -86,19 +105,83 @@ def verify_fisher_file(path: str | Path, model: EngineModel) -> dict[str, torch.
 
 
 class ArtifactStore:
-    """Fisher and theta0-loss artifacts; `root=None` keeps them in memory only."""
+    """Per-checkpoint artifacts; `root=None` keeps them in memory only.
+
+    `fisher` and `base_losses` load a finished artifact, resume a partial one or compute it;
+    with `compute=False` they refuse to compute (a worker scoring a run must find the
+    artifacts its model version was prepared with, not silently make new ones).
+    """
+
+    FILES = {"fisher": "fisher.pt", "losses": "losses.npy"}
 
     def __init__(self, root: str | Path | None, chunk_items: int = 8) -> None:
         self.root = Path(root) if root is not None else None
         self.chunk_items = chunk_items
-        self.memory: dict[str, Any] = {}
+        self.memory: dict[tuple, Any] = {}
 
-    def folder(self, model: EngineModel, kind: str, key: dict[str, Any]) -> Path | None:
+    # keys and layout ----------------------------------------------------------------------
+    @staticmethod
+    def artifact_key(
+        model: EngineModel, kind: str, train_set: TrainingSet, cfg: EngineConfig
+    ) -> dict[str, Any]:
+        """Everything the artifact's numbers depend on (see the module docstring)."""
+        fields = cfg.fisher_key() if kind == "fisher" else cfg.scoring_key()
+        return {
+            "format_version": FORMAT_VERSION,
+            "manifest": train_set.manifest_sha256,
+            "n": len(train_set),
+            "dtype": model.dtype,
+            **fields,
+        }
+
+    def _folder(self, model: EngineModel, kind: str, key: dict[str, Any]) -> Path | None:
         if self.root is None:
             return None
-        folder = self.root / model.checkpoint_sha256 / f"{kind}-{key_hash(key)}"
-        folder.mkdir(parents=True, exist_ok=True)
+        return self.root / model.checkpoint_sha256 / f"{kind}-{key_hash(key)}"
+
+    def _work_folder(self, model: EngineModel, kind: str, key: dict[str, Any]) -> Path | None:
+        folder = self._folder(model, kind, key)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+    def artifact_file(
+        self, model: EngineModel, kind: str, train_set: TrainingSet, cfg: EngineConfig
+    ) -> Path | None:
+        """The finished file of an artifact ("fisher" or "losses"), or None if not on disk."""
+        folder = self._folder(model, kind, self.artifact_key(model, kind, train_set, cfg))
+        if folder is None or not (folder / self.FILES[kind]).is_file():
+            return None
+        return folder / self.FILES[kind]
+
+    def _refuse_to_compute(self, what: str, model: EngineModel) -> EngineError:
+        return EngineError(
+            f"The {what} of checkpoint {model.checkpoint_sha256[:12]} has not been computed for "
+            "this engine configuration; compute the model version's artifacts first.",
+            field="model_version",
+        )
+
+    # encodings ------------------------------------------------------------------------------
+    def encodings(
+        self,
+        model: EngineModel,
+        train_set: TrainingSet,
+        cfg: EngineConfig,
+        progress: Progress | None = None,
+    ) -> list[EncodedItem]:
+        """The training set encoded through the pretransform, memoised for (checkpoint, training
+        set, seed, device); only the latest training set is kept in memory."""
+        memo = (
+            "encoded",
+            model.checkpoint_sha256,
+            train_set.manifest_sha256,
+            key_hash(cfg.encoding_key()),
+        )
+        if memo not in self.memory:
+            for stale in [key for key in self.memory if key[0] == "encoded"]:
+                del self.memory[stale]
+            self.memory[memo] = encode_items(model, train_set.items, cfg, progress)
+        return self.memory[memo]
 
     # Fisher (Sec. 2.2) -------------------------------------------------------------------
     def fisher(
@@ -108,29 +191,38 @@ class ArtifactStore:
         train_set: TrainingSet,
         cfg: EngineConfig,
         progress: Progress | None = None,
+        *,
+        compute: bool = True,
     ) -> dict[str, torch.Tensor]:
-        """The Fisher for (checkpoint, training set, T, seed): loaded, resumed or computed."""
-        key = {"manifest": train_set.manifest_sha256, "n": len(items), **cfg.fisher_key()}
+        """The Fisher for (checkpoint, training set, config): loaded, resumed or computed; CPU."""
+        key = self.artifact_key(model, "fisher", train_set, cfg)
         memo = ("fisher", model.checkpoint_sha256, key_hash(key))
         if memo in self.memory:
             return self.memory[memo]
-        folder = self.folder(model, "fisher", key)
-        if folder is None:
-            sums, done = empty_sums(model), 0
-        else:
-            if (folder / "fisher.pt").is_file():
-                fisher = verify_fisher_file(folder, model)
-                self.memory[memo] = fisher
-                return fisher
-            sums, done = self._resume(folder, model, key, empty_sums)
+        folder = self._folder(model, "fisher", key)
+        if folder is not None and (folder / "fisher.pt").is_file():
+            fisher = verify_fisher_file(folder, model)
+            self.memory[memo] = fisher
+            return fisher
+        if not compute:
+            raise self._refuse_to_compute("Fisher", model)
+        folder = self._work_folder(model, "fisher", key)
+        device = model.device
+        sums, done = self._resume(folder, model, key, device)
+        if sums is None:
+            sums = empty_sums(model)
         while done < len(items):
             stop = min(done + self.chunk_items, len(items))
             accumulate_fisher(model, items, cfg, sums, done, stop, progress)
             done = stop
             if folder is not None:
-                atomic_torch_save({"sums": sums, "done": done}, folder / "partial.pt")
+                cpu_sums = {name: value.cpu() for name, value in sums.items()}
+                atomic_torch_save({"sums": cpu_sums, "done": done}, folder / "partial.pt")
                 write_json(folder / "meta.json", self._meta(model, key, done, len(items)))
-        fisher = finalize_fisher(sums, len(items), cfg.fisher_timesteps)
+        fisher = {
+            name: value.cpu()
+            for name, value in finalize_fisher(sums, len(items), cfg.fisher_timesteps).items()
+        }
         if folder is not None:
             atomic_torch_save(fisher, folder / "fisher.pt")
             meta = self._meta(model, key, done, len(items))
@@ -148,13 +240,15 @@ class ArtifactStore:
         train_set: TrainingSet,
         cfg: EngineConfig,
         progress: Progress | None = None,
+        *,
+        compute: bool = True,
     ) -> np.ndarray:
         """L(z_i, theta0) for every training item, shape (N,): loaded, resumed or computed."""
-        key = {"manifest": train_set.manifest_sha256, "n": len(items), **cfg.scoring_key()}
+        key = self.artifact_key(model, "losses", train_set, cfg)
         memo = ("losses", model.checkpoint_sha256, key_hash(key))
         if memo in self.memory:
             return self.memory[memo]
-        folder = self.folder(model, "losses", key)
+        folder = self._folder(model, "losses", key)
         if folder is not None and (folder / "losses.npy").is_file():
             meta = json.loads((folder / "meta.json").read_text())
             self._check_meta(folder, meta, model)
@@ -163,10 +257,12 @@ class ArtifactStore:
             losses = np.load(folder / "losses.npy")
             self.memory[memo] = losses
             return losses
-        if folder is None:
-            losses, done = np.full(len(items), np.nan), 0
-        else:
-            losses, done = self._resume(folder, model, key, lambda _: np.full(len(items), np.nan))
+        if not compute:
+            raise self._refuse_to_compute("theta0 losses", model)
+        folder = self._work_folder(model, "losses", key)
+        losses, done = self._resume(folder, model, key, "cpu")
+        if losses is None:
+            losses = np.full(len(items), np.nan)
         while done < len(items):
             stop = min(done + self.chunk_items, len(items))
             for position in range(done, stop):
@@ -210,12 +306,18 @@ class ArtifactStore:
                 f"{str(meta.get('checkpoint_sha256'))[:12]}, not {model.checkpoint_sha256[:12]}."
             )
 
-    def _resume(self, folder: Path, model: EngineModel, key: dict, fresh):
+    def _resume(self, folder: Path | None, model: EngineModel, key: dict, device: str):
+        """(partial sums moved to `device`, items done), or (None, 0) when there is none."""
+        if folder is None:
+            return None, 0
         partial, meta_path = folder / "partial.pt", folder / "meta.json"
         if partial.is_file() and meta_path.is_file():
             meta = json.loads(meta_path.read_text())
             self._check_meta(folder, meta, model)
             if meta.get("key") == key:
                 state = torch.load(partial, map_location="cpu", weights_only=False)
-                return state["sums"], int(state["done"])
-        return fresh(model), 0
+                sums = state["sums"]
+                if isinstance(sums, dict):
+                    sums = {name: value.to(device) for name, value in sums.items()}
+                return sums, int(state["done"])
+        return None, 0

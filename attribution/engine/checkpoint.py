@@ -31,6 +31,16 @@ class EngineModel:
     checkpoint_sha256: str
 
     @property
+    def device(self) -> str:
+        """Where the weights are (the engine runs the model there)."""
+        return str(next(self.module.parameters()).device)
+
+    @property
+    def dtype(self) -> str:
+        """The floating-point type of the weights, e.g. "float32" (it changes every number)."""
+        return str(next(self.module.parameters()).dtype).removeprefix("torch.")
+
+    @property
     def sample_rate(self) -> int:
         return int(self.config["sample_rate"])
 

@@ -18,6 +18,8 @@ TargetLayers = Literal["all_blocks", "self_attn", "cross_attn", "cross_attn_to_k
 TARGET_LAYER_CHOICES: tuple[str, ...] = get_args(TargetLayers)
 TimestepSequence = Literal["sobol", "iid"]
 TIMESTEP_SEQUENCE_CHOICES: tuple[str, ...] = get_args(TimestepSequence)
+StepRule = Literal["accumulate", "fixed_point"]
+STEP_RULE_CHOICES: tuple[str, ...] = get_args(StepRule)
 
 
 @dataclass(frozen=True)
@@ -31,9 +33,15 @@ class EngineConfig:
     # them by 0.02 % and ranks it 1st (README, "Measured results on the demo model").
     lr: float = 1e-6
     lr_times_inverse_n: bool = True
-    # Number of Eq. 6 updates. Step k evaluates the unlearning gradient at theta_{k-1}:
-    # theta_k = theta0 + eta (F + lambda)^-1 grad L(z_hat, theta_{k-1}); step 1 is Eq. 6 at theta0.
+    # Number of Eq. 6 updates. Step k evaluates the unlearning gradient at theta_{k-1}; step 1 is
+    # Eq. 6 at theta0, so with one step both rules below give the same theta'.
     steps: int = 1
+    # How steps combine. "accumulate" (as the reference implementation of Wang et al. does it):
+    # each update is added to the current weights, theta_k = theta_{k-1} + eta (F + lambda)^-1
+    # grad L(z_hat, theta_{k-1}). "fixed_point": every step restarts from theta0,
+    # theta_k = theta0 + eta (F + lambda)^-1 grad L(z_hat, theta_{k-1}), iterating Eq. 6 as the
+    # stationarity condition of Eq. 5 that it is.
+    step_rule: StepRule = "accumulate"
     # Damping lambda added to the diagonal Fisher before inverting (the paper does not say; ours).
     # It is relative: lambda = damping * mean(F) over the unlearned parameters, so it does not
     # depend on the loss scale of a particular model. 0 gives the paper's plain F^-1.
@@ -75,6 +83,7 @@ class EngineConfig:
     def __post_init__(self) -> None:
         assert self.target_layers in TARGET_LAYER_CHOICES, self.target_layers
         assert self.timestep_sequence in TIMESTEP_SEQUENCE_CHOICES, self.timestep_sequence
+        assert self.step_rule in STEP_RULE_CHOICES, self.step_rule
         assert self.steps >= 1 and self.unlearn_timesteps >= 1
         assert self.score_timesteps >= 1 and self.fisher_timesteps >= 1 and self.batch_size >= 1
         assert self.damping >= 0.0 and self.lr > 0.0
@@ -85,19 +94,31 @@ class EngineConfig:
     def replace(self, **changes: Any) -> EngineConfig:
         return dataclasses.replace(self, **changes)
 
+    def encoding_key(self) -> dict[str, Any]:
+        """The fields the training-set encodings depend on (a stochastic encoder's draws and
+        where they run)."""
+        return {"seed": self.seed, "device": self.device}
+
     def scoring_key(self) -> dict[str, Any]:
-        """The fields that the theta0 losses depend on (cache key of the base-loss artifact)."""
+        """The fields that the theta0 losses depend on (cache key of the base-loss artifact).
+
+        The batch size is part of it: rows batched differently may round differently, and the
+        theta0 and theta' losses of an item must come from the same computation for tau to be
+        exactly 0 when theta' = theta0.
+        """
         return {
+            **self.encoding_key(),
             "score_timesteps": self.score_timesteps,
             "loss_mask": self.loss_mask,
-            "seed": self.seed,
             "timestep_sequence": self.timestep_sequence,
+            "batch_size": self.batch_size,
         }
 
     def fisher_key(self) -> dict[str, Any]:
-        """The fields that the Fisher depends on (cache key of the Fisher artifact)."""
+        """The fields that the Fisher depends on (cache key of the Fisher artifact). It has one
+        backward pass per draw, so the batch size does not enter."""
         return {
+            **self.encoding_key(),
             "fisher_timesteps": self.fisher_timesteps,
-            "seed": self.seed,
             "timestep_sequence": self.timestep_sequence,
         }

@@ -32,7 +32,8 @@ from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
 from attribution.engine.items import TrainingSet, query_from_training_item
 from attribution.engine.loss import Progress
-from attribution.engine.scoring import Scores, unlearning_scores
+from attribution.engine.methods import unlearning_scores
+from attribution.engine.scoring import Scores
 
 EMBEDDING_NAME = "log-mel mean+std (64 bands), z-scored over the training set, cosine"
 

@@ -8,8 +8,10 @@ on the target weights only (the others keep theta0). eta is cfg.lr; the paper's 
 into it unless cfg.lr_times_inverse_n, then eta = lr / N. lambda = cfg.damping * mean(F) over
 the target weights. L(z_hat, theta) is averaged over cfg.unlearn_timesteps draws (2048 in the
 paper) from the "unlearn" stream, with the padding mask M_U when cfg.unlearn_mask. With
-cfg.steps > 1, Eq. 6 is iterated as the fixed point it is: theta_k = theta0 + eta (F + lambda)^-1
-grad L(z_hat, theta_{k-1}).
+cfg.steps > 1 the gradient of step k is taken at theta_{k-1}, and the update is added to the
+current weights as the reference implementation of Wang et al. does (cfg.step_rule
+"accumulate"): theta_k = theta_{k-1} + eta (F + lambda)^-1 grad L(z_hat, theta_{k-1}); or, with
+"fixed_point", to theta0: theta_k = theta0 + eta (F + lambda)^-1 grad L(z_hat, theta_{k-1}).
 """
 
 from __future__ import annotations
@@ -58,7 +60,8 @@ def eq6_update(
     eta: float,
     damping: float,
 ) -> dict[str, torch.Tensor]:
-    """Eq. 6: theta' = theta0 + eta (F + lambda)^-1 grad, elementwise for a diagonal F."""
+    """Eq. 6: theta' = theta0 + eta (F + lambda)^-1 grad, elementwise for a diagonal F. `theta0`
+    is the point the step starts from (theta_{k-1} when steps accumulate)."""
     return {
         name: theta0[name] + eta * grad[name] / (fisher[name].to(grad[name]) + damping)
         for name in theta0
@@ -96,7 +99,8 @@ def unlearn(
     n_train: int,
     progress: Progress | None = None,
 ) -> dict[str, torch.Tensor]:
-    """theta' on the target weights after cfg.steps Eq. 6 updates; the model is left at theta0."""
+    """theta' on the target weights after cfg.steps Eq. 6 updates (on the model's device); the
+    model is left at theta0."""
     params = target_parameters(model, cfg.target_layers)
     names = list(params)
     missing = [name for name in names if name not in fisher]
@@ -114,5 +118,6 @@ def unlearn(
     for _ in range(cfg.steps):
         with parameters_swapped(model, current):
             grad = query_gradient(model, query, cfg, params, progress)
-        current = eq6_update(theta0, grad, fisher, eta, damping)
+        start = current if cfg.step_rule == "accumulate" else theta0
+        current = eq6_update(start, grad, fisher, eta, damping)
     return current

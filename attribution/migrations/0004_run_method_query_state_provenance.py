@@ -27,6 +27,13 @@ class Migration(migrations.Migration):
             name="provenance",
             field=models.JSONField(blank=True, default=dict, help_text="Written with the scores"),
         ),
+        migrations.AddField(
+            model_name="attributionrun",
+            name="shard_size",
+            field=models.PositiveIntegerField(
+                default=0, help_text="Training-set items per shard, fixed when the run is prepared"
+            ),
+        ),
         migrations.RenameField(
             model_name="attributionshard",
             old_name="unlearned_losses",

@@ -274,6 +274,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 60 * 60}
 # Overrides of attribution.engine.config.EngineConfig (whose defaults are the paper's best),
 # as a JSON object, e.g. ATTRIBUTION_ENGINE='{"device": "cuda", "batch_size": 64}'.
 ATTRIBUTION_ENGINE: dict = json.loads(os.environ.get("ATTRIBUTION_ENGINE") or "{}")
+# The attribution method new runs use (attribution.engine.methods.METHODS). A run records its
+# method and engine configuration when it is queued; every later step of it uses those.
+ATTRIBUTION_METHOD = os.environ.get("ATTRIBUTION_METHOD", "unlearning")
 # Training-set items per shard task; several GPU workers share one job's shards.
 ATTRIBUTION_SHARD_SIZE = int(os.environ.get("ATTRIBUTION_SHARD_SIZE", "64"))
 # Time limit (seconds) of one prepare (load, encode, unlearn) or shard task. The services

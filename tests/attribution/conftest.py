@@ -83,11 +83,11 @@ def attribution_settings(settings, tmp_path):
     settings.ARTIFACTS_DIR = tmp_path / "data" / "artifacts"
     settings.ATTRIBUTION_ENGINE = TEST_ENGINE
     settings.ATTRIBUTION_SHARD_SIZE = 2
-    from attribution.services import engine_sessions_clear
+    from attribution.services import loaded_models_clear
 
-    engine_sessions_clear()
+    loaded_models_clear()
     yield settings
-    engine_sessions_clear()
+    loaded_models_clear()
 
 
 @pytest.fixture

@@ -117,7 +117,7 @@ def test_a_generation_is_attributed_sharded_and_settled_once(
 
     # Sharding does not change the scores: one shard gives bit-identical results.
     attribution_settings.ATTRIBUTION_SHARD_SIZE = 5
-    services.engine_sessions_clear()
+    services.loaded_models_clear()
     other = attribute(tiny_model_version, user, "gen-b", django_capture_on_commit_callbacks)
     other.refresh_from_db()
     assert other.shard_count == 1

@@ -16,7 +16,7 @@ from tests.attribution.engine.conftest import build_tiny, make_items
 from attribution.engine.artifacts import ArtifactStore
 from attribution.engine.config import EngineConfig
 from attribution.engine.items import TrainingSet, query_from_training_item
-from attribution.engine.scoring import unlearning_scores
+from attribution.engine.methods import unlearning_scores
 
 model = build_tiny(seed=3)
 train_set = TrainingSet.from_items(make_items(5, seed=4))

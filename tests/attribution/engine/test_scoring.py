@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 
-from attribution.engine import scoring
+from attribution.engine.methods import unlearning as unlearning_method
 from attribution.engine.artifacts import ArtifactStore
 from attribution.engine.fisher import target_parameters
 from attribution.engine.items import query_from_training_item
-from attribution.engine.scoring import unlearning_scores
+from attribution.engine.methods import unlearning_scores
 
 
 def test_common_random_numbers_give_zero_scores_when_nothing_is_unlearned(
@@ -21,7 +21,7 @@ def test_common_random_numbers_give_zero_scores_when_nothing_is_unlearned(
     query = query_from_training_item(tiny_train_set.items[0])
     real = unlearning_scores(tiny_model, query, tiny_train_set, tiny_cfg, store=store)
     assert np.abs(real.tau).max() > 0
-    monkeypatch.setattr(scoring, "unlearn", no_update)
+    monkeypatch.setattr(unlearning_method, "unlearn", no_update)
     null = unlearning_scores(tiny_model, query, tiny_train_set, tiny_cfg, store=store)
     assert np.array_equal(null.tau, np.zeros(len(tiny_train_set)))
     assert np.array_equal(null.base_losses, real.base_losses)
@@ -43,8 +43,12 @@ def test_scores_carry_what_reproduces_them(tmp_path, tiny_model, tiny_train_set,
     assert prov["training_manifest_sha256"] == tiny_train_set.manifest_sha256
     assert prov["engine_config"] == tiny_cfg.to_dict() and prov["seed"] == tiny_cfg.seed
     assert prov["library_versions"]["torch"].split("+")[0] == torch.__version__.split("+")[0]
-    assert len(prov["fisher_sha256"]) == 64
-    assert 0 < prov["update_relative_norm"] < float("inf")
+    assert prov["method"] == "unlearning"
+    assert set(prov["artifact_sha256"]) == {"fisher", "base_losses"}
+    assert all(len(digest) == 64 for digest in prov["artifact_sha256"].values())
+    assert prov["tau_sha256"] == scores.tau_sha256() and len(prov["query_state_sha256"]) == 64
+    assert prov["device"] == "cpu" and prov["dtype"] == "float32"
+    assert 0 < prov["statistics"]["update_relative_norm"] < float("inf")
     path = scores.save(tmp_path / "scores.json")
     import json
 

@@ -47,14 +47,13 @@ def test_update_equals_eq6_with_a_known_fisher(tiny_model, tiny_train_set, tiny_
         torch.testing.assert_close(theta_n[name], theta[name], rtol=1e-6, atol=1e-9)
 
 
-def test_two_steps_iterate_eq6_from_theta0(tiny_model, tiny_train_set, tiny_cfg):
+def two_step_setup(tiny_model, tiny_train_set, tiny_cfg):
     cfg = tiny_cfg.replace(lr=1e-3, damping=0.1, target_layers="cross_attn_to_kv", steps=2)
     query = encode_item(tiny_model, tiny_train_set.items[1], cfg)
     fisher = {n: torch.ones_like(p) for n, p in block_parameters(tiny_model).items()}
     names = list(target_parameters(tiny_model, "cross_attn_to_kv"))
     assert names and all(".cross_attn.to_kv." in n for n in names)
     theta1 = unlearn(tiny_model, query, fisher, cfg.replace(steps=1), n_train=6)
-    theta2 = unlearn(tiny_model, query, fisher, cfg, n_train=6)
     params = dict(tiny_model.module.named_parameters())
     theta0 = {n: params[n].detach().clone() for n in names}
     with torch.no_grad():
@@ -64,7 +63,32 @@ def test_two_steps_iterate_eq6_from_theta0(tiny_model, tiny_train_set, tiny_cfg)
     with torch.no_grad():
         for n in names:
             params[n].copy_(theta0[n])
+    return cfg, query, fisher, names, theta0, theta1, grad_at_theta1
+
+
+def test_two_steps_accumulate_onto_the_current_weights_by_default(
+    tiny_model, tiny_train_set, tiny_cfg
+):
+    cfg, query, fisher, names, _, theta1, grad_at_theta1 = two_step_setup(
+        tiny_model, tiny_train_set, tiny_cfg
+    )
+    assert cfg.step_rule == "accumulate"
+    theta2 = unlearn(tiny_model, query, fisher, cfg, n_train=6)
+    for n in names:  # theta_2 = theta_1 + eta (F + lambda)^-1 grad L(z_hat, theta_1), lambda = 0.1
+        torch.testing.assert_close(
+            theta2[n], theta1[n] + 1e-3 * grad_at_theta1[n] / 1.1, rtol=1e-5, atol=1e-8
+        )
+
+
+def test_two_fixed_point_steps_iterate_eq6_from_theta0(tiny_model, tiny_train_set, tiny_cfg):
+    cfg, query, fisher, names, theta0, theta1, grad_at_theta1 = two_step_setup(
+        tiny_model, tiny_train_set, tiny_cfg
+    )
+    theta2 = unlearn(tiny_model, query, fisher, cfg.replace(step_rule="fixed_point"), n_train=6)
     for n in names:  # theta_2 = theta0 + eta (F + lambda)^-1 grad L(z_hat, theta_1), lambda = 0.1
         torch.testing.assert_close(
             theta2[n], theta0[n] + 1e-3 * grad_at_theta1[n] / 1.1, rtol=1e-5, atol=1e-8
         )
+    # the two rules differ as soon as there are two steps
+    accumulated = unlearn(tiny_model, query, fisher, cfg, n_train=6)
+    assert any(not torch.allclose(accumulated[n], theta2[n]) for n in names)

@@ -1,0 +1,61 @@
+"""Generations and their attribution: the only door from Django to the engine.
+
+One module per aggregate: ``generations`` (recording and generating audio), ``runs`` (the
+attribution pipeline's stages as idempotent task steps), ``artifacts`` (a model version's
+per-checkpoint artifacts), ``workers`` (the model a worker keeps loaded) and ``progress``.
+"""
+
+from attribution.services.artifacts import (
+    model_version_artifacts_compute,
+    model_version_artifacts_missing,
+    model_version_artifacts_queue,
+)
+from attribution.services.generations import (
+    generation_generate,
+    generation_record,
+    wav_float_bytes,
+)
+from attribution.services.progress import ThrottledProgress, TimeLimitExceededError
+from attribution.services.runs import (
+    ShardPlan,
+    attribution_run_fail,
+    attribution_run_finish,
+    attribution_run_mark_retrying,
+    attribution_run_prepare,
+    attribution_run_queue,
+    attribution_run_rerun,
+    attribution_run_score_shard,
+    generation_mark_settled,
+)
+from attribution.services.workers import (
+    LoadedModel,
+    engine_config,
+    loaded_model_for,
+    loaded_models_clear,
+    run_engine_config,
+)
+
+__all__ = [
+    "LoadedModel",
+    "ShardPlan",
+    "ThrottledProgress",
+    "TimeLimitExceededError",
+    "attribution_run_fail",
+    "attribution_run_finish",
+    "attribution_run_mark_retrying",
+    "attribution_run_prepare",
+    "attribution_run_queue",
+    "attribution_run_rerun",
+    "attribution_run_score_shard",
+    "engine_config",
+    "generation_generate",
+    "generation_mark_settled",
+    "generation_record",
+    "loaded_model_for",
+    "loaded_models_clear",
+    "model_version_artifacts_compute",
+    "model_version_artifacts_missing",
+    "model_version_artifacts_queue",
+    "run_engine_config",
+    "wav_float_bytes",
+]

@@ -1,0 +1,151 @@
+"""A model version's per-checkpoint artifacts (for unlearning: the Fisher and theta0 losses).
+
+Computing them is the attribution method's prepare stage, run once per model version on a GPU
+worker; every run then finds them in the engine's artifact store. ``ModelArtifact`` rows record
+their status, progress and file for the pages.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import signature
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from attribution.services.progress import ThrottledProgress
+from attribution.services.workers import configured_method, engine_config, loaded_model_for
+from catalog.models import ModelArtifact, ModelVersion
+from core.exceptions import ApplicationError
+from core.services import audit_record
+
+ARTIFACT_KINDS = (ModelArtifact.Kind.FISHER, ModelArtifact.Kind.BASE_LOSSES)
+# The engine store's name for each artifact kind, and the engine progress stage that fills it.
+STORE_KIND = {ModelArtifact.Kind.FISHER: "fisher", ModelArtifact.Kind.BASE_LOSSES: "losses"}
+STAGE_KIND = {"fisher": ModelArtifact.Kind.FISHER, "base_losses": ModelArtifact.Kind.BASE_LOSSES}
+
+
+def model_version_artifacts_compute(
+    *, model_version: ModelVersion, actor: AbstractBaseUser | None = None, progress=None
+) -> dict[str, ModelArtifact]:
+    """Compute (or resume, or reuse) the artifacts of a model version for the configured
+    method and engine configuration.
+
+    ``progress(stage, done, total)``, if given, is called too (a command's progress bar).
+    Idempotent: ready artifacts are returned as they are.
+    """
+    from catalog.services import model_artifact_update
+
+    current = {a.kind: a for a in model_version.artifacts.all()}
+    if all(
+        current.get(kind) is not None and current[kind].status == ModelArtifact.Status.READY
+        for kind in ARTIFACT_KINDS
+    ):
+        return current
+
+    def mark(kind: str, status: str, **fields) -> ModelArtifact:
+        return model_artifact_update(
+            model_version=model_version, kind=kind, status=status, actor=actor, **fields
+        )
+
+    for kind in ARTIFACT_KINDS:
+        if current.get(kind) is None or current[kind].status != ModelArtifact.Status.READY:
+            mark(kind, ModelArtifact.Status.COMPUTING, progress_percent=0)
+    writers = {
+        kind: ThrottledProgress(
+            lambda stage, percent, kind=kind: mark(
+                kind, ModelArtifact.Status.COMPUTING, progress_percent=percent
+            )
+        )
+        for kind in ARTIFACT_KINDS
+    }
+
+    def report(stage: str, done: int, total: int) -> None:
+        if stage in STAGE_KIND:
+            writers[STAGE_KIND[stage]](stage, done, total)
+        if progress is not None:
+            progress(stage, done, total)
+
+    try:
+        cfg, method = engine_config(), configured_method()
+        loaded = loaded_model_for(model_version, device=cfg.device, progress=report)
+        loaded.prepare(method, cfg, report, compute=True)
+        results: dict[str, ModelArtifact] = {}
+        for kind in ARTIFACT_KINDS:
+            path = loaded.store.artifact_file(loaded.model, STORE_KIND[kind], loaded.train_set, cfg)
+            results[kind] = mark(
+                kind, ModelArtifact.Status.READY, progress_percent=100, path=str(path)
+            )
+        return results
+    except ApplicationError as exc:
+        for kind in ARTIFACT_KINDS:
+            mark(kind, ModelArtifact.Status.FAILED, error=str(exc))
+        raise ApplicationError(str(exc), field="model_version") from exc
+
+
+@transaction.atomic
+def model_version_artifacts_queue(
+    *, model_version: ModelVersion, actor: AbstractBaseUser, reason: str = ""
+) -> list[ModelArtifact]:
+    """A catalog admin asks for a model version's artifacts.
+
+    The artifacts not ready yet are marked computing (0 %) and
+    ``attribution.compute_model_artifacts`` is enqueued once the transaction commits (a
+    GPU worker then fills in the progress). Refused when all are ready, or while one is
+    already being computed (a second job would do the same work twice).
+    """
+    from catalog.services import model_artifact_update
+
+    ModelVersion.objects.select_for_update().filter(pk=model_version.pk).first()
+    current = {a.kind: a for a in model_version.artifacts.all()}
+    busy = [
+        k
+        for k in ARTIFACT_KINDS
+        if k in current and current[k].status == ModelArtifact.Status.COMPUTING
+    ]
+    if busy:
+        raise ApplicationError(
+            f"Model version {model_version.name!r} is already computing "
+            f"{', '.join(ModelArtifact.Kind(k).label for k in busy)}. If no worker is "
+            f"working on it, run: manage.py compute_model_artifacts {model_version.pk}"
+        )
+    pending = [
+        kind
+        for kind in ARTIFACT_KINDS
+        if current.get(kind) is None or current[kind].status != ModelArtifact.Status.READY
+    ]
+    if not pending:
+        raise ApplicationError(
+            f"The artifacts of model version {model_version.name!r} are already computed."
+        )
+    artifacts = [
+        model_artifact_update(
+            model_version=model_version,
+            kind=kind,
+            status=ModelArtifact.Status.COMPUTING,
+            actor=actor,
+            progress_percent=0,
+        )
+        for kind in pending
+    ]
+    audit_record(
+        actor=actor,
+        action="model_version.artifacts_queue",
+        obj=model_version,
+        after={"kinds": pending},
+        reason=reason,
+    )
+    task = signature("attribution.compute_model_artifacts", args=(model_version.pk,))
+    transaction.on_commit(task.delay)
+    return artifacts
+
+
+def model_version_artifacts_missing(model_version: ModelVersion) -> list[str]:
+    """Labels of the artifacts a model version still lacks (not ready, or file gone)."""
+    ready = {
+        a.kind
+        for a in model_version.artifacts.all()
+        if a.status == ModelArtifact.Status.READY and a.path and Path(a.path).is_file()
+    }
+    labels = dict(ModelArtifact.Kind.choices)
+    return [labels[kind] for kind in ARTIFACT_KINDS if kind not in ready]

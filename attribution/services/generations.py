@@ -1,0 +1,245 @@
+"""Recording a generation: its audio checked, stored, and its attribution queued.
+
+``generation_record`` is idempotent by the caller's idempotency key; ``generation_generate``
+samples audio with the model version's own sampler first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import soundfile
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from attribution.models import Generation
+from attribution.services.runs import attribution_run_queue
+from attribution.services.workers import engine_config, loaded_model_for
+from catalog.models import ModelVersion
+from core.exceptions import ApplicationError
+from core.services import audit_record
+
+SILENCE_PEAK = 1e-4
+
+
+@dataclass(frozen=True)
+class AudioSummary:
+    sha256: str
+    sample_rate: int
+    frames: int
+    channels: int
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+
+def _audio_inspect(data: bytes) -> AudioSummary:
+    """Decode generated audio; refuse undecodable, empty, non-finite or silent audio."""
+    try:
+        samples, sample_rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise ApplicationError(
+            f"The audio could not be decoded (WAV, FLAC or OGG expected): {exc}", field="audio"
+        ) from exc
+    if samples.shape[0] == 0:
+        raise ApplicationError("The audio is empty.", field="audio")
+    if not np.isfinite(samples).all():
+        raise ApplicationError("The audio contains NaN or infinite samples.", field="audio")
+    if float(np.abs(samples).max()) < SILENCE_PEAK:
+        raise ApplicationError("The audio is silent.", field="audio")
+    return AudioSummary(
+        sha256=hashlib.sha256(data).hexdigest(),
+        sample_rate=int(sample_rate),
+        frames=int(samples.shape[0]),
+        channels=int(samples.shape[1]),
+    )
+
+
+def _model_max_seconds(model_version: ModelVersion) -> float:
+    config = model_version.config
+    return float(config["sample_size"]) / float(config["sample_rate"])
+
+
+def _fingerprint(**fields: Any) -> dict[str, str]:
+    return {key: str(value) for key, value in fields.items()}
+
+
+@transaction.atomic
+def generation_record(
+    *,
+    model_version: ModelVersion,
+    prompt: str,
+    audio: bytes,
+    revenue_minor: int,
+    currency: str,
+    requested_by: AbstractBaseUser,
+    idempotency_key: str,
+    duration_seconds: Decimal | None = None,
+    source: str = Generation.Source.UPLOADED,
+    seed: int | None = None,
+) -> Generation:
+    """Record a generation and queue its attribution (idempotent by ``idempotency_key``).
+
+    The same key with the same request returns the existing generation and queues
+    nothing; the same key with a different request is refused.
+    """
+    idempotency_key = (idempotency_key or "").strip()
+    if not idempotency_key or len(idempotency_key) > 128:
+        raise ApplicationError(
+            "An idempotency key of 1 to 128 characters is required.", field="idempotency_key"
+        )
+    prompt = (prompt or "").strip()
+    if not prompt:
+        raise ApplicationError("A generation needs its prompt.", field="prompt")
+    if isinstance(revenue_minor, bool) or not isinstance(revenue_minor, int) or revenue_minor < 0:
+        raise ApplicationError(
+            "Revenue must be a non-negative whole number of minor units.", field="revenue_minor"
+        )
+    currency = (currency or "").strip().upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise ApplicationError("Currency must be a 3-letter ISO 4217 code.", field="currency")
+    summary = _audio_inspect(audio)
+    measured = Decimal(str(round(summary.seconds, 3)))
+    if duration_seconds is not None and abs(Decimal(duration_seconds) - measured) > Decimal("0.5"):
+        raise ApplicationError(
+            f"The stated duration {duration_seconds} s does not match the audio ({measured} s).",
+            field="duration_seconds",
+        )
+    max_seconds = _model_max_seconds(model_version)
+    if summary.seconds > max_seconds + 1e-6:
+        raise ApplicationError(
+            f"The audio is {summary.seconds:.2f} s long; model version {model_version.name!r} "
+            f"generates at most {max_seconds:.2f} s.",
+            field="audio",
+        )
+
+    request = _fingerprint(
+        model_version=model_version.pk,
+        prompt=prompt,
+        audio_sha256=summary.sha256,
+        revenue_minor=revenue_minor,
+        currency=currency,
+    )
+    existing = (
+        Generation.objects.select_for_update().filter(idempotency_key=idempotency_key).first()
+    )
+    if existing is not None:
+        stored = _fingerprint(
+            model_version=existing.model_version_id,
+            prompt=existing.prompt,
+            audio_sha256=existing.audio_sha256,
+            revenue_minor=existing.revenue_minor,
+            currency=existing.currency,
+        )
+        if stored != request:
+            raise ApplicationError(
+                "This idempotency key was already used for a different generation.",
+                field="idempotency_key",
+            )
+        return existing
+
+    generation = Generation(
+        model_version=model_version,
+        prompt=prompt,
+        duration_seconds=measured,
+        audio_sha256=summary.sha256,
+        revenue_minor=revenue_minor,
+        currency=currency,
+        requested_by=requested_by,
+        idempotency_key=idempotency_key,
+        source=source,
+        seed=seed,
+    )
+    generation.audio.save(f"{summary.sha256}.wav", ContentFile(audio), save=False)
+    generation.full_clean()
+    generation.save()
+    audit_record(actor=requested_by, action="generation.record", obj=generation, after=request)
+    attribution_run_queue(generation=generation, actor=None)
+    return generation
+
+
+def wav_float_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """32-bit float WAV of ``samples`` (frames, channels), the same bytes for the same samples.
+
+    libsndfile adds a PEAK chunk with a wall-clock timestamp to float WAVs. The file's hash
+    names the generation's audio and keys its unlearning draws, so the chunk is dropped:
+    the same sampled audio must give the same hash, and so the same scores, on every run.
+    """
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, sample_rate, format="WAV", subtype="FLOAT")
+    data = buffer.getvalue()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WAVE", data[:12]
+    chunks, offset = [], 12
+    while offset + 8 <= len(data):
+        size = int.from_bytes(data[offset + 4 : offset + 8], "little")
+        end = offset + 8 + size + (size & 1)  # chunks are padded to an even length
+        if data[offset : offset + 4] != b"PEAK":
+            chunks.append(data[offset:end])
+        offset = end
+    body = b"WAVE" + b"".join(chunks)
+    return b"RIFF" + len(body).to_bytes(4, "little") + body
+
+
+def generation_generate(
+    *,
+    model_version: ModelVersion,
+    prompt: str,
+    seconds_total: float,
+    seed: int,
+    revenue_minor: int,
+    currency: str,
+    requested_by: AbstractBaseUser,
+    idempotency_key: str,
+    steps: int | None = None,
+) -> Generation:
+    """Generate audio with the model version's sampler, then record it (idempotent).
+
+    A repeated call with the same key returns the recorded generation without sampling
+    again.
+    """
+    from attribution.engine.sampling import generate
+
+    existing = Generation.objects.filter(idempotency_key=(idempotency_key or "").strip()).first()
+    if existing is not None:
+        if existing.prompt != prompt.strip() or existing.model_version_id != model_version.pk:
+            raise ApplicationError(
+                "This idempotency key was already used for a different generation.",
+                field="idempotency_key",
+            )
+        return existing
+    max_seconds = _model_max_seconds(model_version)
+    if not 0 < seconds_total <= max_seconds:
+        raise ApplicationError(
+            f"Duration must be between 0 and {max_seconds:.2f} s for this model.",
+            field="seconds_total",
+        )
+    device = engine_config().device
+    loaded = loaded_model_for(model_version, device=device)
+    options = {"steps": steps} if steps else {}
+    audio, sample_rate = generate(
+        loaded.model.module,
+        loaded.model.config,
+        prompt,
+        seconds_total,
+        seed,
+        device=device,
+        **options,
+    )  # (C, T)
+    return generation_record(
+        model_version=model_version,
+        prompt=prompt,
+        audio=wav_float_bytes(audio.detach().cpu().numpy().T, sample_rate),
+        revenue_minor=revenue_minor,
+        currency=currency,
+        requested_by=requested_by,
+        idempotency_key=idempotency_key,
+        source=Generation.Source.GENERATED,
+        seed=seed,
+    )
