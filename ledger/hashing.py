@@ -33,38 +33,36 @@ def scores_sha256(scores: Sequence[float]) -> str:
     return sha256_hex(canonical_json([float(s) for s in scores]))
 
 
-def entry_content(
-    *,
-    seq: int,
-    kind: str,
-    currency: str,
-    effective_at: datetime,
-    memo: str,
-    generation_id: int | None,
-    attribution_run_id: int | None,
-    checkpoint_sha256: str,
-    reverses_id: int | None,
-    payout_batch_id: int | None,
-    payout_line_id: int | None,
-    provenance_sha256: str,
-    postings: Iterable[tuple[int, str, str, int]],
-) -> dict:
-    """``postings``: (index, account key, currency, amount) in index order."""
-    return {
-        "seq": seq,
-        "kind": kind,
-        "currency": currency,
-        "effective_at": timestamp_canonical(effective_at),
-        "memo": memo,
-        "generation": generation_id,
-        "attribution_run": attribution_run_id,
-        "checkpoint_sha256": checkpoint_sha256,
-        "reverses": reverses_id,
-        "payout_batch": payout_batch_id,
-        "payout_line": payout_line_id,
-        "provenance_sha256": provenance_sha256,
-        "postings": [list(p) for p in postings],
-    }
+ENTRY_FIELDS = (
+    # (key in the hashed content, attribute of the journal entry)
+    ("seq", "seq"),
+    ("kind", "kind"),
+    ("currency", "currency"),
+    ("effective_at", "effective_at"),
+    ("memo", "memo"),
+    ("generation", "generation_id"),
+    ("attribution_run", "attribution_run_id"),
+    ("checkpoint_sha256", "checkpoint_sha256"),
+    ("reverses", "reverses_id"),
+    ("payout_batch", "payout_batch_id"),
+    ("payout_line", "payout_line_id"),
+    ("provenance_sha256", "provenance_sha256"),
+)
+"""What of a journal entry its hash covers, besides its postings: the one list that the
+writer (``ledger.services``) and the verifier (``ledger.selectors``) both hash."""
+
+
+def _canonical_value(value: object) -> object:
+    return timestamp_canonical(value) if isinstance(value, datetime) else value
+
+
+def entry_content(entry: object, postings: Iterable[tuple[int, str, str, int]]) -> dict:
+    """The canonical content of ``entry`` (a ``JournalEntry``, saved or not): its
+    ``ENTRY_FIELDS`` and ``postings``, (index, account key, currency, amount) in index
+    order."""
+    content = {key: _canonical_value(getattr(entry, attr)) for key, attr in ENTRY_FIELDS}
+    content["postings"] = [list(p) for p in postings]
+    return content
 
 
 def entry_hash(prev_hash: str, content: dict) -> str:

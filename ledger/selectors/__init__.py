@@ -60,7 +60,6 @@ from ledger.selectors.statements import (
 )
 from ledger.selectors.verification import (
     VerificationReport,
-    entry_content_of,
     ledger_verifications,
     ledger_verify,
     settlement_provenance,
@@ -84,7 +83,6 @@ __all__ = [
     "account_balances",
     "accounts_with_balances",
     "earnings_window",
-    "entry_content_of",
     "holder_balance",
     "holder_balances",
     "holder_currencies",

@@ -11,7 +11,7 @@ from catalog.models import RightsHolder
 from ledger.models import Account, JournalEntry, Posting, StatementPeriod
 from ledger.money import accrual_to_minor_floor
 from ledger.selectors.holders import holder_balance
-from ledger.selectors.payouts import payout_reserved_minor
+from ledger.selectors.payouts import payout_minimum_minor, payout_reserved_minor
 
 EARNING_KINDS = (JournalEntry.Kind.SETTLEMENT, JournalEntry.Kind.REVERSAL)
 """Entry kinds that change what a holder has earned. Payouts and failed payouts only move
@@ -129,8 +129,6 @@ class PayoutEstimate:
 
 
 def payout_estimate(*, rights_holder: RightsHolder, currency: str) -> PayoutEstimate:
-    from ledger.services import payout_minimum_minor
-
     balance = holder_balance(rights_holder=rights_holder, currency=currency)
     payable_minor, _ = accrual_to_minor_floor(max(balance, 0))
     return PayoutEstimate(

@@ -12,7 +12,7 @@ from ledger.models import (
     SettlementHolderLine,
     SettlementTrackLine,
 )
-from ledger.selectors.verification import entry_content_of, settlement_provenance
+from ledger.selectors.verification import settlement_provenance
 
 
 def journal_entries() -> QuerySet[JournalEntry]:
@@ -49,7 +49,7 @@ def journal_entry_detail(*, entry: JournalEntry) -> EntryDetail:
     postings = list(
         entry.postings.select_related("account", "account__rights_holder").order_by("index")
     )
-    content = entry_content_of(
+    content = hashing.entry_content(
         entry, [(p.index, p.account.key, p.currency, p.amount) for p in postings]
     )
     hash_ok = hashing.entry_hash(entry.prev_hash, content) == entry.hash

@@ -2,10 +2,18 @@
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import BigIntegerField, Count, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from ledger.models import JournalEntry, PayoutBatch, PayoutLine
+
+
+def payout_minimum_minor(currency: str) -> int:
+    """The smallest payout in ``currency`` (minor units; ``LEDGER_PAYOUT_MINIMUM_MINOR``)."""
+    return settings.LEDGER_PAYOUT_MINIMUM_MINOR.get(
+        currency, settings.LEDGER_PAYOUT_MINIMUM_DEFAULT_MINOR
+    )
 
 
 def payout_reserved_minor(*, currency: str) -> dict[int, int]:

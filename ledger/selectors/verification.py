@@ -58,13 +58,6 @@ def _range_rows(queryset, fields: list[str], key: str, lo: int, hi: int) -> dict
     return grouped
 
 
-def entry_content_of(entry: JournalEntry, postings) -> dict:
-    """Canonical content of ``entry``; ``postings``: (index, account key, currency, amount)."""
-    from ledger.services.journal import _entry_content
-
-    return _entry_content(entry, postings)
-
-
 def settlement_provenance(settlement: Settlement, tracks, holders) -> dict:
     """``tracks``: (position, recording id, weight, amount); ``holders``: (holder id,
     amount, tracks), both in order."""
@@ -165,7 +158,7 @@ def ledger_verify(
             unbalanced = {c: total for c, total in sums.items() if total != 0}
             if unbalanced:
                 return fail(entry.seq, f"postings do not balance: {unbalanced}")
-            content = entry_content_of(
+            content = hashing.entry_content(
                 entry, [(row[1], accounts[row[2]][0], row[3], row[4]) for row in rows]
             )
             if hashing.entry_hash(prev_hash, content) != entry.hash:

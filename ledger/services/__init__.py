@@ -14,15 +14,15 @@ One module per aggregate: ``accounts``, ``journal``, ``settlements``, ``statemen
 bulk inserts they share.
 """
 
+from ledger.selectors.payouts import payout_minimum_minor  # the payout policy, read here too
 from ledger.services.accounts import AccountRef, accounts_ensure
 from ledger.services.db import LEDGER_ADVISORY_LOCK_KEY, ledger_lock
-from ledger.services.journal import Line, entry_content, journal_entry_reverse
+from ledger.services.journal import Line, journal_entry_reverse
 from ledger.services.payouts import (
     payout_batch_create,
     payout_batch_file_export,
     payout_batch_mark_paid,
     payout_line_fail,
-    payout_minimum_minor,
 )
 from ledger.services.settlements import (
     PERCENT_QUANTUM,
@@ -42,7 +42,6 @@ __all__ = [
     "AccountRef",
     "Line",
     "accounts_ensure",
-    "entry_content",
     "generation_settle",
     "generation_settle_many",
     "journal_entry_reverse",

@@ -69,7 +69,9 @@ def entry_post(
         provenance_sha256=provenance_sha256,
         prev_hash=prev_hash,
     )
-    content = _entry_content(entry, [(i, a.key, currency, amount) for i, a, amount in postings])
+    content = hashing.entry_content(
+        entry, [(i, a.key, currency, amount) for i, a, amount in postings]
+    )
     entry.hash = hashing.entry_hash(prev_hash, content)
     rows_insert(
         Posting,
@@ -84,29 +86,6 @@ def entry_post(
     )
     entry.save(force_insert=True)
     return entry
-
-
-def entry_content(entry: JournalEntry, postings: Sequence[Posting]) -> dict:
-    """The canonical content of ``entry`` (``postings`` with ``account`` loaded)."""
-    return _entry_content(entry, [(p.index, p.account.key, p.currency, p.amount) for p in postings])
-
-
-def _entry_content(entry: JournalEntry, postings: Sequence[tuple[int, str, str, int]]) -> dict:
-    return hashing.entry_content(
-        seq=entry.seq,
-        kind=entry.kind,
-        currency=entry.currency,
-        effective_at=entry.effective_at,
-        memo=entry.memo,
-        generation_id=entry.generation_id,
-        attribution_run_id=entry.attribution_run_id,
-        checkpoint_sha256=entry.checkpoint_sha256,
-        reverses_id=entry.reverses_id,
-        payout_batch_id=entry.payout_batch_id,
-        payout_line_id=entry.payout_line_id,
-        provenance_sha256=entry.provenance_sha256,
-        postings=postings,
-    )
 
 
 @transaction.atomic

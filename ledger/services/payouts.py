@@ -1,7 +1,6 @@
 """Payout batches: drafted from the holders' payable balances, exported, booked as paid;
 a line that did not arrive is reversed and carries forward."""
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
@@ -11,15 +10,11 @@ from core.services import audit_record
 from ledger import hashing
 from ledger.models import Account, JournalEntry, PayoutBatch, PayoutLine, StatementPeriod
 from ledger.money import ACCRUAL_SCALE, accrual_to_minor_floor
+from ledger.selectors.holders import holder_payable_balances, holder_payable_due
+from ledger.selectors.payouts import payout_minimum_minor, payout_reserved_minor
 from ledger.services.accounts import accounts_ensure
 from ledger.services.db import ledger_lock
 from ledger.services.journal import Line, entry_post
-
-
-def payout_minimum_minor(currency: str) -> int:
-    return settings.LEDGER_PAYOUT_MINIMUM_MINOR.get(
-        currency, settings.LEDGER_PAYOUT_MINIMUM_DEFAULT_MINOR
-    )
 
 
 @transaction.atomic
@@ -37,8 +32,6 @@ def payout_batch_create(
     ``period``, a line pays only what was earned by the period's end
     (``holder_payable_due``); earnings booked later wait for a later batch.
     """
-    from ledger.selectors import holder_payable_balances, holder_payable_due, payout_reserved_minor
-
     threshold = payout_minimum_minor(currency) if threshold_minor is None else threshold_minor
     if threshold < 1:
         raise ApplicationError(
@@ -111,8 +104,6 @@ def payout_batch_mark_paid(
     *, batch: PayoutBatch, actor: AbstractBaseUser | None = None
 ) -> JournalEntry:
     """Book the batch: Dr each holder's payable, Cr payouts clearing (one entry)."""
-    from ledger.selectors import holder_payable_balances
-
     ledger_lock()
     batch = PayoutBatch.objects.select_for_update().get(pk=batch.pk)
     if batch.status != PayoutBatch.Status.DRAFT:

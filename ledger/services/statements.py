@@ -12,6 +12,7 @@ from core.exceptions import ApplicationError
 from core.services import audit_record
 from ledger import hashing
 from ledger.models import Statement, StatementPeriod
+from ledger.selectors.statements import statement_compute
 from ledger.services.db import ledger_lock
 
 
@@ -90,8 +91,6 @@ def statement_generate(
     yields exactly the same content (the ledger is append-only and the period closed, so
     a difference means tampering and is refused).
     """
-    from ledger.selectors import statement_compute
-
     period.refresh_from_db()
     if not period.is_closed:
         raise ApplicationError("Statements are generated for closed periods only.")

@@ -1,23 +1,17 @@
 """A recorded run of the ledger's verification."""
 
-from typing import TYPE_CHECKING
-
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from core.services import audit_record
-
-if TYPE_CHECKING:
-    from ledger.selectors import VerificationReport
+from ledger.selectors.verification import VerificationReport, ledger_verify
 
 
 def ledger_verification_run(
     *, actor: AbstractBaseUser | None = None, anchors: dict[int, str] | None = None
-) -> "VerificationReport":
+) -> VerificationReport:
     """Run ``ledger_verify`` (a read) and record who ran it and its result in the audit
     trail, with the head ``seq:hash``: an anchor for a later ``verify_ledger --expect``."""
-    from ledger.selectors import ledger_verify
-
     report = ledger_verify(anchors=anchors)
     with transaction.atomic():
         audit_record(

@@ -160,9 +160,12 @@ def test_raw_sql_tampering_is_detected(booked, sql, seq, reason):
 def test_rewritten_chain_is_detected_downstream(booked):
     """Re-hashing an edited entry consistently still breaks the next link."""
     entry = JournalEntry.objects.get(seq=2)
-    postings = list(entry.postings.select_related("account").order_by("index"))
+    postings = [
+        (p.index, p.account.key, p.currency, p.amount)
+        for p in entry.postings.select_related("account").order_by("index")
+    ]
     entry.memo = "forged"
-    forged_hash = hashing.entry_hash(entry.prev_hash, services.entry_content(entry, postings))
+    forged_hash = hashing.entry_hash(entry.prev_hash, hashing.entry_content(entry, postings))
     _tamper(f"UPDATE ledger_journalentry SET memo = 'forged', hash = '{forged_hash}' WHERE seq = 2")
     report = selectors.ledger_verify()
     assert report.break_seq == 3 and "prev_hash" in report.first_break
