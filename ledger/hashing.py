@@ -69,44 +69,47 @@ def entry_hash(prev_hash: str, content: dict) -> str:
     return sha256_hex(prev_hash.encode() + b"\n" + canonical_json(content))
 
 
+SETTLEMENT_FIELDS = (
+    # (key in the hashed provenance, attribute of the settlement)
+    ("generation", "generation_id"),
+    ("attribution_run", "attribution_run_id"),
+    ("currency", "currency"),
+    ("revenue_minor", "revenue_minor"),
+    ("revenue", "revenue"),
+    ("pool", "pool"),
+    ("platform", "platform"),
+    ("residue", "residue"),
+    ("policy", "policy"),
+    ("scores_sha256", "scores_sha256"),
+    ("run_scores_sha256", "run_scores_sha256"),
+    ("score_count", "score_count"),
+    ("checkpoint_sha256", "checkpoint_sha256"),
+    ("manifest_sha256", "manifest_sha256"),
+    ("ownership_snapshot", "ownership_snapshot"),
+)
+"""What of a settlement its ``provenance_sha256`` covers, besides its track and holder
+lines: the one list that the writer and the verifier both hash."""
+
+
 def settlement_content(
-    *,
-    generation_id: int,
-    attribution_run_id: int,
-    currency: str,
-    revenue_minor: int,
-    revenue: int,
-    pool: int,
-    platform: int,
-    residue: int,
-    policy: dict,
-    scores_sha256: str,
-    run_scores_sha256: str,
-    score_count: int,
-    checkpoint_sha256: str,
-    manifest_sha256: str,
-    ownership_snapshot: dict,
+    settlement: object,
     tracks: Iterable[tuple[int, int, int, int]],
     holders: Iterable[tuple[int, int, list]],
 ) -> dict:
-    """``tracks``: (position, recording id, weight, amount) by position;
-    ``holders``: (rights holder id, amount, [[position, amount], ...]) by holder id."""
-    return {
-        "generation": generation_id,
-        "attribution_run": attribution_run_id,
-        "currency": currency,
-        "revenue_minor": revenue_minor,
-        "revenue": revenue,
-        "pool": pool,
-        "platform": platform,
-        "residue": residue,
-        "policy": policy,
-        "scores_sha256": scores_sha256,
-        "run_scores_sha256": run_scores_sha256,
-        "score_count": score_count,
-        "checkpoint_sha256": checkpoint_sha256,
-        "manifest_sha256": manifest_sha256,
-        "ownership_snapshot": ownership_snapshot,
-        "tracks": [list(t) for t in tracks],
-        "holders": [[h, a, [list(x) for x in t]] for h, a, t in holders],
-    }
+    """The canonical provenance of ``settlement`` (a ``Settlement``, saved or not): its
+    ``SETTLEMENT_FIELDS``; ``tracks``: (position, recording id, weight, amount) by
+    position; ``holders``: (rights holder id, amount, [[position, amount], ...]) by
+    holder id."""
+    content = {key: getattr(settlement, attr) for key, attr in SETTLEMENT_FIELDS}
+    content["tracks"] = [list(t) for t in tracks]
+    content["holders"] = [[h, a, [list(x) for x in t]] for h, a, t in holders]
+    return content
+
+
+def settlement_sha256(
+    settlement: object,
+    tracks: Iterable[tuple[int, int, int, int]],
+    holders: Iterable[tuple[int, int, list]],
+) -> str:
+    """``provenance_sha256`` of ``settlement`` (arguments as ``settlement_content``)."""
+    return sha256_hex(canonical_json(settlement_content(settlement, tracks, holders)))

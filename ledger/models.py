@@ -14,6 +14,9 @@ the triggers in ``ledger/migrations/0002_ledger_invariants.py``):
    previous entry's ``hash``, 64 zeros for the first) and ``hash = sha256(prev_hash +
    canonical content incl. postings)``. The database refuses an entry whose ``prev_hash``
    is not its predecessor's hash; ``manage.py verify_ledger`` recomputes everything.
+   What is hashed is listed once, in ``ledger.hashing`` (``ENTRY_FIELDS``, and
+   ``SETTLEMENT_FIELDS`` for a settlement's ``provenance_sha256``), for the writer and
+   the verifier alike.
 4. One settlement per (generation, attribution run) (unique constraint).
 
 Amounts are integers in accrual units (``ledger.money.ACCRUAL_SCALE`` per minor unit);

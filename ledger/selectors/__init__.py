@@ -62,7 +62,6 @@ from ledger.selectors.verification import (
     VerificationReport,
     ledger_verifications,
     ledger_verify,
-    settlement_provenance,
 )
 
 __all__ = [
@@ -103,7 +102,6 @@ __all__ = [
     "payout_estimate",
     "payout_reserved_minor",
     "rights_holders_for_user",
-    "settlement_provenance",
     "statement_compute",
     "statement_period_state",
     "statement_period_suggestion",

@@ -12,7 +12,6 @@ from ledger.models import (
     SettlementHolderLine,
     SettlementTrackLine,
 )
-from ledger.selectors.verification import settlement_provenance
 
 
 def journal_entries() -> QuerySet[JournalEntry]:
@@ -66,12 +65,11 @@ def journal_entry_detail(*, entry: JournalEntry) -> EntryDetail:
         holder_lines = list(
             settlement.holders.select_related("rights_holder").order_by("rights_holder_id")
         )
-        provenance = settlement_provenance(
+        digest = hashing.settlement_sha256(
             settlement,
             [(t.position, t.recording_id, t.weight, t.amount) for t in track_lines],
             [(h.rights_holder_id, h.amount, h.tracks) for h in holder_lines],
         )
-        digest = hashing.sha256_hex(hashing.canonical_json(provenance))
         provenance_ok = digest == settlement.provenance_sha256 == entry.provenance_sha256
     return EntryDetail(
         entry=entry,

@@ -58,30 +58,6 @@ def _range_rows(queryset, fields: list[str], key: str, lo: int, hi: int) -> dict
     return grouped
 
 
-def settlement_provenance(settlement: Settlement, tracks, holders) -> dict:
-    """``tracks``: (position, recording id, weight, amount); ``holders``: (holder id,
-    amount, tracks), both in order."""
-    return hashing.settlement_content(
-        generation_id=settlement.generation_id,
-        attribution_run_id=settlement.attribution_run_id,
-        currency=settlement.currency,
-        revenue_minor=settlement.revenue_minor,
-        revenue=settlement.revenue,
-        pool=settlement.pool,
-        platform=settlement.platform,
-        residue=settlement.residue,
-        policy=settlement.policy,
-        scores_sha256=settlement.scores_sha256,
-        run_scores_sha256=settlement.run_scores_sha256,
-        score_count=settlement.score_count,
-        checkpoint_sha256=settlement.checkpoint_sha256,
-        manifest_sha256=settlement.manifest_sha256,
-        ownership_snapshot=settlement.ownership_snapshot,
-        tracks=tracks,
-        holders=holders,
-    )
-
-
 def ledger_verify(
     *, chunk_size: int = 500, anchors: dict[int, str] | None = None
 ) -> VerificationReport:
@@ -170,8 +146,7 @@ def ledger_verify(
                 if settlement is None:
                     return fail(entry.seq, "settlement provenance is missing")
                 tracks, holders = track_lines[settlement.pk], holder_lines[settlement.pk]
-                provenance = settlement_provenance(settlement, tracks, holders)
-                digest = hashing.sha256_hex(hashing.canonical_json(provenance))
+                digest = hashing.settlement_sha256(settlement, tracks, holders)
                 if digest != entry.provenance_sha256 or digest != settlement.provenance_sha256:
                     return fail(entry.seq, "settlement provenance does not match its hash")
                 posted = {

@@ -52,10 +52,10 @@ class _PreparedSettlement:
     split: GenerationSplit
     track_rows: list
     holder_rows: list
-    # The Settlement row's provenance fields; the same values are hashed into
-    # provenance_sha256, so the row and its hash cannot drift apart.
-    settlement_fields: dict
-    provenance_sha256: str
+    # The Settlement row, unsaved, with its provenance_sha256: hashed from the row's own
+    # fields (``hashing.SETTLEMENT_FIELDS``), so the row and its hash cannot drift apart.
+    # Booking sets its journal entry and inserts it.
+    settlement: Settlement
 
 
 def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _PreparedSettlement:
@@ -126,29 +126,24 @@ def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _
         for holder_id, part in t.holder_amounts:
             holder_tracks.setdefault(holder_id, []).append([t.position, part])
     holder_rows = [(h, amount, holder_tracks[h]) for h, amount in split.holders]
-    settlement_fields = {
-        "currency": generation.currency,
-        "revenue_minor": generation.revenue_minor,
-        "revenue": split.revenue,
-        "pool": split.pool,
-        "platform": split.platform,
-        "residue": split.residue,
-        "policy": policy.as_dict(),
-        "scores_sha256": hashing.scores_sha256(scores),
-        "run_scores_sha256": run.scores_sha256,
-        "score_count": len(scores),
-        "checkpoint_sha256": run.checkpoint_sha256,
-        "manifest_sha256": run.manifest_sha256,
-        "ownership_snapshot": ownership_snapshot,
-    }
-    provenance = hashing.settlement_content(
-        generation_id=generation.pk,
-        attribution_run_id=run.pk,
-        **settlement_fields,
-        tracks=track_rows,
-        holders=holder_rows,
+    settlement = Settlement(
+        generation=generation,
+        attribution_run=run,
+        currency=generation.currency,
+        revenue_minor=generation.revenue_minor,
+        revenue=split.revenue,
+        pool=split.pool,
+        platform=split.platform,
+        residue=split.residue,
+        policy=policy.as_dict(),
+        scores_sha256=hashing.scores_sha256(scores),
+        run_scores_sha256=run.scores_sha256,
+        score_count=len(scores),
+        checkpoint_sha256=run.checkpoint_sha256,
+        manifest_sha256=run.manifest_sha256,
+        ownership_snapshot=ownership_snapshot,
     )
-    provenance_sha256 = hashing.sha256_hex(hashing.canonical_json(provenance))
+    settlement.provenance_sha256 = hashing.settlement_sha256(settlement, track_rows, holder_rows)
     return _PreparedSettlement(
         run=run,
         generation=generation,
@@ -156,8 +151,7 @@ def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _
         split=split,
         track_rows=track_rows,
         holder_rows=holder_rows,
-        settlement_fields=settlement_fields,
-        provenance_sha256=provenance_sha256,
+        settlement=settlement,
     )
 
 
@@ -169,7 +163,8 @@ def _settlement_book(
     run, generation, split = prepared.run, prepared.generation, prepared.split
     track_rows, holder_rows = prepared.track_rows, prepared.holder_rows
     currency = generation.currency
-    provenance_sha256 = prepared.provenance_sha256
+    settlement = prepared.settlement
+    provenance_sha256 = settlement.provenance_sha256
     live = Settlement.objects.filter(generation_id=generation.pk).exclude(
         journal_entry__reversed_by__kind=JournalEntry.Kind.REVERSAL
     )
@@ -207,13 +202,8 @@ def _settlement_book(
         checkpoint_sha256=run.checkpoint_sha256,
         provenance_sha256=provenance_sha256,
     )
-    settlement = Settlement.objects.create(
-        generation=generation,
-        attribution_run=run,
-        journal_entry=entry,
-        **prepared.settlement_fields,
-        provenance_sha256=provenance_sha256,
-    )
+    settlement.journal_entry = entry
+    settlement.save(force_insert=True)
     rows_insert(
         SettlementTrackLine,
         [
