@@ -5,11 +5,11 @@ import io
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import DatabaseError, IntegrityError, connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from ledger import hashing, selectors, services
-from ledger.models import GENESIS_HASH, Account, JournalEntry, Posting, Settlement
+from ledger.models import Account, JournalEntry, Posting, Settlement
 from tests.ledger import factories
 
 pytestmark = [
@@ -58,12 +58,16 @@ def test_update_and_delete_are_refused(booked, sql):
 
 
 def test_orm_update_and_delete_are_refused(booked):
+    """The ORM's writes reach the same triggers (a posting is referenced by nothing, so
+    Django's own on_delete=PROTECT does not stop its delete first)."""
     entry = booked[0]
-    with pytest.raises(IntegrityError), transaction.atomic():
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
         Posting.objects.filter(entry=entry).update(amount=1)
-    with pytest.raises(IntegrityError), transaction.atomic():
-        entry.delete()
-    assert JournalEntry.objects.count() == 3
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        Posting.objects.filter(entry=entry).delete()
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        JournalEntry.objects.filter(pk=entry.pk).update(memo="edited")
+    assert selectors.ledger_verify().ok
 
 
 def _append(lines: list[tuple[Account, int]], *, prev_hash: str | None = None) -> JournalEntry:
@@ -105,8 +109,9 @@ def test_unbalanced_entry_is_refused_at_commit(booked):
 def test_entry_must_extend_the_chain(booked):
     receivable = Account.objects.get(key="revenue_receivable:USD")
     platform = Account.objects.get(key="platform_revenue:USD")
+    # A prev_hash no entry has, so the unique prev_hash cannot be what refuses it.
     with pytest.raises(IntegrityError, match="hash chain"), transaction.atomic():
-        _append([(receivable, 1), (platform, -1)], prev_hash=GENESIS_HASH)
+        _append([(receivable, 1), (platform, -1)], prev_hash="f" * 64)
     assert JournalEntry.objects.count() == 3
 
 
@@ -171,27 +176,43 @@ def test_rewritten_chain_is_detected_downstream(booked):
     assert report.break_seq == 3 and "prev_hash" in report.first_break
 
 
+def constraint_name(error: IntegrityError) -> str | None:
+    """The name of the constraint PostgreSQL reports as violated (None for a trigger)."""
+    return error.__cause__.diag.constraint_name
+
+
+def _settlement_copy(settlement: Settlement, **fields) -> Settlement:
+    """A new row with ``settlement``'s fields, except ``fields``."""
+    values = {
+        f.attname: getattr(settlement, f.attname)
+        for f in Settlement._meta.concrete_fields
+        if not f.primary_key
+    }
+    return Settlement(**{**values, **fields})
+
+
 def test_duplicate_settlement_is_refused_by_the_database(booked):
-    settlement = Settlement.objects.first()
-    with pytest.raises(DatabaseError), transaction.atomic():
-        Settlement.objects.create(
-            generation=settlement.generation,
-            attribution_run=settlement.attribution_run,
-            journal_entry=JournalEntry.objects.get(seq=3),
-            currency="USD",
-            revenue_minor=0,
-            revenue=0,
-            pool=0,
-            platform=0,
-            residue=0,
-            policy={},
-            scores_sha256="",
-            score_count=0,
-            checkpoint_sha256="",
-            manifest_sha256="",
-            ownership_snapshot={},
-            provenance_sha256="",
+    """A second settlement of the same (generation, attribution run), booked on an entry
+    no settlement uses yet: only ``ledger_settlement_once`` stands in its way."""
+    settlement = Settlement.objects.get(journal_entry=booked[0])
+    reversal = services.journal_entry_reverse(entry=booked[2], reason="a free entry")
+    with pytest.raises(IntegrityError) as refused, transaction.atomic():
+        _settlement_copy(settlement, journal_entry_id=reversal.seq).save(force_insert=True)
+    assert constraint_name(refused.value) == "ledger_settlement_once"
+    assert Settlement.objects.filter(generation=settlement.generation).count() == 1
+
+
+def test_a_settlement_shares_its_journal_entry_with_no_other(booked):
+    """The other key: one settlement per journal entry (the one-to-one field), for a
+    (generation, attribution run) not settled yet."""
+    settlement = Settlement.objects.get(journal_entry=booked[0])
+    generation = factories.generation_create(model_version=settlement.generation.model_version)
+    run = factories.run_create(generation=generation, scores=factories.scores_for(9, 7))
+    with pytest.raises(IntegrityError) as refused, transaction.atomic():
+        _settlement_copy(settlement, generation_id=generation.pk, attribution_run_id=run.pk).save(
+            force_insert=True
         )
+    assert constraint_name(refused.value) == "ledger_settlement_journal_entry_id_key"
 
 
 def test_cutting_off_the_newest_entries_is_detected_with_an_anchor(booked):
