@@ -62,10 +62,15 @@ def ready_model_version(tiny_model_version, attribution_settings):
 
 
 def record_without_enqueue(model_version, key, monkeypatch):
-    """Record a generation; the test then sends its task itself, through the broker."""
-    from attribution import tasks
+    """Record a generation without enqueueing its run; the test then sends the task itself,
+    through the broker (the test process runs tasks eagerly)."""
+    from attribution.services import runs
 
-    monkeypatch.setattr(tasks.prepare_run, "delay", lambda run_id: None)
+    class NotSent:
+        def __init__(self, name, args):
+            self.delay = lambda: None
+
+    monkeypatch.setattr(runs, "signature", NotSent)
     user, _ = get_user_model().objects.get_or_create(username="generator")
     generation = services.generation_record(
         model_version=model_version,
@@ -91,14 +96,16 @@ def test_a_worker_attributes_and_settles_a_delivered_task_once(
     gpu_workers()
     run = record_without_enqueue(ready_model_version, "worker-1", monkeypatch)
     # Delivered twice (a duplicate delivery): still one settlement.
-    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
-    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
-    wait_for(
-        lambda: AttributionRun.objects.get(pk=run.pk).status == AttributionRun.Status.SUCCEEDED,
-        what="the run to succeed",
-    )
-    time.sleep(2)  # let the duplicate finish too
+    deliveries = [
+        celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+        for _ in range(2)
+    ]
+    for delivery in deliveries:  # each prepare, then the finish step it launched, if any
+        finish_task_id = delivery.get(timeout=180)
+        if finish_task_id is not None:
+            celery_client.AsyncResult(finish_task_id).get(timeout=180)
     run.refresh_from_db()
+    assert run.status == AttributionRun.Status.SUCCEEDED and run.attempts == 2
     assert run.progress_percent == 100 and run.shard_count == 3
     assert Generation.objects.get(pk=run.generation_id).status == Generation.Status.SETTLED
     assert settled_entries(run) == 1
@@ -185,7 +192,7 @@ def test_two_workers_share_the_shards_and_match_the_engine_computed_in_one_proce
     import soundfile
 
     from attribution.engine.items import make_query
-    from attribution.engine.scoring import unlearning_scores
+    from attribution.engine.methods import unlearning_scores
 
     gpu_workers()
     gpu_workers()
@@ -203,17 +210,19 @@ def test_two_workers_share_the_shards_and_match_the_engine_computed_in_one_proce
     import torch
 
     torch.set_num_threads(1)  # as the workers (ATTRIBUTION_TORCH_THREADS=1)
-    session = services.engine_session_for(ready_model_version)
+    cfg = services.run_engine_config(done)  # the configuration the run recorded
+    loaded = services.loaded_model_for(ready_model_version, device=cfg.device)
     with done.generation.audio.open("rb") as handle:
         samples, rate = soundfile.read(handle, dtype="float32", always_2d=True)
     query = make_query(
         samples.T,
         rate,
         done.generation.prompt,
-        session.model,
+        loaded.model,
         item_id=f"generation-audio:{done.generation.audio_sha256}",
     )
-    expected = unlearning_scores(
-        session.model, query, session.train_set, session.cfg, store=session.store
-    )
-    assert np.array_equal(np.asarray(done.scores), expected.tau)
+    # One process, every stage: the same bytes as two workers sharing the shards.
+    expected = unlearning_scores(loaded.model, query, loaded.train_set, cfg, store=loaded.store)
+    assert np.asarray(done.scores).tobytes() == expected.tau.tobytes()
+    assert done.scores_sha256 == expected.tau_sha256()
+    assert done.provenance["query_state_sha256"] == expected.provenance["query_state_sha256"]
