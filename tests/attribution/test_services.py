@@ -5,8 +5,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from attribution import services
-from attribution.models import AttributionRun, AttributionShard, Generation
-from catalog.models import ModelArtifact
+from attribution.engine.config import EngineConfig
+from attribution.models import AttributionRun, AttributionShard, Generation, ModelArtifact
 from core.exceptions import ApplicationError
 from tests.attribution.conftest import tone, wav_bytes
 
@@ -183,3 +183,52 @@ def test_generated_audio_bytes_do_not_depend_on_when_they_are_written():
     assert first == second and b"PEAK" not in first
     decoded, rate = soundfile.read(io.BytesIO(first), dtype="float32", always_2d=True)
     assert rate == 16000 and np.array_equal(decoded, samples)  # lossless, no clipping
+
+
+def test_a_run_uses_the_engine_config_it_recorded_when_queued(
+    tiny_model_version, user, django_capture_on_commit_callbacks, attribution_settings
+):
+    """Workers configured differently from the web process cannot mix settings into a run."""
+    services.model_version_artifacts_compute(model_version=tiny_model_version)
+    recorded = dict(attribution_settings.ATTRIBUTION_ENGINE)
+    with django_capture_on_commit_callbacks() as callbacks:
+        generation = record(tiny_model_version, user, key="queued-under-a")
+    attribution_settings.ATTRIBUTION_ENGINE = {**recorded, "lr": recorded["lr"] * 50}
+    for callback in callbacks:  # the task runs where ATTRIBUTION_ENGINE now differs
+        callback()
+    run = AttributionRun.objects.get(generation=generation)
+    assert run.status == AttributionRun.Status.SUCCEEDED, run.error
+    assert run.engine_config == EngineConfig(**recorded).to_dict()
+    assert run.provenance["engine_config"] == run.engine_config
+
+    attribution_settings.ATTRIBUTION_ENGINE = recorded
+    same = attribute(
+        tiny_model_version, user, "queued-and-run-under-a", django_capture_on_commit_callbacks
+    )
+    attribution_settings.ATTRIBUTION_ENGINE = {**recorded, "lr": recorded["lr"] * 50}
+    other = attribute(
+        tiny_model_version, user, "queued-under-b", django_capture_on_commit_callbacks
+    )
+    same.refresh_from_db(), other.refresh_from_db()
+    assert same.scores == run.scores
+    assert other.scores != run.scores
+
+
+def test_scores_and_their_settlement_commit_together_or_not_at_all(
+    tiny_model_version, user, django_capture_on_commit_callbacks, monkeypatch
+):
+    from ledger import receivers
+    from ledger.models import Settlement
+
+    services.model_version_artifacts_compute(model_version=tiny_model_version)
+
+    def ledger_down(**kwargs):
+        raise RuntimeError("the ledger refused the settlement")
+
+    monkeypatch.setattr(receivers, "generation_settle", ledger_down)
+    with pytest.raises(RuntimeError, match="refused the settlement"):
+        attribute(tiny_model_version, user, "settle-fails", django_capture_on_commit_callbacks)
+    run = AttributionRun.objects.get(generation__idempotency_key="settle-fails")
+    assert run.status != AttributionRun.Status.SUCCEEDED
+    assert run.scores is None and run.scores_sha256 == ""
+    assert not Settlement.objects.filter(generation=run.generation).exists()
