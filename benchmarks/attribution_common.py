@@ -32,7 +32,8 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
         "--manifest", default=None, help="default: <checkpoint>/training_manifest.json"
     )
     parser.add_argument("--artifacts", default=str(DATA_DIR / "artifacts" / "attribution"))
-    parser.add_argument("--out", default=str(DATA_DIR / "reports"))
+    # Figures go where BENCHMARKS.md rows point (commit them with the row).
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--targets", type=int, default=40, help="k-means targets (paper: 40)")
     parser.add_argument(
         "--positions",
@@ -123,7 +124,6 @@ def prepare(args: argparse.Namespace):
     from attribution.engine.artifacts import ArtifactStore
     from attribution.engine.checkpoint import load_engine_model
     from attribution.engine.items import load_training_set
-    from attribution.engine.scoring import EncodedTrainingSet
     from attribution.engine.self_influence import kmeans_targets, logmel_embeddings
 
     torch.set_num_threads(args.threads)
@@ -138,7 +138,7 @@ def prepare(args: argparse.Namespace):
     store = ArtifactStore(args.artifacts)
     bar = Bar()
     started = time.perf_counter()
-    encoded = EncodedTrainingSet.get(model, train_set, cfg, bar)
+    encoded = store.encodings(model, train_set, cfg, bar)
     timings["encode_s"] = time.perf_counter() - started
     started = time.perf_counter()
     store.fisher(model, encoded, train_set, cfg, bar)

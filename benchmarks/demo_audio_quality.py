@@ -1,7 +1,7 @@
 """How music-like the demo model's generations are, against its training tracks and noise.
 
     .venv/bin/python benchmarks/demo_audio_quality.py [--checkpoint data/demo/model]
-        [--seeds 2] [--cfg-scales 1,3,6] [--steps 50] [--out data/reports/audio_quality]
+        [--seeds 2] [--cfg-scales 1,3,6] [--steps 50] [--out benchmarks/results/audio_quality]
 
 Generates one clip per (prompt, seed, guidance scale) with stable-audio-tools' sampler, writes
 the WAVs, and prints each clip's spectral flatness (geometric over arithmetic mean of the
@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--cfg-scales", default="1,3,6")
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--out", default=str(DATA_DIR / "reports" / "audio_quality"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "audio_quality"))
     args = parser.parse_args()
 
     import soundfile as sf
