@@ -1,7 +1,8 @@
 """The Celery application.
 
-Two queues: ``gpu`` for attribution work (model loading, unlearning, scoring) and
-``default`` for everything else (settlement, statements, exports). A GPU worker runs
+Two queues (``CELERY_TASK_ROUTES``): ``gpu`` for every ``attribution.*`` task (model loading,
+artifacts, unlearning, scoring, and the finish step, whose transaction also books the
+settlement) and ``default`` for everything else. A GPU worker runs
 ``celery -A config worker -Q gpu``; a general worker runs ``-Q default``.
 
 Without ``CELERY_BROKER_URL`` the settings turn on eager mode, so tasks run in-process and

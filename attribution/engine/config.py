@@ -27,10 +27,8 @@ class EngineConfig:
     # Eq. 6 step size eta. The paper's update is theta0 + (1/N) F^-1 grad, and its best
     # "learning rate" is 1e-6 (Sec. 3.2). By default the 1/N of Eq. 6 stays explicit and the
     # learning rate multiplies it: eta = lr / N. `lr_times_inverse_n=False` reads the learning
-    # rate as replacing 1/N instead (eta = lr). On the demo model (N = 300) that reading moves
-    # the weights by 5.9 % (||theta' - theta0|| / ||theta0||), far outside the first-order
-    # regime Eq. 4 assumes, and ranks a target it should find first 14th; eta = lr / N moves
-    # them by 0.02 % and ranks it 1st (README, "Measured results on the demo model").
+    # rate as replacing 1/N instead (eta = lr). On the demo model that reading moves the weights
+    # far outside the first-order regime Eq. 4 assumes (docs/decisions/0001-eta-lr-over-n.md).
     lr: float = 1e-6
     lr_times_inverse_n: bool = True
     # Number of Eq. 6 updates. Step k evaluates the unlearning gradient at theta_{k-1}; step 1 is
@@ -58,8 +56,8 @@ class EngineConfig:
     # Timesteps (with their noise) per training item for the Eq. 2 losses. Ours: both losses of
     # an item use the same draws (common random numbers), so the noise of the loss itself
     # cancels in tau; what is left is the noise of the first-order change, which on the demo
-    # model still decided near-twins at T = 16 and no longer did at 32 (the same ranking at 64;
-    # README, "Measured results on the demo model"). Costs N*T forward passes per query.
+    # model still decided near-twins at T = 16 and no longer did at 32
+    # (docs/decisions/0004-score-timesteps.md). Costs N*T forward passes per query.
     score_timesteps: int = 32
     # Timesteps per training item for the diagonal Fisher (Sec. 2.2), one gradient each.
     fisher_timesteps: int = 16
@@ -68,9 +66,9 @@ class EngineConfig:
     # i.i.d. draws; "sobol" mirrors that: each (stream, item) gets its own scrambled Sobol
     # sequence, and draw k is its k-th point, so t still depends only on (seed, stream, item id,
     # k), and the first 2^m draws of an item put one t in each of 2^m equal intervals. That
-    # removes most of the timestep noise from a T-draw loss average (README, "Measured results
-    # on the demo model"). "iid": independent uniform draws. Other samplers draw i.i.d., as
-    # training does.
+    # removes most of the timestep noise from a T-draw loss average
+    # (docs/decisions/0003-sobol-timesteps.md). "iid": independent uniform draws. Other samplers
+    # draw i.i.d., as training does.
     timestep_sequence: TimestepSequence = "sobol"
     # Root of every random draw (timesteps, noise, stochastic encoders); draws are keyed by
     # (seed, stream, item id, timestep index), never by batch position.

@@ -160,7 +160,7 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
-# --- Security (README, "Security") ----------------------------------------------------------
+# --- Security (docs/operations.md, "Security") -----------------------------------------------
 # Login rate limiting (core.login_limits): this many failed log-ins for one username from
 # one address within the window lock that pair out for LOGIN_LOCKOUT_SECONDS.
 LOGIN_FAILURE_LIMIT = int(os.environ.get("LOGIN_FAILURE_LIMIT", "5"))
@@ -237,8 +237,8 @@ SPECTACULAR_SETTINGS = {
     # never collide (tests/test_api_schema.py fails on any schema warning).
     "ENUM_NAME_OVERRIDES": {
         "RightsHolderKindEnum": "catalog.models.RightsHolder.Kind",
-        "ModelArtifactKindEnum": "catalog.models.ModelArtifact.Kind",
-        "ModelArtifactStatusEnum": "catalog.models.ModelArtifact.Status",
+        "ModelArtifactKindEnum": "attribution.models.ModelArtifact.Kind",
+        "ModelArtifactStatusEnum": "attribution.models.ModelArtifact.Status",
         "GenerationSourceEnum": "attribution.models.Generation.Source",
         "GenerationStatusEnum": "attribution.models.Generation.Status",
         "AttributionRunStatusEnum": "attribution.models.AttributionRun.Status",
@@ -297,7 +297,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
 }
 
-# --- Ledger (see README, "Ledger") ----------------------------------------------------------
+# --- Ledger (docs/ledger.md) ------------------------------------------------------------------
 # Default split policy (ledger.splits.SplitPolicy); each settlement stores the policy it used.
 # Softmax temperature on *standardised* scores (scale-free: z-scores, not raw scores).
 LEDGER_SOFTMAX_TEMPERATURE = os.environ.get("LEDGER_SOFTMAX_TEMPERATURE", "1")
