@@ -219,10 +219,7 @@ class ArtifactStore:
                 cpu_sums = {name: value.cpu() for name, value in sums.items()}
                 atomic_torch_save({"sums": cpu_sums, "done": done}, folder / "partial.pt")
                 write_json(folder / "meta.json", self._meta(model, key, done, len(items)))
-        fisher = {
-            name: value.cpu()
-            for name, value in finalize_fisher(sums, len(items), cfg.fisher_timesteps).items()
-        }
+        fisher = finalize_fisher(sums, len(items), cfg.fisher_timesteps)
         if folder is not None:
             atomic_torch_save(fisher, folder / "fisher.pt")
             meta = self._meta(model, key, done, len(items))

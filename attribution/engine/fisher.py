@@ -96,8 +96,8 @@ def accumulate_fisher(
 def finalize_fisher(
     sums: dict[str, torch.Tensor], n_items: int, timesteps: int
 ) -> dict[str, torch.Tensor]:
-    """F = sums / (N T), as float32 (the mean of Sec. 2.2)."""
-    return {name: (value / (n_items * timesteps)).float() for name, value in sums.items()}
+    """F = sums / (N T), as float32 on CPU (the mean of Sec. 2.2)."""
+    return {name: (value / (n_items * timesteps)).float().cpu() for name, value in sums.items()}
 
 
 def empty_sums(model: EngineModel) -> dict[str, torch.Tensor]:
