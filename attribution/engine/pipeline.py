@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +28,12 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from attribution.engine.artifacts import ArtifactStore, array_sha256, tensors_sha256
+from attribution.engine.artifacts import (
+    ArtifactStore,
+    array_sha256,
+    atomic_write_bytes,
+    tensors_sha256,
+)
 from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
 from attribution.engine.errors import EngineError
@@ -74,12 +78,7 @@ class QueryState:
         buffer = io.BytesIO()
         torch.save({"tensors": self.tensors, "meta": json.dumps(self.meta)}, buffer)
         data = buffer.getvalue()
-        temporary = path.with_suffix(path.suffix + ".tmp")
-        with open(temporary, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        atomic_write_bytes(path, data)
         return hashlib.sha256(data).hexdigest()
 
     @classmethod
