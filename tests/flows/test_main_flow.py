@@ -1,10 +1,14 @@
 """The platform's main job end to end on PostgreSQL + Redis with real worker processes:
 register a catalog -> register a model -> generate -> attribute -> book -> statement ->
-payout export."""
+payout export.
+
+The services enqueue the tasks themselves (on commit, through the real broker) and
+``CELERY_TASK_ROUTES`` picks the queues: the attribution work can only have run on the
+``gpu`` worker, since it is the only process consuming that queue."""
 
 import csv
 import io
-import json
+import re
 import time
 from datetime import timedelta
 
@@ -15,13 +19,21 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 from attribution.models import AttributionRun, Generation
+from attribution.services import model_version_artifacts_queue
 from catalog.models import ModelArtifact, RightsHolder
 from catalog.services import catalog_import_folder, model_version_register
 from core.services import user_create_or_update
-from tests.attribution.conftest import TEST_ENGINE, tone, wav_bytes
-from tests.conftest import WorkerProcess
+from tests.attribution.conftest import tone, wav_bytes
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+ATTRIBUTION_TASKS = {
+    "attribution.compute_model_artifacts",
+    "attribution.prepare_run",
+    "attribution.score_shard",
+    "attribution.finish_run",
+}
+_TASK_LOG = re.compile(rb"Task ([\w.]+)\[[0-9a-f-]+\] (received|succeeded)")
 
 
 def wait_for(predicate, what, timeout=240.0):
@@ -34,10 +46,17 @@ def wait_for(predicate, what, timeout=240.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_catalog_to_payout_export(
-    attribution_settings, tiny_world, redis_broker_url, celery_client, tmp_path, monkeypatch
-):
-    from attribution import tasks
+def worker_tasks(worker, event: str) -> set[str]:
+    """Names of the tasks a worker logged as ``received`` or ``succeeded`` (INFO log)."""
+    return {
+        name.decode()
+        for name, logged in _TASK_LOG.findall(worker.log_path.read_bytes())
+        if logged.decode() == event
+    }
+
+
+def test_catalog_to_payout_export(attribution_settings, tiny_world, broker_app, queue_worker):
+    from core.tasks import health_check
     from ledger.exports import payout_batch_export
     from ledger.models import Settlement, Statement
     from ledger.money import minor_to_accrual
@@ -49,6 +68,14 @@ def test_catalog_to_payout_export(
         statement_period_close,
         statement_period_create,
     )
+
+    def queue_of(task_name: str) -> str:
+        return broker_app.amqp.router.route({}, task_name)["queue"].name
+
+    assert {name: queue_of(name) for name in ATTRIBUTION_TASKS} == dict.fromkeys(
+        ATTRIBUTION_TASKS, "gpu"
+    )
+    assert queue_of("core.health_check") == "default"
 
     period_start = timezone.now() - timedelta(minutes=1)
     catalog_admin = user_create_or_update(
@@ -65,58 +92,46 @@ def test_catalog_to_payout_export(
         name="tiny-flow", checkpoint_dir=checkpoint, actor=catalog_admin
     )
 
-    # 2. A GPU worker computes the model's artifacts, then attributes generations.
-    worker = WorkerProcess(
-        queues="gpu,default",
-        broker_url=redis_broker_url,
-        log_path=tmp_path / "worker.log",
-        extra_env={
-            "ROYALTIES_TEST_DATA_DIR": str(tmp_path / "data"),
-            "ATTRIBUTION_ENGINE": json.dumps(TEST_ENGINE),
-            "ATTRIBUTION_SHARD_SIZE": "2",
-        },
+    # 2. One worker per queue. The catalog admin asks for the model's artifacts; the GPU
+    # worker computes them, then attributes the generation the API records.
+    gpu = queue_worker("gpu")
+    general = queue_worker("default")
+    model_version_artifacts_queue(model_version=model_version, actor=catalog_admin)
+    wait_for(
+        lambda: model_version.artifacts.filter(status=ModelArtifact.Status.READY).count() == 2,
+        "the artifacts",
     )
-    worker.start()
-    try:
-        celery_client.send_task(
-            "attribution.compute_model_artifacts", args=[model_version.pk], queue="gpu"
-        )
-        wait_for(
-            lambda: model_version.artifacts.filter(status=ModelArtifact.Status.READY).count() == 2,
-            "the artifacts",
-        )
-        # The API's on-commit enqueue goes through the real broker to the worker.
-        monkeypatch.setattr(
-            tasks.prepare_run,
-            "delay",
-            lambda run_id: celery_client.send_task(
-                "attribution.prepare_run", args=[run_id], queue="gpu"
-            ),
-        )
-        client = APIClient()
-        client.force_authenticate(service)
-        response = client.post(
-            "/attribution/api/generations/",
-            {
-                "model_version": model_version.name,
-                "prompt": "a bright tone",
-                "audio": SimpleUploadedFile("gen.wav", wav_bytes(tone(11, 0.4)), "audio/wav"),
-                "revenue_minor": 10_000,
-                "currency": "EUR",
-                "idempotency_key": "flow-1",
-            },
-            format="multipart",
-        )
-        assert response.status_code == 201, response.content
-        generation_id = response.json()["id"]
-        wait_for(
-            lambda: Generation.objects.filter(
-                pk=generation_id, status=Generation.Status.SETTLED
-            ).exists(),
-            "the generation to be attributed and settled",
-        )
-    finally:
-        worker.stop()
+    client = APIClient()
+    client.force_authenticate(service)
+    response = client.post(
+        "/attribution/api/generations/",
+        {
+            "model_version": model_version.name,
+            "prompt": "a bright tone",
+            "audio": SimpleUploadedFile("gen.wav", wav_bytes(tone(11, 0.4)), "audio/wav"),
+            "revenue_minor": 10_000,
+            "currency": "EUR",
+            "idempotency_key": "flow-1",
+        },
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    generation_id = response.json()["id"]
+    wait_for(
+        lambda: Generation.objects.filter(
+            pk=generation_id, status=Generation.Status.SETTLED
+        ).exists(),
+        "the generation to be attributed and settled",
+    )
+    wait_for(
+        lambda: worker_tasks(gpu, "succeeded") >= ATTRIBUTION_TASKS,
+        "the GPU worker to log every attribution task",
+    )
+    # The default queue's worker got none of them; it serves what is routed there.
+    assert not {n for n in worker_tasks(general, "received") if n.startswith("attribution.")}
+    echo = health_check.delay("flow").get(timeout=60)
+    assert echo["token"] == "flow" and echo["pid"] in general.pool_pids()
+    assert worker_tasks(general, "received") == {"core.health_check"}
 
     run = AttributionRun.objects.get(generation_id=generation_id)
     assert run.status == AttributionRun.Status.SUCCEEDED and len(run.scores) == 5
@@ -125,10 +140,8 @@ def test_catalog_to_payout_export(
     assert settlement.checkpoint_sha256 == model_version.checkpoint_sha256
 
     # 3. Statements: close the period, each holder's statement shows the generation.
-    period = statement_period_create(
-        starts_at=period_start, ends_at=timezone.now() + timedelta(seconds=1), actor=finance
-    )
-    time.sleep(1.2)
+    # The period ends now, after the settlement was booked, so it can be closed at once.
+    period = statement_period_create(starts_at=period_start, ends_at=timezone.now(), actor=finance)
     statement_period_close(period=period, actor=finance)
     holders = list(RightsHolder.objects.order_by("legal_name"))
     owed = {}
