@@ -20,10 +20,9 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from attribution import selectors, services
-from attribution.models import AttributionRun, Generation
+from attribution.models import AttributionRun, Generation, ModelVersion
 from attribution.streaming import ranged_file_response
 from catalog.apis import IsCatalogAdmin
-from catalog.models import ModelVersion
 from core.exceptions import ApplicationError
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024

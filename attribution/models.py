@@ -1,6 +1,10 @@
-"""Generations of the model and the attribution runs that score them.
+"""Model versions, the generations of a model and the attribution runs that score them.
 
-A ``Generation`` is one output of a model version, with the revenue it earned. An
+A ``ModelVersion`` is a registered checkpoint with its ordered training set
+(``TrainingSetEntry``: position ``i`` is the training manifest's ``tracks[i]``) and the
+per-checkpoint artifacts the engine computes once (``ModelArtifact``). Their tables keep
+the ``catalog_`` names they were created with. A ``Generation`` is one output of a model
+version, with the revenue it earned. An
 ``AttributionRun`` scores that generation against the model version's training set
 (Eq. 2 of Choi et al.); ``scores[i]`` belongs to the training-set entry at position ``i``.
 Everything that reproduces the scores is stored with them.
@@ -11,9 +15,10 @@ a redelivered shard task finds its work done and books nothing twice.
 """
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 
-from catalog.models import ModelVersion
+from catalog.models import Recording
 
 
 class Generation(models.Model):
@@ -28,7 +33,7 @@ class Generation(models.Model):
         FAILED = "failed", "Failed"
 
     model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.PROTECT, related_name="generations"
+        "ModelVersion", on_delete=models.PROTECT, related_name="generations"
     )
     prompt = models.TextField()
     duration_seconds = models.DecimalField(max_digits=10, decimal_places=3)
@@ -70,7 +75,7 @@ class AttributionRun(models.Model):
         Generation, on_delete=models.PROTECT, related_name="attribution_runs"
     )
     model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.PROTECT, related_name="attribution_runs"
+        "ModelVersion", on_delete=models.PROTECT, related_name="attribution_runs"
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress_percent = models.PositiveSmallIntegerField(default=0)
@@ -79,6 +84,9 @@ class AttributionRun(models.Model):
     attempts = models.PositiveIntegerField(default=0, help_text="Task deliveries that started it")
     retries = models.PositiveIntegerField(default=0, help_text="Retries after transient errors")
     shard_count = models.PositiveIntegerField(default=0)
+    shard_size = models.PositiveIntegerField(
+        default=0, help_text="Training-set items per shard, fixed when the run is prepared"
+    )
     error = models.TextField(blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -144,3 +152,110 @@ class AttributionShard(models.Model):
 
     def __str__(self) -> str:
         return f"Shard {self.index} [{self.start}, {self.stop}) of run {self.run_id}"
+
+
+class ModelVersion(models.Model):
+    name = models.CharField(max_length=255, unique=True)
+    checkpoint_sha256 = models.CharField(max_length=64, unique=True)
+    checkpoint_path = models.CharField(max_length=1000)
+    config = models.JSONField()
+    manifest_sha256 = models.CharField(max_length=64)
+    manifest_seed = models.BigIntegerField(default=0)
+    trained_at = models.DateTimeField()
+    registered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    opt_out_override_reason = models.TextField(
+        blank=True, help_text="Why opted-out recordings were allowed in the training set"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "catalog_modelversion"
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TrainingSetEntry(models.Model):
+    """One recording at its position in a model version's ordered training set."""
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="training_set_entries"
+    )
+    position = models.PositiveIntegerField()
+    recording = models.ForeignKey(
+        Recording, on_delete=models.PROTECT, related_name="training_set_entries"
+    )
+    track_id = models.CharField(max_length=255, blank=True)
+    manifest_entry = models.JSONField(
+        default=dict, help_text="The manifest's track entry as trained on (caption, timing...)"
+    )
+
+    class Meta:
+        db_table = "catalog_trainingsetentry"
+        ordering = ["model_version", "position"]
+        verbose_name_plural = "training set entries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "position"], name="training_set_unique_position"
+            ),
+            models.UniqueConstraint(
+                fields=["model_version", "recording"], name="training_set_unique_recording"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} #{self.position}: {self.recording.isrc}"
+
+
+class ModelArtifact(models.Model):
+    """A per-model-version artifact the attribution engine computes once and reuses."""
+
+    class Kind(models.TextChoices):
+        FISHER = "fisher", "Diagonal Fisher information"
+        BASE_LOSSES = "base_losses", "Cached training-set losses"
+
+    class Status(models.TextChoices):
+        MISSING = "missing", "Missing"
+        COMPUTING = "computing", "Computing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="artifacts"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.MISSING)
+    path = models.CharField(max_length=1000, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    progress_percent = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)]
+    )
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        db_table = "catalog_modelartifact"
+        ordering = ["model_version", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "kind"], name="model_artifact_unique_kind"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(progress_percent__lte=100),
+                name="model_artifact_progress_range",
+            ),
+            models.CheckConstraint(
+                condition=~models.Q(status="ready") | (~models.Q(path="") & ~models.Q(sha256="")),
+                name="model_artifact_ready_has_file",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version} {self.kind}: {self.status}"

@@ -21,8 +21,8 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Sum
 
-from attribution.models import AttributionRun, Generation
-from catalog.models import OwnershipShare, RightsHolder, TrainingSetEntry
+from attribution.models import AttributionRun, Generation, TrainingSetEntry
+from catalog.models import OwnershipShare, RightsHolder
 from catalog.selectors import holders_for_user
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER, user_has_role
 from ledger.models import JournalEntry, Settlement, SettlementHolderLine, SettlementTrackLine

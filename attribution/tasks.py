@@ -99,7 +99,7 @@ def finish_run(self, run_id: int) -> int | None:
     time_limit=6 * 3600 + 60,
 )
 def compute_model_artifacts(self, model_version_id: int) -> None:
-    from catalog.models import ModelVersion
+    from attribution.models import ModelVersion
 
     services.model_version_artifacts_compute(
         model_version=ModelVersion.objects.get(pk=model_version_id)

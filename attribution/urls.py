@@ -1,13 +1,41 @@
 """URL routes of attribution: pages under ``/attribution/``, the API under
 ``/attribution/api/``."""
 
-from django.urls import path
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
 
-from attribution import apis, views
+from attribution import apis, model_version_apis, model_version_views, views
 
 app_name = "attribution"
 
+# Only the model versions' viewset; with DefaultRouter for the `.json` twins of its routes,
+# without a root view (the other endpoints are plain views).
+router = DefaultRouter()
+router.include_root_view = False
+router.register("model-versions", model_version_apis.ModelVersionViewSet, basename="model-version")
+
 urlpatterns = [
+    path("model-versions/", model_version_views.model_version_list, name="model-versions"),
+    path(
+        "model-versions/new/",
+        model_version_views.model_version_register_page,
+        name="model-version-register",
+    ),
+    path(
+        "model-versions/<int:pk>/",
+        model_version_views.model_version_detail,
+        name="model-version",
+    ),
+    path(
+        "model-versions/<int:pk>/status/",
+        model_version_views.model_version_status,
+        name="model-version-status",
+    ),
+    path(
+        "model-versions/<int:pk>/compute-artifacts/",
+        model_version_views.model_version_compute_artifacts,
+        name="model-version-compute",
+    ),
     path("generations/", views.generation_list, name="generations"),
     path("generations/<int:pk>/", views.generation_detail, name="generation"),
     path("generations/<int:pk>/audio/", views.generation_audio, name="generation-audio"),
@@ -24,4 +52,5 @@ urlpatterns = [
     path("api/runs/", apis.AttributionRunListApi.as_view(), name="api-runs"),
     path("api/runs/<int:pk>/", apis.AttributionRunDetailApi.as_view(), name="api-run"),
     path("api/runs/<int:pk>/rerun/", apis.AttributionRunRerunApi.as_view(), name="api-run-rerun"),
+    path("api/", include(router.urls)),
 ]

@@ -59,7 +59,8 @@ def main() -> None:
     redis.Redis.from_url(BROKER).flushdb()
     from attribution import services
     from attribution.models import AttributionRun
-    from catalog.services import catalog_import_folder, model_version_register
+    from attribution.services import model_version_register
+    from catalog.services import catalog_import_folder
     from tests.attribution.conftest import TEST_ENGINE, tone, wav_bytes, write_tiny_world
     from tests.conftest import WorkerProcess
 

@@ -54,14 +54,8 @@ def build_fixture(*, tracks: int, holders: int, generations: int, seed: int) -> 
     from django.db import transaction
     from django.utils import timezone
 
-    from attribution.models import AttributionRun, Generation
-    from catalog.models import (
-        ModelVersion,
-        OwnershipShare,
-        Recording,
-        RightsHolder,
-        TrainingSetEntry,
-    )
+    from attribution.models import AttributionRun, Generation, ModelVersion, TrainingSetEntry
+    from catalog.models import OwnershipShare, Recording, RightsHolder
 
     rng = random.Random(seed)  # noqa: S311 (benchmark data, not secrets)
     with transaction.atomic():

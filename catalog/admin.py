@@ -2,8 +2,7 @@
 
 Writes go through ``catalog.services`` so the admin keeps the same rules (shares sum to
 100, identifiers normalized) and leaves the same audit trail as the API and imports.
-Recordings are added by importing files (audio is checked and hashed there); model
-versions by ``manage.py register_model_version`` or the API.
+Recordings are added by importing files (audio is checked and hashed there).
 """
 
 from decimal import Decimal
@@ -13,16 +12,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 
-from catalog.models import (
-    ImportBatch,
-    ModelArtifact,
-    ModelVersion,
-    OptOut,
-    OwnershipShare,
-    Recording,
-    RightsHolder,
-    TrainingSetEntry,
-)
+from catalog.models import ImportBatch, OptOut, OwnershipShare, Recording, RightsHolder
 from catalog.services import (
     HOLDER_FIELDS,
     ShareSpec,
@@ -285,43 +275,6 @@ class OptOutAdmin(CatalogAdminPermissions, admin.ModelAdmin):
         for opt_out in queryset:
             opt_out_withdraw(opt_out=opt_out, actor=request.user)
         self.message_user(request, f"Withdrew {queryset.count()} opt-out(s).")
-
-
-class TrainingSetEntryInline(admin.TabularInline):
-    model = TrainingSetEntry
-    fields = ("position", "recording", "track_id")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = False
-
-    def has_view_permission(self, request, obj=None):
-        return user_has_role(request.user, CATALOG_ADMIN)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
-class ModelArtifactInline(admin.TabularInline):
-    model = ModelArtifact
-    fields = ("kind", "status", "progress_percent", "path", "sha256", "error", "updated_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_view_permission(self, request, obj=None):
-        return user_has_role(request.user, CATALOG_ADMIN)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
-@admin.register(ModelVersion)
-class ModelVersionAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("name", "trained_at", "checkpoint_sha256", "created_at")
-    search_fields = ("name", "checkpoint_sha256", "manifest_sha256")
-    list_filter = ("trained_at",)
-    inlines = (ModelArtifactInline, TrainingSetEntryInline)
 
 
 @admin.register(ImportBatch)

@@ -1,5 +1,6 @@
-"""Rights holders, recordings (the models' training tracks), ownership shares, opt-outs,
-model versions with their ordered training sets and artifacts, and import batches.
+"""Rights holders, recordings (the models' training tracks), ownership shares, opt-outs
+and import batches. Model versions and their training sets are attribution's
+(``attribution.models``).
 
 Invariants:
 
@@ -8,8 +9,6 @@ Invariants:
   on PostgreSQL a deferred constraint trigger (migration 0002) refuses, at commit, any
   transaction that leaves a recording without shares summing to 100.
 * Identifiers are stored in their compact canonical form (see ``catalog.validators``).
-* A model version's training set is the ordered list of recordings in its training
-  manifest: position ``i`` is the manifest's ``tracks[i]``.
 """
 
 from decimal import Decimal
@@ -217,110 +216,6 @@ class OptOut(models.Model):
     @property
     def scope(self) -> str:
         return "whole catalog" if self.recording_id is None else "recording"
-
-
-class ModelVersion(models.Model):
-    name = models.CharField(max_length=255, unique=True)
-    checkpoint_sha256 = models.CharField(max_length=64, unique=True)
-    checkpoint_path = models.CharField(max_length=1000)
-    config = models.JSONField()
-    manifest_sha256 = models.CharField(max_length=64)
-    manifest_seed = models.BigIntegerField(default=0)
-    trained_at = models.DateTimeField()
-    registered_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
-    opt_out_override_reason = models.TextField(
-        blank=True, help_text="Why opted-out recordings were allowed in the training set"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return self.name
-
-
-class TrainingSetEntry(models.Model):
-    """One recording at its position in a model version's ordered training set."""
-
-    model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.CASCADE, related_name="training_set_entries"
-    )
-    position = models.PositiveIntegerField()
-    recording = models.ForeignKey(
-        Recording, on_delete=models.PROTECT, related_name="training_set_entries"
-    )
-    track_id = models.CharField(max_length=255, blank=True)
-    manifest_entry = models.JSONField(
-        default=dict, help_text="The manifest's track entry as trained on (caption, timing...)"
-    )
-
-    class Meta:
-        ordering = ["model_version", "position"]
-        verbose_name_plural = "training set entries"
-        constraints = [
-            models.UniqueConstraint(
-                fields=["model_version", "position"], name="training_set_unique_position"
-            ),
-            models.UniqueConstraint(
-                fields=["model_version", "recording"], name="training_set_unique_recording"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.model_version} #{self.position}: {self.recording.isrc}"
-
-
-class ModelArtifact(models.Model):
-    """A per-model-version artifact the attribution engine computes once and reuses."""
-
-    class Kind(models.TextChoices):
-        FISHER = "fisher", "Diagonal Fisher information"
-        BASE_LOSSES = "base_losses", "Cached training-set losses"
-
-    class Status(models.TextChoices):
-        MISSING = "missing", "Missing"
-        COMPUTING = "computing", "Computing"
-        READY = "ready", "Ready"
-        FAILED = "failed", "Failed"
-
-    model_version = models.ForeignKey(
-        ModelVersion, on_delete=models.CASCADE, related_name="artifacts"
-    )
-    kind = models.CharField(max_length=16, choices=Kind.choices)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.MISSING)
-    path = models.CharField(max_length=1000, blank=True)
-    sha256 = models.CharField(max_length=64, blank=True)
-    progress_percent = models.PositiveSmallIntegerField(
-        default=0, validators=[MaxValueValidator(100)]
-    )
-    error = models.TextField(blank=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["model_version", "kind"]
-        constraints = [
-            models.UniqueConstraint(
-                fields=["model_version", "kind"], name="model_artifact_unique_kind"
-            ),
-            models.CheckConstraint(
-                condition=models.Q(progress_percent__lte=100),
-                name="model_artifact_progress_range",
-            ),
-            models.CheckConstraint(
-                condition=~models.Q(status="ready") | (~models.Q(path="") & ~models.Q(sha256="")),
-                name="model_artifact_ready_has_file",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.model_version} {self.kind}: {self.status}"
 
 
 class ImportBatch(models.Model):

@@ -1,4 +1,4 @@
-"""Reads of the catalog used by views, APIs, the attribution engine and the ledger."""
+"""Reads of the catalog used by views, APIs, attribution and the ledger."""
 
 from collections import defaultdict
 from collections.abc import Iterable
@@ -9,15 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from catalog.models import (
-    ModelArtifact,
-    ModelVersion,
-    OptOut,
-    OwnershipShare,
-    Recording,
-    RightsHolder,
-    TrainingSetEntry,
-)
+from catalog.models import OptOut, OwnershipShare, Recording, RightsHolder
 from core.roles import CATALOG_ADMIN, FINANCE, user_has_role
 
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -65,35 +57,6 @@ def opt_outs_visible_to(user: AnyUser) -> QuerySet[OptOut]:
     if user_sees_whole_catalog(user):
         return queryset
     return queryset.filter(rights_holder__in=holders_for_user(user))
-
-
-def model_versions_visible_to(user: AnyUser) -> QuerySet[ModelVersion]:
-    """Model versions are not secret: every signed-in user may see which exist."""
-    if not user.is_authenticated:
-        return ModelVersion.objects.none()
-    return ModelVersion.objects.all()
-
-
-def training_set_for_model_version(model_version: ModelVersion) -> list[Recording]:
-    """The recordings a model version was trained on, in manifest order (index = position)."""
-    entries = (
-        TrainingSetEntry.objects.filter(model_version=model_version)
-        .select_related("recording")
-        .order_by("position")
-    )
-    recordings = []
-    for expected, entry in enumerate(entries):
-        assert entry.position == expected, f"training set of {model_version} has a gap"
-        recordings.append(entry.recording)
-    return recordings
-
-
-def training_set_entries(model_version: ModelVersion) -> QuerySet[TrainingSetEntry]:
-    return (
-        TrainingSetEntry.objects.filter(model_version=model_version)
-        .select_related("recording")
-        .order_by("position")
-    )
 
 
 def ownership_shares_of_holders(holders: QuerySet[RightsHolder]) -> QuerySet[OwnershipShare]:
@@ -155,22 +118,6 @@ def recordings_opted_out(*, at: datetime | None = None) -> QuerySet[Recording]:
     return Recording.objects.filter(in_force | holder_in_force).distinct()
 
 
-def opted_out_recordings_in_model_version(model_version: ModelVersion) -> list[Recording]:
-    """Recordings of this model's training set opted out by now.
-
-    Per the catalog rule they keep being attributed to and paid for while this model is
-    in use (their influence is in its weights); a model version without them replaces it.
-    """
-    opted = recordings_opted_out()
-    return [
-        entry.recording for entry in training_set_entries(model_version).filter(recording__in=opted)
-    ]
-
-
-def model_artifact_get(*, model_version: ModelVersion, kind: str) -> ModelArtifact | None:
-    return ModelArtifact.objects.filter(model_version=model_version, kind=kind).first()
-
-
 def staged_import_get(*, token: str, user: AnyUser):
     """The staged import (``catalog.staging``) ``token`` names, if ``user`` staged it."""
     from catalog.staging import staged_import_load
@@ -188,35 +135,3 @@ def recordings_with_isrcs(isrcs: Iterable[str]) -> QuerySet[Recording]:
         .prefetch_related("ownership_shares__rights_holder")
         .order_by("isrc")
     )
-
-
-def artifact_status(artifact: ModelArtifact) -> dict:
-    """An artifact's state in words and numbers (the model version page and its JSON
-    status endpoint)."""
-    status = ModelArtifact.Status(artifact.status)
-    percent = 100 if status == ModelArtifact.Status.READY else int(artifact.progress_percent)
-    label = {
-        ModelArtifact.Status.MISSING: "Not computed",
-        ModelArtifact.Status.COMPUTING: f"Computing: {percent} %",
-        ModelArtifact.Status.READY: "Ready",
-        ModelArtifact.Status.FAILED: "Failed",
-    }[status]
-    return {
-        "key": f"artifact-{artifact.kind}",
-        "kind": artifact.kind,
-        "name": ModelArtifact.Kind(artifact.kind).label,
-        "status": status.value,
-        "percent": percent,
-        "label": label,
-        "detail": artifact.error if status == ModelArtifact.Status.FAILED else "",
-        "done": status != ModelArtifact.Status.COMPUTING,
-    }
-
-
-def model_version_artifact_statuses(model_version: ModelVersion) -> list[dict]:
-    """``artifact_status`` of each artifact kind (missing kinds count as not computed)."""
-    stored = {a.kind: a for a in model_version.artifacts.all()}
-    return [
-        artifact_status(stored.get(kind) or ModelArtifact(model_version=model_version, kind=kind))
-        for kind in ModelArtifact.Kind.values
-    ]

@@ -11,7 +11,6 @@ router = DefaultRouter()
 router.register("rights-holders", apis.RightsHolderViewSet, basename="rights-holder")
 router.register("recordings", apis.RecordingViewSet, basename="recording")
 router.register("opt-outs", apis.OptOutViewSet, basename="opt-out")
-router.register("model-versions", apis.ModelVersionViewSet, basename="model-version")
 
 
 urlpatterns = [
@@ -27,19 +26,6 @@ urlpatterns = [
     path("import/", views.catalog_import_page, name="import"),
     path("import/<str:token>/", views.catalog_import_staged, name="import-staged"),
     path("import/<str:token>/confirm/", views.catalog_import_confirm_view, name="import-confirm"),
-    path("model-versions/", views.model_version_list, name="model-versions"),
-    path("model-versions/new/", views.model_version_register_page, name="model-version-register"),
-    path("model-versions/<int:pk>/", views.model_version_detail, name="model-version"),
-    path(
-        "model-versions/<int:pk>/status/",
-        views.model_version_status,
-        name="model-version-status",
-    ),
-    path(
-        "model-versions/<int:pk>/compute-artifacts/",
-        views.model_version_compute_artifacts,
-        name="model-version-compute",
-    ),
     path("api/imports/", apis.ImportApi.as_view(), name="api-import"),
     path("api/imports/check/", apis.ImportCheckApi.as_view(), name="api-import-check"),
     path("api/imports/<str:token>/", apis.StagedImportApi.as_view(), name="api-import-staged"),

@@ -2,8 +2,7 @@
 
 Rights holders: their own catalog and opt-outs, the opt-out rule. Catalog admins: the
 catalog import in two steps (upload -> per-row report, nothing saved -> confirm the same
-files), and model versions (register, artifact status with live progress, compute).
-Every page parses input and calls one service or selector.
+files). Every page parses input and calls one service or selector.
 """
 
 from django import forms
@@ -13,30 +12,25 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from attribution.services import model_version_artifacts_queue
 from catalog.importing import KINDS
-from catalog.models import ModelVersion, Recording
+from catalog.models import Recording
 from catalog.selectors import (
     holders_for_user,
-    model_version_artifact_statuses,
     opt_outs_visible_to,
     ownership_shares_of_holders,
     recordings_opted_out,
     recordings_with_isrcs,
     rights_holders_visible_to,
     staged_import_get,
-    training_set_entries,
 )
 from catalog.services import (
     catalog_import_confirm,
     catalog_import_stage,
-    model_version_register,
     opt_out_create,
     opt_out_withdraw,
 )
@@ -244,101 +238,3 @@ def catalog_import_confirm_view(request: HttpRequest, token: str) -> HttpRespons
         else:
             messages.error(request, "The catalog changed since the check; nothing was imported.")
     return redirect("catalog:import-staged", token=staged.token)
-
-
-# --- model versions ---------------------------------------------------------------------------
-
-
-class ModelVersionForm(forms.Form):
-    name = forms.CharField(max_length=255)
-    checkpoint_dir = forms.CharField(
-        max_length=1000,
-        label="Checkpoint folder",
-        help_text="Folder on the server with model_config.json, model.safetensors and "
-        "training_manifest.json",
-    )
-    override_reason = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Only if the training set contains opted-out recordings: why it is allowed",
-    )
-
-
-@login_required
-def model_version_list(request: HttpRequest) -> HttpResponse:
-    _require_catalog_admin(request)
-    versions = ModelVersion.objects.annotate(
-        training_set_size=Count("training_set_entries")
-    ).prefetch_related("artifacts")
-    page = Paginator(versions.order_by("-created_at", "-id"), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
-    rows = [(version, model_version_artifact_statuses(version)) for version in page]
-    return render(request, "catalog/model_versions.html", {"page_obj": page, "rows": rows})
-
-
-@login_required
-def model_version_register_page(request: HttpRequest) -> HttpResponse:
-    _require_catalog_admin(request)
-    form = ModelVersionForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            version = model_version_register(
-                name=form.cleaned_data["name"],
-                checkpoint_dir=form.cleaned_data["checkpoint_dir"],
-                override_reason=form.cleaned_data["override_reason"] or None,
-                actor=request.user,
-            )
-        except ApplicationError as exc:
-            _form_error(form, exc)
-        else:
-            messages.success(request, f"Model version {version.name} is registered.")
-            return redirect("catalog:model-version", pk=version.pk)
-    return render(request, "catalog/model_version_register.html", {"form": form})
-
-
-@login_required
-@require_GET
-def model_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_catalog_admin(request)
-    version = get_object_or_404(ModelVersion, pk=pk)
-    entries = Paginator(training_set_entries(version), PAGE_SIZE).get_page(request.GET.get("page"))
-    artifacts = model_version_artifact_statuses(version)
-    return render(
-        request,
-        "catalog/model_version_detail.html",
-        {
-            "version": version,
-            "artifacts": artifacts,
-            "can_compute": all(a["done"] for a in artifacts)
-            and any(a["status"] != "ready" for a in artifacts),
-            "page_obj": entries,
-            "status_url": reverse("catalog:model-version-status", args=[version.pk]),
-        },
-    )
-
-
-@login_required
-@require_GET
-def model_version_status(request: HttpRequest, pk: int) -> JsonResponse:
-    """The artifacts' progress, polled by static/js/live-status.js."""
-    _require_catalog_admin(request)
-    version = get_object_or_404(ModelVersion, pk=pk)
-    items = model_version_artifact_statuses(version)
-    return JsonResponse({"items": items, "done": all(item["done"] for item in items)})
-
-
-@login_required
-@require_POST
-def model_version_compute_artifacts(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_catalog_admin(request)
-    version = get_object_or_404(ModelVersion, pk=pk)
-    try:
-        model_version_artifacts_queue(model_version=version, actor=request.user)
-    except ApplicationError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(
-            request, "Computing the Fisher information and the training-set losses is queued."
-        )
-    return redirect("catalog:model-version", pk=version.pk)

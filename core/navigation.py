@@ -28,7 +28,7 @@ NAV_ITEMS = (
     NavItem("Generations", "attribution:generations", RIGHTS_HOLDER),
     NavItem("My catalog", "catalog:my-catalog", RIGHTS_HOLDER),
     NavItem("Import", "catalog:import", CATALOG_ADMIN),
-    NavItem("Model versions", "catalog:model-versions", CATALOG_ADMIN),
+    NavItem("Model versions", "attribution:model-versions", CATALOG_ADMIN),
     NavItem("Generations & jobs", "attribution:jobs", CATALOG_ADMIN),
     NavItem("Ledger", "ledger:journal", FINANCE),
     NavItem("Periods", "ledger:periods", FINANCE),

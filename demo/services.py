@@ -27,11 +27,11 @@ from django.db.models import Count
 
 from attribution import selectors as attribution_selectors
 from attribution import services as attribution_services
-from attribution.models import AttributionRun, Generation
+from attribution.models import AttributionRun, Generation, ModelArtifact, ModelVersion
 from attribution.tasks import compute_model_artifacts
 from catalog.audio import file_sha256
-from catalog.models import ModelArtifact, ModelVersion, RightsHolder
-from catalog.services import catalog_import_folder, model_version_register, rights_holder_update
+from catalog.models import RightsHolder
+from catalog.services import catalog_import_folder, rights_holder_update
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from core.services import user_create_or_update
@@ -177,7 +177,9 @@ def demo_main_job(
 
     checkpoint = root / "model" / "model.safetensors"
     name = f"demo-{file_sha256(checkpoint)[:12]}"
-    model_version = model_version_register(name=name, checkpoint_dir=root / "model", actor=admin)
+    model_version = attribution_services.model_version_register(
+        name=name, checkpoint_dir=root / "model", actor=admin
+    )
     say(
         f"Model version {model_version.name}: {model_version.training_set_entries.count()} "
         "training tracks."

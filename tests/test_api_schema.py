@@ -75,7 +75,7 @@ def test_no_input_causes_a_server_error(case, role, world, caplog):
 @pytest.mark.parametrize(
     ("url_name", "data"),
     [
-        ("catalog:model-version-list", {"name": "m", "checkpoint_dir": "x" * 300}),
+        ("attribution:model-version-list", {"name": "m", "checkpoint_dir": "x" * 300}),
         ("catalog:api-import", {"folder": "x" * 300}),
     ],
 )

@@ -1,8 +1,10 @@
 """Generations and their attribution: the only door from Django to the engine.
 
-One module per aggregate: ``generations`` (recording and generating audio), ``runs`` (the
-attribution pipeline's stages as idempotent task steps), ``artifacts`` (a model version's
-per-checkpoint artifacts), ``workers`` (the model a worker keeps loaded) and ``progress``.
+One module per aggregate: ``model_versions`` (registering a checkpoint and its training
+set, the status of its artifacts), ``generations`` (recording and generating audio),
+``runs`` (the attribution pipeline's stages as idempotent task steps), ``artifacts``
+(computing a model version's per-checkpoint artifacts), ``workers`` (the model a worker
+keeps loaded) and ``progress``.
 """
 
 from attribution.services.artifacts import (
@@ -14,6 +16,14 @@ from attribution.services.generations import (
     generation_generate,
     generation_record,
     wav_float_bytes,
+)
+from attribution.services.model_versions import (
+    ARTIFACT_TRANSITIONS,
+    CHECKPOINT_FILE,
+    CONFIG_FILE,
+    MANIFEST_FILE,
+    model_artifact_update,
+    model_version_register,
 )
 from attribution.services.progress import ThrottledProgress, TimeLimitExceededError
 from attribution.services.runs import (
@@ -36,6 +46,10 @@ from attribution.services.workers import (
 )
 
 __all__ = [
+    "ARTIFACT_TRANSITIONS",
+    "CHECKPOINT_FILE",
+    "CONFIG_FILE",
+    "MANIFEST_FILE",
     "LoadedModel",
     "ShardPlan",
     "ThrottledProgress",
@@ -53,9 +67,11 @@ __all__ = [
     "generation_record",
     "loaded_model_for",
     "loaded_models_clear",
+    "model_artifact_update",
     "model_version_artifacts_compute",
     "model_version_artifacts_missing",
     "model_version_artifacts_queue",
+    "model_version_register",
     "run_engine_config",
     "wav_float_bytes",
 ]

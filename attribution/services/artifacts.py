@@ -13,9 +13,9 @@ from celery import signature
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from attribution.models import ModelArtifact, ModelVersion
 from attribution.services.progress import ThrottledProgress
 from attribution.services.workers import configured_method, engine_config, loaded_model_for
-from catalog.models import ModelArtifact, ModelVersion
 from core.exceptions import ApplicationError
 from core.services import audit_record
 
@@ -34,7 +34,7 @@ def model_version_artifacts_compute(
     ``progress(stage, done, total)``, if given, is called too (a command's progress bar).
     Idempotent: ready artifacts are returned as they are.
     """
-    from catalog.services import model_artifact_update
+    from attribution.services.model_versions import model_artifact_update
 
     current = {a.kind: a for a in model_version.artifacts.all()}
     if all(
@@ -94,7 +94,7 @@ def model_version_artifacts_queue(
     GPU worker then fills in the progress). Refused when all are ready, or while one is
     already being computed (a second job would do the same work twice).
     """
-    from catalog.services import model_artifact_update
+    from attribution.services.model_versions import model_artifact_update
 
     ModelVersion.objects.select_for_update().filter(pk=model_version.pk).first()
     current = {a.kind: a for a in model_version.artifacts.all()}

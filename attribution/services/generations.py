@@ -18,10 +18,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import transaction
 
-from attribution.models import Generation
+from attribution.models import Generation, ModelVersion
 from attribution.services.runs import attribution_run_queue
 from attribution.services.workers import engine_config, loaded_model_for
-from catalog.models import ModelVersion
 from core.exceptions import ApplicationError
 from core.services import audit_record
 

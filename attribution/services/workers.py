@@ -16,9 +16,8 @@ from typing import Any
 
 from django.conf import settings
 
-from attribution.models import AttributionRun
+from attribution.models import AttributionRun, ModelVersion
 from catalog.audio import file_sha256
-from catalog.models import ModelVersion
 from core.exceptions import ApplicationError
 
 

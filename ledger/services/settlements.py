@@ -9,8 +9,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Count, Max, Min
 
-from attribution.models import AttributionRun, Generation
-from catalog.models import TrainingSetEntry
+from attribution.models import AttributionRun, Generation, TrainingSetEntry
 from core.exceptions import ApplicationError
 from core.services import audit_record
 from ledger import hashing

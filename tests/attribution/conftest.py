@@ -140,7 +140,8 @@ def write_tiny_world(tmp_path: Path, n_tracks: int = 5) -> tuple[Path, Path]:
 
 @pytest.fixture
 def tiny_model_version(db, attribution_settings, tiny_world):
-    from catalog.services import catalog_import_folder, model_version_register
+    from attribution.services import model_version_register
+    from catalog.services import catalog_import_folder
 
     catalog, checkpoint = tiny_world
     report = catalog_import_folder(folder=catalog, actor=None)

@@ -193,21 +193,24 @@ def test_admin_registers_a_model_version_and_watches_its_artifacts(
     live_server, page, screenshot, data_dirs, tmp_path, monkeypatch
 ):
     from attribution import tasks
-    from catalog.models import ModelArtifact, ModelVersion
+    from attribution.models import ModelArtifact, ModelVersion
+    from tests.attribution.test_model_versions import write_checkpoint
     from tests.catalog.factories import RecordingFactory
-    from tests.catalog.test_model_versions import write_checkpoint
 
     queued = []
-    monkeypatch.setattr(tasks.compute_model_artifacts, "delay", queued.append)
+    # The service enqueues the task by name (a signature): catch what reaches the task.
+    monkeypatch.setattr(
+        tasks.compute_model_artifacts, "apply_async", lambda args, *a, **k: queued.extend(args)
+    )
     user_create_or_update(username="cat-admin", password=PASSWORD, role="catalog_admin")
     folder = write_checkpoint(tmp_path / "ckpt", [RecordingFactory() for _ in range(3)])
 
-    log_in(page, live_server, "cat-admin", "/catalog/model-versions/new/")
+    log_in(page, live_server, "cat-admin", "/attribution/model-versions/new/")
     page.fill("input[name=name]", "browser-v1")
     page.fill("input[name=checkpoint_dir]", str(folder))
     page.click("#register-model-version button[type=submit]")
     version = ModelVersion.objects.get(name="browser-v1")
-    page.wait_for_url(f"{live_server.url}/catalog/model-versions/{version.pk}/")
+    page.wait_for_url(f"{live_server.url}/attribution/model-versions/{version.pk}/")
     assert page.locator("#training-set tbody tr").count() == 3
     screenshot("1-registered")
 

@@ -11,9 +11,8 @@ import soundfile as sf
 from django.contrib.auth import get_user_model
 from django.core.files.base import ContentFile
 from django.db import transaction
-from django.utils import timezone
 
-from catalog.models import ModelVersion, OptOut, OwnershipShare, Recording, RightsHolder
+from catalog.models import OptOut, OwnershipShare, Recording, RightsHolder
 from catalog.validators import ipi_check_digits, iswc_check_digit
 
 
@@ -115,18 +114,6 @@ class RecordingFactory(factory.django.DjangoModelFactory):
         OwnershipShare.objects.bulk_create(
             [OwnershipShare(recording=self, rights_holder=h, percent=p) for h, p in pairs]
         )
-
-
-class ModelVersionFactory(factory.django.DjangoModelFactory):
-    class Meta:
-        model = ModelVersion
-
-    name = factory.Sequence(lambda n: f"model-{n}")
-    checkpoint_sha256 = factory.Sequence(lambda n: hashlib.sha256(f"ckpt{n}".encode()).hexdigest())
-    checkpoint_path = "/nonexistent/model.safetensors"
-    config = factory.LazyFunction(dict)
-    manifest_sha256 = factory.Sequence(lambda n: hashlib.sha256(f"man{n}".encode()).hexdigest())
-    trained_at = factory.LazyFunction(timezone.now)
 
 
 class OptOutFactory(factory.django.DjangoModelFactory):

@@ -1,6 +1,5 @@
 """The catalog API: who may read what, who may write, filtering and pagination."""
 
-import json
 from datetime import date
 from decimal import Decimal
 
@@ -12,7 +11,6 @@ from catalog.services import opt_out_create
 from core.models import AuditEvent
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from tests.catalog.factories import RecordingFactory, RightsHolderFactory, UserFactory
-from tests.catalog.test_model_versions import write_checkpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -97,10 +95,6 @@ def test_only_catalog_admins_write(world, role):
         == 403
     )
     assert client.post(f"{API}/imports/", {"dry_run": True}).status_code == 403
-    assert (
-        client.post(f"{API}/model-versions/", {"name": "m", "checkpoint_dir": "/x"}).status_code
-        == 403
-    )
     assert RightsHolder.objects.get(pk=world["mine"].pk).legal_name == "Mine"
     assert not AuditEvent.objects.exists()
 
@@ -231,39 +225,6 @@ class TestOptOutApi:
         opt_out_create(rights_holder=world["theirs"], effective_from=date(2026, 1, 1), actor=None)
         assert ids(client_for(world["me"]).get(f"{API}/opt-outs/")) == set()
         assert len(ids(admin.get(f"{API}/opt-outs/"))) == 1
-
-
-class TestModelVersionApi:
-    def test_register_and_read_training_set(self, admin, tmp_path, world):
-        order = [world["other"], world["own"]]
-        folder = write_checkpoint(tmp_path / "ckpt", order)
-        response = admin.post(
-            f"{API}/model-versions/", {"name": "v1", "checkpoint_dir": str(folder)}
-        )
-        assert response.status_code == 201, response.content
-        body = response.json()
-        assert body["training_set_size"] == 2
-        assert {a["kind"]: a["status"] for a in body["artifacts"]} == {
-            "fisher": "missing",
-            "base_losses": "missing",
-        }
-        reader = client_for(world["me"])
-        entries = reader.get(f"{API}/model-versions/{body['id']}/training-set/").json()["results"]
-        assert [(e["position"], e["isrc"]) for e in entries] == [
-            (0, world["other"].isrc),
-            (1, world["own"].isrc),
-        ]
-
-    def test_unknown_recordings_in_manifest_are_listed(self, admin, tmp_path, world):
-        folder = write_checkpoint(tmp_path / "ckpt", [world["own"]])
-        manifest = json.loads((folder / "training_manifest.json").read_text())
-        manifest["tracks"].append({"isrc": "QZZZZ2600001", "sha256": "0" * 64})
-        (folder / "training_manifest.json").write_text(json.dumps(manifest))
-        response = admin.post(
-            f"{API}/model-versions/", {"name": "v1", "checkpoint_dir": str(folder)}
-        )
-        assert response.status_code == 400
-        assert response.json()["extra"] == {"unknown_isrcs": ["QZZZZ2600001"]}
 
 
 class TestImportApi:

@@ -6,11 +6,10 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from catalog.models import ModelVersion, OptOut, Recording, RightsHolder
+from catalog.models import OptOut, Recording, RightsHolder
 from core.models import AuditEvent
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from tests.catalog.factories import RecordingFactory, RightsHolderFactory, UserFactory
-from tests.catalog.test_model_versions import write_checkpoint
 
 pytestmark = pytest.mark.django_db
 
@@ -59,16 +58,6 @@ class TestImportCommand:
             call_command("import_catalog")
         with pytest.raises(CommandError, match="is not a folder"):
             call_command("import_catalog", "--folder", str(tmp_path / "nope"))
-
-
-def test_register_model_version_command(tmp_path, capsys):
-    recordings = [RecordingFactory(), RecordingFactory()]
-    folder = write_checkpoint(tmp_path / "ckpt", recordings)
-    call_command("register_model_version", "demo-v1", str(folder))
-    assert "2 training tracks" in capsys.readouterr().out
-    assert ModelVersion.objects.get().name == "demo-v1"
-    with pytest.raises(CommandError, match="already registered"):
-        call_command("register_model_version", "demo-v2", str(folder))
 
 
 class TestPages:
@@ -181,7 +170,6 @@ class TestAdmin:
             "/admin/catalog/rightsholder/",
             "/admin/catalog/recording/?q=Searchable",
             "/admin/catalog/optout/",
-            "/admin/catalog/modelversion/",
             "/admin/catalog/importbatch/",
             f"/admin/catalog/recording/{recording.pk}/change/",
             "/admin/catalog/rightsholder/add/",

@@ -344,7 +344,7 @@ def test_relative_audio_path_of_an_upload_needs_a_folder(catalog_folder):
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_while_applying_rolls_everything_back(catalog_folder, monkeypatch):
     """Real commits: an error after some rows were written leaves no trace at all."""
-    import catalog.services as services
+    import catalog.services.imports as services
 
     calls = {"n": 0}
     original = services.audit_record

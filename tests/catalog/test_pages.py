@@ -1,5 +1,5 @@
 """Catalog admin pages and API: the two-step import (upload and check -> confirm the same
-files), upload limits, model versions with their artifacts, and who may use them."""
+files), upload limits, and who may use them."""
 
 import io
 from pathlib import Path
@@ -9,12 +9,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils.html import escape
 from rest_framework.test import APIClient
 
-from catalog.models import ImportBatch, ModelArtifact, ModelVersion, Recording, RightsHolder
+from catalog.models import ImportBatch, Recording, RightsHolder
 from catalog.staging import staging_root
 from core.models import AuditEvent
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
-from tests.catalog.factories import RecordingFactory, UserFactory
-from tests.catalog.test_model_versions import write_checkpoint
+from tests.catalog.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -243,119 +242,19 @@ def test_import_apis_refuse_wrong_types_and_sizes(settings):
     assert not RightsHolder.objects.exists()
 
 
-# --- model versions ---------------------------------------------------------------------------
-
-
-def test_register_a_model_version_through_the_page(client, admin, tmp_path):
-    recordings = [RecordingFactory() for _ in range(3)]
-    folder = write_checkpoint(tmp_path / "ckpt", recordings)
-    bad = client.post(
-        "/catalog/model-versions/new/", {"name": "v1", "checkpoint_dir": str(tmp_path / "none")}
-    )
-    assert bad.status_code == 200 and "is not a folder" in bad.content.decode()
-    response = client.post(
-        "/catalog/model-versions/new/", {"name": "sao-v1", "checkpoint_dir": str(folder)}
-    )
-    version = ModelVersion.objects.get(name="sao-v1")
-    assert response.status_code == 302 and response["Location"] == (
-        f"/catalog/model-versions/{version.pk}/"
-    )
-    assert version.training_set_entries.count() == 3
-    assert AuditEvent.objects.filter(action="model_version.register", actor=admin).exists()
-    listing = client.get("/catalog/model-versions/").content.decode()
-    assert "sao-v1" in listing and '<table class="sortable"' in listing
-
-
-def test_model_version_page_shows_artifacts_and_queues_their_computation(
-    client, admin, tmp_path, monkeypatch, django_capture_on_commit_callbacks
-):
-    from attribution import tasks
-
-    recordings = [RecordingFactory() for _ in range(2)]
-    folder = write_checkpoint(tmp_path / "ckpt", recordings)
-    client.post("/catalog/model-versions/new/", {"name": "v2", "checkpoint_dir": str(folder)})
-    version = ModelVersion.objects.get(name="v2")
-    url = f"/catalog/model-versions/{version.pk}/"
-    page = client.get(url).content.decode()
-    assert "Diagonal Fisher information" in page and "Cached training-set losses" in page
-    assert page.count("Not computed") == 2
-    assert f'data-live-status-url="{url}status/"' in page
-    assert "js/live-status.js" in page or 'id="compute-artifacts"' in page
-
-    queued = []
-    monkeypatch.setattr(tasks.compute_model_artifacts, "delay", queued.append)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.post(f"{url}compute-artifacts/")
-    assert response.status_code == 302
-    assert queued == [version.pk]
-    assert set(version.artifacts.values_list("status", flat=True)) == {"computing"}
-    event = AuditEvent.objects.get(action="model_version.artifacts_queue")
-    assert event.actor == admin and event.object_id == str(version.pk)
-
-    ModelArtifact.objects.filter(model_version=version, kind="fisher").update(progress_percent=37)
-    status = client.get(f"{url}status/").json()
-    fisher = next(item for item in status["items"] if item["kind"] == "fisher")
-    assert fisher["percent"] == 37 and fisher["label"] == "Computing: 37 %"
-    assert status["done"] is False
-    page = client.get(url).content.decode()
-    assert 'value="37"' in page and 'id="compute-artifacts"' not in page
-
-    # A second request while it computes is refused, and nothing more is queued.
-    refused = client.post(f"{url}compute-artifacts/", follow=True).content.decode()
-    assert "already computing" in refused
-    assert queued == [version.pk]
-
-    api = APIClient()
-    api.force_authenticate(admin)
-    artifacts = api.get(f"/catalog/api/model-versions/{version.pk}/artifacts/").json()
-    assert {a["kind"]: a["percent"] for a in artifacts} == {"fisher": 37, "base_losses": 0}
-    assert (
-        api.post(f"/catalog/api/model-versions/{version.pk}/compute-artifacts/").status_code == 400
-    )
-
-
-def test_compute_artifacts_api_is_for_catalog_admins(tmp_path):
-    recordings = [RecordingFactory() for _ in range(2)]
-    from catalog.services import model_version_register
-
-    version = model_version_register(
-        name="v3", checkpoint_dir=write_checkpoint(tmp_path / "c", recordings), actor=None
-    )
-    api = APIClient()
-    api.force_authenticate(UserFactory(role=FINANCE))
-    assert api.get(f"/catalog/api/model-versions/{version.pk}/artifacts/").status_code == 200
-    assert (
-        api.post(f"/catalog/api/model-versions/{version.pk}/compute-artifacts/").status_code == 403
-    )
-    assert set(version.artifacts.values_list("status", flat=True)) == {"missing"}
-
-
 # --- who may use the admin pages --------------------------------------------------------------
 
 
 @pytest.mark.parametrize("role", [FINANCE, RIGHTS_HOLDER, None])
-@pytest.mark.parametrize(
-    "url", ["/catalog/import/", "/catalog/model-versions/", "/catalog/model-versions/new/"]
-)
+@pytest.mark.parametrize("url", ["/catalog/import/"])
 def test_admin_pages_are_403_for_other_roles(client, role, url):
     client.force_login(UserFactory(role=role))
     assert client.get(url).status_code == 403
 
 
 @pytest.mark.parametrize("role", [FINANCE, RIGHTS_HOLDER])
-def test_admin_posts_are_403_for_other_roles(client, role, tmp_path, catalog_folder):
-    recordings = [RecordingFactory() for _ in range(2)]
-    from catalog.services import model_version_register
-
-    version = model_version_register(
-        name="v4", checkpoint_dir=write_checkpoint(tmp_path / "c", recordings), actor=None
-    )
+def test_admin_posts_are_403_for_other_roles(client, role, catalog_folder):
     client.force_login(UserFactory(role=role))
     folder = catalog_folder.write()
     assert client.post("/catalog/import/", upload_all(folder)).status_code == 403
-    assert (
-        client.post(f"/catalog/model-versions/{version.pk}/compute-artifacts/").status_code == 403
-    )
-    assert client.get(f"/catalog/model-versions/{version.pk}/status/").status_code == 403
     assert staged_folders() == []
-    assert set(version.artifacts.values_list("status", flat=True)) == {"missing"}

@@ -1,5 +1,6 @@
-"""Single-record services: recordings and rights holders."""
+"""Single-record services: recordings, rights holders and opt-outs."""
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -7,6 +8,7 @@ import pytest
 from catalog.models import Recording
 from catalog.services import (
     ShareSpec,
+    opt_out_create,
     recording_create,
     recording_update,
     rights_holder_create,
@@ -14,7 +16,12 @@ from catalog.services import (
 )
 from core.exceptions import ApplicationError
 from core.models import AuditEvent
-from tests.catalog.factories import RightsHolderFactory, UserFactory, tone_wav_bytes
+from tests.catalog.factories import (
+    RecordingFactory,
+    RightsHolderFactory,
+    UserFactory,
+    tone_wav_bytes,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -122,3 +129,13 @@ def test_rights_holder_create_and_users_change_are_audited():
     assert excinfo.value.message == (
         "This IPI name number is already registered for another rights holder."
     )
+
+
+def test_cannot_opt_out_a_recording_without_a_share():
+    with pytest.raises(ApplicationError, match="holds no share"):
+        opt_out_create(
+            rights_holder=RightsHolderFactory(),
+            recording=RecordingFactory(),
+            effective_from=date(2026, 1, 1),
+            actor=None,
+        )

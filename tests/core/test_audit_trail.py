@@ -23,8 +23,8 @@ from catalog.models import Recording
 from core.models import AuditEvent
 from core.roles import CATALOG_ADMIN, FINANCE
 from ledger.services import generation_settle
+from tests.attribution.test_model_versions import write_checkpoint
 from tests.catalog.conftest import CatalogFolder
-from tests.catalog.test_model_versions import write_checkpoint
 from tests.conftest import REPO_ROOT
 from tests.core.world import World, world_build
 from tests.ledger import factories as ledger_factories
@@ -113,11 +113,11 @@ def catalog_import_confirm(client, world, tmp):
 def model_version_register(client, world, tmp):
     folder = write_checkpoint(tmp / "ckpt", [world.recording_a, world.recording_b])
     data = {"name": "audited-model", "checkpoint_dir": str(folder), "override_reason": ""}
-    return client.post(reverse("catalog:model-version-register"), data)
+    return client.post(reverse("attribution:model-version-register"), data)
 
 
 def model_version_artifacts_queue(client, world, tmp):
-    url = reverse("catalog:model-version-compute", args=[world.model_version.pk])
+    url = reverse("attribution:model-version-compute", args=[world.model_version.pk])
     return client.post(url)
 
 
@@ -232,7 +232,7 @@ NOT_FROM_PAGES = {
     "ledger.generation.settle": "booked by the attribution worker with the scores",
     "ledger.entry.reverse": "corrections are a service call (no page yet)",
     "model_version.opt_out_override": "register with an override reason: the same page as "
-    "model_version.register, tested in tests/catalog",
+    "model_version.register, tested in tests/attribution",
 }
 
 
@@ -246,10 +246,11 @@ def _literals(node: ast.expr) -> set[str]:
 
 
 def audited_actions_in_services() -> set[str]:
-    """The literal ``action="..."`` of every ``audit_record(...)`` call in */services.py
-    (actions built at run time, e.g. f-strings, are not seen)."""
+    """The literal ``action="..."`` of every ``audit_record(...)`` call in the services of
+    every app (``*/services.py`` or the modules of ``*/services/``; actions built at run
+    time, e.g. f-strings, are not seen)."""
     found = set()
-    for path in REPO_ROOT.glob("*/services.py"):
+    for path in [*REPO_ROOT.glob("*/services.py"), *REPO_ROOT.glob("*/services/*.py")]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "audit_record":
                 for keyword in node.keywords:

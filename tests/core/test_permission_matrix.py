@@ -112,11 +112,6 @@ EXPECTED: dict[str, Expect] = {
     "catalog:import": page(CATALOG),
     "catalog:import-staged": page(CATALOG, ok=404, args=lambda w: STAGED_TOKEN),
     "catalog:import-confirm": page(CATALOG, ok=405, args=lambda w: STAGED_TOKEN),
-    "catalog:model-versions": page(CATALOG),
-    "catalog:model-version-register": page(CATALOG),
-    "catalog:model-version": page(CATALOG, args=pk("model_version")),
-    "catalog:model-version-status": page(CATALOG, args=pk("model_version")),
-    "catalog:model-version-compute": page(CATALOG, ok=405, args=pk("model_version")),
     # --- catalog API
     "catalog:api-root": api(),
     "catalog:api-import": api(CATALOG, ok=405),
@@ -131,11 +126,6 @@ EXPECTED: dict[str, Expect] = {
     "catalog:opt-out-list": api(),
     "catalog:opt-out-detail": api(owned=True, args=pk("opt_out_a")),
     "catalog:opt-out-withdraw": api(ok=405, owned=True, args=pk("opt_out_a")),
-    "catalog:model-version-list": api(),
-    "catalog:model-version-detail": api(args=pk("model_version")),
-    "catalog:model-version-artifacts": api(args=pk("model_version")),
-    "catalog:model-version-compute-artifacts": api(CATALOG, ok=405, args=pk("model_version")),
-    "catalog:model-version-training-set": api(args=pk("model_version")),
     # --- attribution pages
     "attribution:generations": page(),
     "attribution:generation": page(owned=True, args=pk("generation_a")),
@@ -143,6 +133,11 @@ EXPECTED: dict[str, Expect] = {
     "attribution:jobs": page(CATALOG),
     "attribution:jobs-status": page(),  # JSON polled by the pages; runs the caller may see
     "attribution:run-rerun": page(CATALOG, ok=405, args=pk("run_a")),
+    "attribution:model-versions": page(CATALOG),
+    "attribution:model-version-register": page(CATALOG),
+    "attribution:model-version": page(CATALOG, args=pk("model_version")),
+    "attribution:model-version-status": page(CATALOG, args=pk("model_version")),
+    "attribution:model-version-compute": page(CATALOG, ok=405, args=pk("model_version")),
     # --- attribution API
     "attribution:api-generations": api(),
     "attribution:api-generation": api(owned=True, args=pk("generation_a")),
@@ -150,6 +145,11 @@ EXPECTED: dict[str, Expect] = {
     "attribution:api-runs": api(),
     "attribution:api-run": api(owned=True, args=pk("run_a")),
     "attribution:api-run-rerun": api(CATALOG, ok=405, args=pk("run_a")),
+    "attribution:model-version-list": api(),
+    "attribution:model-version-detail": api(args=pk("model_version")),
+    "attribution:model-version-artifacts": api(args=pk("model_version")),
+    "attribution:model-version-compute-artifacts": api(CATALOG, ok=405, args=pk("model_version")),
+    "attribution:model-version-training-set": api(args=pk("model_version")),
     # --- ledger pages
     # Earnings and statements of the holders the user acts for (finance: of any holder); a
     # user who acts for none gets an empty page. Finance's dashboard is the journal.

@@ -16,8 +16,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from attribution.models import AttributionRun, Generation
-from catalog.models import ModelVersion, OptOut, Recording, RightsHolder
+from attribution.models import AttributionRun, Generation, ModelVersion
+from catalog.models import OptOut, Recording, RightsHolder
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from core.services import roles_ensure
 from ledger.models import JournalEntry, PayoutBatch, Statement, StatementPeriod

@@ -18,10 +18,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from attribution.models import AttributionRun, Generation
-from attribution.services import model_version_artifacts_queue
-from catalog.models import ModelArtifact, RightsHolder
-from catalog.services import catalog_import_folder, model_version_register
+from attribution.models import AttributionRun, Generation, ModelArtifact
+from attribution.services import model_version_artifacts_queue, model_version_register
+from catalog.models import RightsHolder
+from catalog.services import catalog_import_folder
 from core.services import user_create_or_update
 from tests.attribution.conftest import tone, wav_bytes
 

@@ -14,8 +14,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from attribution.models import AttributionRun, Generation
-from catalog.models import ModelVersion, OwnershipShare, Recording, RightsHolder, TrainingSetEntry
+from attribution.models import AttributionRun, Generation, ModelVersion, TrainingSetEntry
+from catalog.models import OwnershipShare, Recording, RightsHolder
 
 _counter = itertools.count(1)
 

@@ -84,7 +84,7 @@ def test_statement_is_frozen_and_regenerates_identically(two_periods):
 
 
 def first_model_version():
-    from catalog.models import ModelVersion
+    from attribution.models import ModelVersion
 
     return ModelVersion.objects.get()
 

@@ -7,7 +7,7 @@ Runs in this process (resumable: an interrupted run continues where it stopped),
 from django.core.management.base import BaseCommand, CommandError
 
 from attribution import services
-from catalog.models import ModelVersion
+from attribution.models import ModelVersion
 from core.exceptions import ApplicationError
 from core.progress import StageProgressBars
 

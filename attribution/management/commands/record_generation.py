@@ -9,8 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from attribution import selectors, services
-from attribution.models import AttributionRun
-from catalog.models import ModelVersion
+from attribution.models import AttributionRun, ModelVersion
 from core.exceptions import ApplicationError
 
 

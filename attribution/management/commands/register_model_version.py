@@ -5,8 +5,8 @@ manage.py register_model_version NAME CHECKPOINT_DIR [--override-reason TEXT]
 
 from django.core.management.base import BaseCommand, CommandError
 
+from attribution.services import model_version_register
 from catalog.management.commands._actor import actor_from_option
-from catalog.services import model_version_register
 from core.exceptions import ApplicationError
 
 

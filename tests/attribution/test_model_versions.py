@@ -1,4 +1,5 @@
-"""Registering model versions: manifest -> ordered training set, opt-outs, artifacts."""
+"""Model versions: registering a checkpoint (manifest -> ordered training set, opt-outs),
+their artifacts, and the pages, API, command and admin that use them."""
 
 import hashlib
 import json
@@ -6,24 +7,32 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
 
-from catalog.models import ModelArtifact, ModelVersion, TrainingSetEntry
-from catalog.selectors import (
+from attribution.model_version_selectors import (
     opted_out_recordings_in_model_version,
-    recordings_opted_out,
     training_set_for_model_version,
 )
-from catalog.services import (
-    model_artifact_update,
-    model_version_register,
-    opt_out_create,
-    opt_out_withdraw,
-)
+from attribution.models import ModelArtifact, ModelVersion, TrainingSetEntry
+from attribution.services import model_artifact_update, model_version_register
+from catalog.selectors import recordings_opted_out
+from catalog.services import opt_out_create, opt_out_withdraw
 from core.exceptions import ApplicationError
 from core.models import AuditEvent
-from tests.catalog.factories import RecordingFactory, RightsHolderFactory
+from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
+from tests.attribution.factories import ModelVersionFactory
+from tests.catalog.factories import RecordingFactory, RightsHolderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
+
+API = "/attribution/api"
+
+
+@pytest.fixture(autouse=True)
+def media_root(settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path / "media"
+    return settings.MEDIA_ROOT
 
 
 def write_checkpoint(folder, recordings, *, created_at="2026-06-01T12:00:00Z", weights=b"w"):
@@ -200,15 +209,6 @@ class TestOptOuts:
         assert model_version_register(name="v1", checkpoint_dir=folder, actor=None)
         assert AuditEvent.objects.filter(action="opt_out.withdraw").count() == 1
 
-    def test_cannot_opt_out_a_recording_without_a_share(self, recordings):
-        with pytest.raises(ApplicationError, match="holds no share"):
-            opt_out_create(
-                rights_holder=RightsHolderFactory(),
-                recording=recordings[0],
-                effective_from=date(2026, 1, 1),
-                actor=None,
-            )
-
 
 class TestArtifacts:
     @pytest.fixture
@@ -266,3 +266,206 @@ class TestArtifacts:
         assert (ready.status, ready.error) == ("ready", "")
         with pytest.raises(ApplicationError, match="cannot go from ready to failed"):
             model_artifact_update(model_version=model, kind="base_losses", status="failed")
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def test_register_model_version_command(tmp_path, capsys):
+    recordings = [RecordingFactory(), RecordingFactory()]
+    folder = write_checkpoint(tmp_path / "ckpt", recordings)
+    call_command("register_model_version", "demo-v1", str(folder))
+    assert "2 training tracks" in capsys.readouterr().out
+    assert ModelVersion.objects.get().name == "demo-v1"
+    with pytest.raises(CommandError, match="already registered"):
+        call_command("register_model_version", "demo-v2", str(folder))
+
+
+# --- the pages --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def admin(client):
+    account = UserFactory(role=CATALOG_ADMIN)
+    client.force_login(account)
+    return account
+
+
+def test_register_a_model_version_through_the_page(client, admin, tmp_path):
+    recordings = [RecordingFactory() for _ in range(3)]
+    folder = write_checkpoint(tmp_path / "ckpt", recordings)
+    bad = client.post(
+        "/attribution/model-versions/new/",
+        {"name": "v1", "checkpoint_dir": str(tmp_path / "none")},
+    )
+    assert bad.status_code == 200 and "is not a folder" in bad.content.decode()
+    response = client.post(
+        "/attribution/model-versions/new/", {"name": "sao-v1", "checkpoint_dir": str(folder)}
+    )
+    version = ModelVersion.objects.get(name="sao-v1")
+    assert response.status_code == 302 and response["Location"] == (
+        f"/attribution/model-versions/{version.pk}/"
+    )
+    assert version.training_set_entries.count() == 3
+    assert AuditEvent.objects.filter(action="model_version.register", actor=admin).exists()
+    listing = client.get("/attribution/model-versions/").content.decode()
+    assert "sao-v1" in listing and '<table class="sortable"' in listing
+    assert f'href="/attribution/model-versions/{version.pk}/"' in listing
+
+
+def test_model_version_page_shows_artifacts_and_queues_their_computation(
+    client, admin, tmp_path, monkeypatch, django_capture_on_commit_callbacks
+):
+    from attribution import tasks
+
+    recordings = [RecordingFactory() for _ in range(2)]
+    folder = write_checkpoint(tmp_path / "ckpt", recordings)
+    client.post("/attribution/model-versions/new/", {"name": "v2", "checkpoint_dir": str(folder)})
+    version = ModelVersion.objects.get(name="v2")
+    url = f"/attribution/model-versions/{version.pk}/"
+    page = client.get(url).content.decode()
+    assert "Diagonal Fisher information" in page and "Cached training-set losses" in page
+    assert page.count("Not computed") == 2
+    assert f'data-live-status-url="{url}status/"' in page
+    assert "js/live-status.js" in page or 'id="compute-artifacts"' in page
+
+    queued = []
+    # The service enqueues the task by name (a signature): catch what reaches the task.
+    monkeypatch.setattr(
+        tasks.compute_model_artifacts, "apply_async", lambda args, *a, **k: queued.extend(args)
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(f"{url}compute-artifacts/")
+    assert response.status_code == 302
+    assert queued == [version.pk]
+    assert set(version.artifacts.values_list("status", flat=True)) == {"computing"}
+    event = AuditEvent.objects.get(action="model_version.artifacts_queue")
+    assert event.actor == admin and event.object_id == str(version.pk)
+
+    ModelArtifact.objects.filter(model_version=version, kind="fisher").update(progress_percent=37)
+    status = client.get(f"{url}status/").json()
+    fisher = next(item for item in status["items"] if item["kind"] == "fisher")
+    assert fisher["percent"] == 37 and fisher["label"] == "Computing: 37 %"
+    assert status["done"] is False
+    page = client.get(url).content.decode()
+    assert 'value="37"' in page and 'id="compute-artifacts"' not in page
+
+    # A second request while it computes is refused, and nothing more is queued.
+    refused = client.post(f"{url}compute-artifacts/", follow=True).content.decode()
+    assert "already computing" in refused
+    assert queued == [version.pk]
+
+    api = APIClient()
+    api.force_authenticate(admin)
+    artifacts = api.get(f"{API}/model-versions/{version.pk}/artifacts/").json()
+    assert {a["kind"]: a["percent"] for a in artifacts} == {"fisher": 37, "base_losses": 0}
+    assert api.post(f"{API}/model-versions/{version.pk}/compute-artifacts/").status_code == 400
+
+
+@pytest.mark.parametrize("role", [FINANCE, RIGHTS_HOLDER, None])
+@pytest.mark.parametrize(
+    "url", ["/attribution/model-versions/", "/attribution/model-versions/new/"]
+)
+def test_model_version_pages_are_403_for_other_roles(client, role, url):
+    client.force_login(UserFactory(role=role))
+    assert client.get(url).status_code == 403
+
+
+@pytest.mark.parametrize("role", [FINANCE, RIGHTS_HOLDER])
+def test_model_version_posts_are_403_for_other_roles(client, role, tmp_path):
+    recordings = [RecordingFactory() for _ in range(2)]
+    version = model_version_register(
+        name="v4", checkpoint_dir=write_checkpoint(tmp_path / "c", recordings), actor=None
+    )
+    client.force_login(UserFactory(role=role))
+    compute = f"/attribution/model-versions/{version.pk}/compute-artifacts/"
+    assert client.post(compute).status_code == 403
+    assert client.get(f"/attribution/model-versions/{version.pk}/status/").status_code == 403
+    assert set(version.artifacts.values_list("status", flat=True)) == {"missing"}
+
+
+# --- the API ----------------------------------------------------------------------------------
+
+
+def client_for(user):
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+class TestModelVersionApi:
+    @pytest.fixture
+    def world(self):
+        """A holder with its own user, and two recordings of its own."""
+        mine = RightsHolderFactory(legal_name="Mine")
+        me = UserFactory(role=RIGHTS_HOLDER)
+        mine.users.add(me)
+        own = RecordingFactory(title="Own song", shares=[(mine, Decimal(100))])
+        other = RecordingFactory(title="Other song", shares=[(mine, Decimal(100))])
+        return {"me": me, "own": own, "other": other}
+
+    def test_register_and_read_training_set(self, tmp_path, world):
+        admin = client_for(UserFactory(role=CATALOG_ADMIN))
+        order = [world["other"], world["own"]]
+        folder = write_checkpoint(tmp_path / "ckpt", order)
+        response = admin.post(
+            f"{API}/model-versions/", {"name": "v1", "checkpoint_dir": str(folder)}
+        )
+        assert response.status_code == 201, response.content
+        body = response.json()
+        assert body["training_set_size"] == 2
+        assert {a["kind"]: a["status"] for a in body["artifacts"]} == {
+            "fisher": "missing",
+            "base_losses": "missing",
+        }
+        reader = client_for(world["me"])
+        entries = reader.get(f"{API}/model-versions/{body['id']}/training-set/").json()["results"]
+        assert [(e["position"], e["isrc"]) for e in entries] == [
+            (0, world["other"].isrc),
+            (1, world["own"].isrc),
+        ]
+        listed = reader.get(f"{API}/model-versions.json").json()["results"]
+        assert [row["name"] for row in listed] == ["v1"]
+
+    def test_unknown_recordings_in_manifest_are_listed(self, tmp_path, world):
+        admin = client_for(UserFactory(role=CATALOG_ADMIN))
+        folder = write_checkpoint(tmp_path / "ckpt", [world["own"]])
+        manifest = json.loads((folder / "training_manifest.json").read_text())
+        manifest["tracks"].append({"isrc": "QZZZZ2600001", "sha256": "0" * 64})
+        (folder / "training_manifest.json").write_text(json.dumps(manifest))
+        response = admin.post(
+            f"{API}/model-versions/", {"name": "v1", "checkpoint_dir": str(folder)}
+        )
+        assert response.status_code == 400
+        assert response.json()["extra"] == {"unknown_isrcs": ["QZZZZ2600001"]}
+
+    @pytest.mark.parametrize("role", [RIGHTS_HOLDER, FINANCE, None])
+    def test_only_catalog_admins_register(self, role):
+        client = client_for(UserFactory(role=role))
+        response = client.post(f"{API}/model-versions/", {"name": "m", "checkpoint_dir": "/x"})
+        assert response.status_code == 403
+        assert not ModelVersion.objects.exists()
+        assert not AuditEvent.objects.exists()
+
+    def test_compute_artifacts_is_for_catalog_admins(self, tmp_path):
+        recordings = [RecordingFactory() for _ in range(2)]
+        version = model_version_register(
+            name="v3", checkpoint_dir=write_checkpoint(tmp_path / "c", recordings), actor=None
+        )
+        api = client_for(UserFactory(role=FINANCE))
+        assert api.get(f"{API}/model-versions/{version.pk}/artifacts/").status_code == 200
+        assert api.post(f"{API}/model-versions/{version.pk}/compute-artifacts/").status_code == 403
+        assert set(version.artifacts.values_list("status", flat=True)) == {"missing"}
+
+
+# --- the Django admin -------------------------------------------------------------------------
+
+
+def test_catalog_admin_sees_model_versions_in_the_admin(client):
+    version = ModelVersionFactory(name="admin-listed-v1")
+    client.force_login(UserFactory(role=CATALOG_ADMIN, is_staff=True))
+    listing = client.get("/admin/attribution/modelversion/")
+    assert listing.status_code == 200 and "admin-listed-v1" in listing.content.decode()
+    assert client.get(f"/admin/attribution/modelversion/{version.pk}/change/").status_code == 200
+    client.force_login(UserFactory(role=FINANCE, is_staff=True))
+    assert client.get("/admin/attribution/modelversion/").status_code == 403

@@ -1,0 +1,134 @@
+"""REST API of model versions (under ``/attribution/api/model-versions/``).
+
+Every signed-in user may read which model versions exist, their training sets and the
+status of their artifacts; catalog admins register them and queue their artifacts.
+Every write calls one service.
+"""
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from attribution.model_version_selectors import (
+    model_version_artifact_statuses,
+    model_versions_visible_to,
+    training_set_entries,
+)
+from attribution.models import ModelArtifact, ModelVersion
+from attribution.services import model_version_artifacts_queue, model_version_register
+from catalog.apis import FILTER_BACKENDS, IsCatalogAdmin, IsCatalogAdminOrReadOnly
+
+
+class ModelArtifactSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelArtifact
+        fields = ["kind", "status", "progress_percent", "path", "sha256", "error", "updated_at"]
+
+
+class ModelVersionOutputSerializer(serializers.ModelSerializer):
+    artifacts = ModelArtifactSerializer(many=True)
+    training_set_size = serializers.IntegerField(source="training_set_entries.count")
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "name",
+            "checkpoint_sha256",
+            "checkpoint_path",
+            "manifest_sha256",
+            "manifest_seed",
+            "trained_at",
+            "config",
+            "opt_out_override_reason",
+            "training_set_size",
+            "artifacts",
+            "created_at",
+        ]
+
+
+class ModelVersionInputSerializer(serializers.Serializer):
+    name = serializers.CharField(max_length=255)
+    checkpoint_dir = serializers.CharField(max_length=1000)
+    override_reason = serializers.CharField(required=False, allow_blank=True)
+
+
+class TrainingSetEntrySerializer(serializers.Serializer):
+    position = serializers.IntegerField()
+    recording = serializers.IntegerField(source="recording_id")
+    isrc = serializers.CharField(source="recording.isrc")
+    title = serializers.CharField(source="recording.title")
+    track_id = serializers.CharField()
+
+
+class ArtifactStatusSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    kind = serializers.ChoiceField(choices=ModelArtifact.Kind.choices)
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=ModelArtifact.Status.choices)
+    percent = serializers.IntegerField(min_value=0, max_value=100)
+    label = serializers.CharField()
+    detail = serializers.CharField(help_text="Why it failed (empty otherwise)")
+    done = serializers.BooleanField(help_text="False while it is being computed")
+
+
+class ModelVersionViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    permission_classes = [IsCatalogAdminOrReadOnly]
+    serializer_class = ModelVersionOutputSerializer
+    filter_backends = FILTER_BACKENDS
+    filterset_fields = ["checkpoint_sha256", "name"]
+    search_fields = ["name", "checkpoint_sha256"]
+    ordering_fields = ["created_at", "trained_at", "name"]
+
+    def get_queryset(self):
+        return model_versions_visible_to(self.request.user).prefetch_related("artifacts")
+
+    @extend_schema(request=ModelVersionInputSerializer, responses=ModelVersionOutputSerializer)
+    def create(self, request, *args, **kwargs):
+        data = ModelVersionInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        model = model_version_register(
+            name=data.validated_data["name"],
+            checkpoint_dir=data.validated_data["checkpoint_dir"],
+            override_reason=data.validated_data.get("override_reason") or None,
+            actor=request.user,
+        )
+        return Response(ModelVersionOutputSerializer(model).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=ArtifactStatusSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def artifacts(self, request, pk=None, **kwargs):
+        """Status and progress of the model version's artifacts (Fisher, base losses)."""
+        model = self.get_object()
+        return Response(
+            ArtifactStatusSerializer(model_version_artifact_statuses(model), many=True).data
+        )
+
+    @extend_schema(request=None, responses={202: ArtifactStatusSerializer(many=True)})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="compute-artifacts",
+        permission_classes=[IsCatalogAdmin],
+    )
+    def compute_artifacts(self, request, pk=None, **kwargs):
+        """Queue the computation of the artifacts not ready yet (catalog admins)."""
+        model = self.get_object()
+        model_version_artifacts_queue(model_version=model, actor=request.user)
+        return Response(
+            ArtifactStatusSerializer(model_version_artifact_statuses(model), many=True).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+    @extend_schema(responses=TrainingSetEntrySerializer(many=True))
+    @action(detail=True, methods=["get"], url_path="training-set")
+    def training_set(self, request, pk=None, **kwargs):
+        model = self.get_object()
+        page = self.paginate_queryset(training_set_entries(model))
+        return self.get_paginated_response(TrainingSetEntrySerializer(page, many=True).data)
