@@ -69,11 +69,9 @@ DEMO_PROMPTS = (
     ),
 )
 # The demo runs the paper's method (the engine's defaults: lr 1e-6 times Eq. 6's 1/N, damping
-# 1e-3 x mean F) with fewer random timesteps, so that it finishes in about a minute on a
-# 2-core CPU; the defaults (2048 unlearning timesteps, T = 16 for the Fisher and 32 for the
-# losses) cost about 2.5 min per generation there, plus 3.5 min for the Fisher (README,
-# "Measured results on the demo model"). Used when ATTRIBUTION_ENGINE is not set; workers of a
-# broker-backed demo need the same value.
+# 1e-3 x mean F) with fewer random timesteps, so that it finishes quickly on a 2-core CPU
+# (docs/decisions/0011-demo-engine-profile.md; timings in BENCHMARKS.md). Used when
+# ATTRIBUTION_ENGINE is not set; workers of a broker-backed demo need the same value.
 DEMO_ENGINE_PROFILE = {
     "unlearn_timesteps": 256,
     "score_timesteps": 4,

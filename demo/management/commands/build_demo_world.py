@@ -2,7 +2,7 @@
 
 Renders real scores from music21's corpus to audio, writes the catalog files, and trains a
 small stable-audio-tools DiT on them (CPU). Idempotent: a second run reuses what is built
-when inputs and content hashes match. Output: ``DATA_DIR/demo/`` (see the README, "The demo world").
+when inputs and content hashes match. Output: ``DATA_DIR/demo/`` (docs/demo.md).
 """
 
 from pathlib import Path
