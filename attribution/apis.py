@@ -3,7 +3,9 @@
 Scoping is the pages' (``attribution.selectors.generations_for_user``): catalog admins
 and finance see every generation; a rights holder's users see the generations that paid
 the holders they act for (another holder's generation, its audio and runs are 404);
-the generating service sees what it recorded. Only catalog admins re-run.
+the generating service sees what it recorded. Only catalog admins re-run. One
+generation with what it paid (``GET .../generations/<id>/``) is the ledger's
+(``ledger.apis.generations``).
 """
 
 import json
@@ -117,52 +119,6 @@ class GenerationSerializer(serializers.ModelSerializer):
         return selectors.top_attributed_tracks(run) if run is not None else []
 
 
-class AttributedTrackSerializer(serializers.Serializer):
-    rank = serializers.IntegerField(help_text="1 = the highest score in the training set")
-    position = serializers.IntegerField(help_text="Position in the model's training set")
-    isrc = serializers.CharField()
-    title = serializers.CharField()
-    score = serializers.FloatField(help_text="Attribution score (Eq. 2): loss increase")
-    pool_share_percent = serializers.DecimalField(
-        max_digits=7, decimal_places=2, help_text="The track's share of the royalty pool"
-    )
-    amount = serializers.CharField(help_text="Exact amount in major units (a decimal string)")
-    amount_accrual = serializers.IntegerField(help_text="The same in ledger accrual units")
-    rights_holder = serializers.CharField(help_text="The holder paid (holders' view only)")
-    ownership_percent = serializers.DecimalField(
-        max_digits=7, decimal_places=4, allow_null=True, help_text="The holder's share"
-    )
-
-
-class GenerationDetailSerializer(GenerationSerializer):
-    attributed_tracks = serializers.SerializerMethodField()
-    attributed_total = serializers.SerializerMethodField()
-
-    class Meta(GenerationSerializer.Meta):
-        fields = [*GenerationSerializer.Meta.fields, "attributed_tracks", "attributed_total"]
-
-    def _detail(self, generation: Generation) -> selectors.GenerationDetail:
-        cache = self.context.setdefault("_details", {})
-        if generation.pk not in cache:
-            cache[generation.pk] = selectors.generation_detail(
-                generation=generation, user=self.context["request"].user
-            )
-        return cache[generation.pk]
-
-    @extend_schema_field(AttributedTrackSerializer(many=True))
-    def get_attributed_tracks(self, generation: Generation) -> list[dict]:
-        """From the settlement: for a rights holder's user, the tracks that paid the
-        holders they act for (one row per track and holder, with the holder's ownership
-        share and amount); for admins and finance, every paid track and its amount."""
-        return AttributedTrackSerializer(self._detail(generation).rows, many=True).data
-
-    @extend_schema_field(serializers.CharField(allow_null=True))
-    def get_attributed_total(self, generation: Generation) -> str | None:
-        """What ``attributed_tracks`` add up to (major units), null before settlement."""
-        total = self._detail(generation).total
-        return None if total is None else str(total)
-
-
 class GenerationCreateSerializer(serializers.Serializer):
     model_version = serializers.CharField(help_text="model version id or name")
     prompt = serializers.CharField()
@@ -225,15 +181,6 @@ class GenerationListCreateApi(ListAPIView):
             GenerationSerializer(generation, context=self.get_serializer_context()).data,
             status=status.HTTP_200_OK if existed else status.HTTP_201_CREATED,
         )
-
-
-class GenerationDetailApi(RetrieveAPIView):
-    """A generation with its attributed tracks (a rights holder: only its own)."""
-
-    serializer_class = GenerationDetailSerializer
-
-    def get_queryset(self):
-        return selectors.generations_for_user(self.request.user)
 
 
 class AudioRenderer(BaseRenderer):

@@ -7,29 +7,25 @@ Who sees which generation:
   the rights holders they act for; another holder's generation does not exist for them;
 * anyone: the generations they recorded themselves (the generating service's account).
 
-Amounts come from the ledger's ``Settlement`` rows (accrual units, integers) and are
-turned into ``Decimal`` only for display; scores come from the ``AttributionRun``
+What paid whom is the ledger's to say, a layer above this one: it registers that rule
+(``holder_generations_register``) when the apps load, and owns the pages that show the
+money (``ledger.selectors.generations``). Scores come from the ``AttributionRun``
 (``scores[i]`` belongs to training-set position ``i``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from decimal import Decimal
+from collections.abc import Callable, Iterable, Sequence
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from attribution.models import AttributionRun, Generation, TrainingSetEntry
 from catalog.models import OwnershipShare, RightsHolder
 from catalog.selectors import holders_for_user
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER, user_has_role
-from ledger.models import JournalEntry, Settlement, SettlementHolderLine, SettlementTrackLine
-from ledger.money import accrual_to_decimal
 
 AnyUser = AbstractBaseUser | AnonymousUser
-PERCENT = Decimal("0.01")
 ACTIVE_STATUSES = (
     AttributionRun.Status.QUEUED,
     AttributionRun.Status.RUNNING,
@@ -52,18 +48,18 @@ def user_may_read_generation_pages(user: AnyUser) -> bool:
     )
 
 
-def live_settlements() -> QuerySet[Settlement]:
-    """Settlements whose journal entry has not been reversed: what actually pays."""
-    reversed_entries = JournalEntry.objects.filter(
-        reverses=OuterRef("journal_entry"), kind=JournalEntry.Kind.REVERSAL
-    )
-    return Settlement.objects.exclude(Exists(reversed_entries))
+HolderGenerations = Callable[[QuerySet[RightsHolder]], QuerySet]
+"""``rule(holders)``: the ids of the generations the users of ``holders`` may see (a query)."""
+
+_holder_generations: HolderGenerations | None = None
 
 
-def _paid_lines(holders: QuerySet[RightsHolder]) -> QuerySet[SettlementHolderLine]:
-    return SettlementHolderLine.objects.filter(
-        rights_holder__in=holders, settlement__in=live_settlements()
-    )
+def holder_generations_register(rule: HolderGenerations) -> None:
+    """Set the rule for which generations a rights holder's users see besides their own
+    (``ledger.apps.LedgerConfig.ready``: the generations that paid the holder). Without
+    one, they see only what they recorded."""
+    global _holder_generations
+    _holder_generations = rule
 
 
 def generations_for_user(user: AnyUser) -> QuerySet[Generation]:
@@ -73,45 +69,14 @@ def generations_for_user(user: AnyUser) -> QuerySet[Generation]:
         return generations.none()
     if user_sees_all_generations(user):
         return generations.all()
-    paid = _paid_lines(holders_for_user(user)).filter(settlement__generation=OuterRef("pk"))
-    return generations.annotate(paid_user_holder=Exists(paid)).filter(
-        Q(requested_by=user) | Q(paid_user_holder=True)
-    )
-
-
-def generations_paying_user(user: AnyUser) -> QuerySet[Generation]:
-    """Generations that paid a rights holder ``user`` acts for, with ``holder_amount``
-    (accrual units, summed over those holders), newest first."""
-    lines = _paid_lines(holders_for_user(user)).filter(settlement__generation=OuterRef("pk"))
-    amount = (
-        lines.order_by()
-        .values("settlement__generation")
-        .annotate(total=Sum("amount"))
-        .values("total")
-    )
-    return (
-        Generation.objects.select_related("model_version")
-        .annotate(holder_amount=Subquery(amount))
-        .filter(holder_amount__isnull=False)
-        .order_by("-created_at", "-id")
-    )
+    visible = Q(requested_by=user)
+    if _holder_generations is not None:
+        visible |= Q(pk__in=_holder_generations(holders_for_user(user)))
+    return generations.filter(visible)
 
 
 def latest_run(generation: Generation) -> AttributionRun | None:
     return generation.attribution_runs.order_by("-created_at", "-id").first()
-
-
-def scored_run(generation: Generation) -> AttributionRun | None:
-    """The run whose scores count: the one the live settlement used, else the latest
-    succeeded run."""
-    settlement = live_settlements().filter(generation=generation).first()
-    if settlement is not None:
-        return settlement.attribution_run
-    return (
-        generation.attribution_runs.filter(status=AttributionRun.Status.SUCCEEDED)
-        .order_by("-created_at", "-id")
-        .first()
-    )
 
 
 def score_ranks(scores: Sequence[float]) -> list[int]:
@@ -143,47 +108,6 @@ def top_attributed_tracks(run: AttributionRun, limit: int = 5) -> list[dict]:
     ]
 
 
-# --- one generation, as a page shows it -------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrackRow:
-    """One paid training track (for a holder: the holder's part of it)."""
-
-    rank: int
-    position: int
-    isrc: str
-    title: str
-    score: float
-    pool_share_percent: Decimal  # the track's share of the royalty pool
-    amount: Decimal  # major units, exact (accrual precision)
-    amount_accrual: int  # the same amount in the ledger's accrual units
-    rights_holder: str = ""
-    ownership_percent: Decimal | None = None
-
-
-@dataclass(frozen=True)
-class GenerationDetail:
-    generation: Generation
-    run: AttributionRun | None  # the run whose scores are shown
-    settlement: Settlement | None
-    rows: list[TrackRow]
-    total: Decimal | None  # what ``rows`` add up to (major units)
-    highlight_positions: frozenset[int]  # training-set positions drawn in the chart's colour
-    highlight_label: str
-    for_holder: bool
-
-    @property
-    def currency(self) -> str:
-        return self.generation.currency
-
-
-def _percent_of(part: int, whole: int) -> Decimal:
-    if whole <= 0:
-        return Decimal(0).quantize(PERCENT)
-    return (Decimal(part) * 100 / Decimal(whole)).quantize(PERCENT)
-
-
 def holder_positions(model_version_id: int, holder_ids: Iterable[int]) -> set[int]:
     """Training-set positions of recordings the holders own a share of."""
     owned = OwnershipShare.objects.filter(rights_holder_id__in=list(holder_ids)).values(
@@ -194,143 +118,6 @@ def holder_positions(model_version_id: int, holder_ids: Iterable[int]) -> set[in
             model_version_id=model_version_id, recording_id__in=owned
         ).values_list("position", flat=True)
     )
-
-
-def generation_detail(*, generation: Generation, user: AnyUser) -> GenerationDetail:
-    """What a generation page shows ``user``.
-
-    A rights holder's user gets the tracks that paid the holders they act for (score,
-    ownership share, amount, from the settlement) and the chart highlights every track
-    those holders own; admins and finance get every paid track and the chart highlights
-    the paid tracks. The caller has already checked that ``user`` may see ``generation``.
-    """
-    run = scored_run(generation)
-    settlement = (
-        live_settlements()
-        .filter(generation=generation, attribution_run=run)
-        .select_related("journal_entry")
-        .first()
-        if run is not None
-        else None
-    )
-    scores = list(run.scores or []) if run is not None else []
-    ranks = score_ranks(scores)
-    for_holder = not user_sees_all_generations(user)
-    holders = {h.pk: h for h in holders_for_user(user)} if for_holder else {}
-    rows: list[TrackRow] = []
-    if settlement is not None:
-        track_amounts = dict(
-            SettlementTrackLine.objects.filter(settlement=settlement).values_list(
-                "position", "amount"
-            )
-        )
-        if for_holder:
-            parts = [
-                (line.rights_holder_id, position, amount)
-                for line in SettlementHolderLine.objects.filter(
-                    settlement=settlement, rights_holder_id__in=list(holders)
-                )
-                for position, amount in line.tracks
-            ]
-        else:
-            parts = [(None, position, amount) for position, amount in track_amounts.items()]
-        entries = {
-            e.position: e.recording
-            for e in TrainingSetEntry.objects.filter(
-                model_version_id=generation.model_version_id,
-                position__in={position for _, position, _ in parts},
-            ).select_related("recording")
-        }
-        snapshot = settlement.ownership_snapshot
-        for holder_id, position, amount in parts:
-            recording = entries[position]
-            percent = None
-            if holder_id is not None:
-                percent = next(
-                    (Decimal(p) for h, p in snapshot.get(str(position), []) if h == holder_id),
-                    None,
-                )
-            rows.append(
-                TrackRow(
-                    rank=ranks[position] if position < len(ranks) else 0,
-                    position=position,
-                    isrc=recording.isrc,
-                    title=recording.title,
-                    score=scores[position] if position < len(scores) else 0.0,
-                    pool_share_percent=_percent_of(track_amounts[position], settlement.pool),
-                    amount=accrual_to_decimal(int(amount), settlement.currency),
-                    amount_accrual=int(amount),
-                    rights_holder=holders[holder_id].legal_name if holder_id else "",
-                    ownership_percent=percent,
-                )
-            )
-        rows.sort(key=lambda row: (row.rank, row.rights_holder))
-    total = None
-    if settlement is not None:
-        if for_holder:
-            accrual = SettlementHolderLine.objects.filter(
-                settlement=settlement, rights_holder_id__in=list(holders)
-            ).aggregate(total=Sum("amount"))["total"]
-        else:
-            accrual = settlement.pool
-        total = accrual_to_decimal(int(accrual or 0), settlement.currency)
-    if for_holder:
-        highlight = holder_positions(generation.model_version_id, holders) | {
-            row.position for row in rows
-        }
-        label = "your tracks"
-    else:
-        highlight = {row.position for row in rows}
-        label = "paid tracks"
-    return GenerationDetail(
-        generation=generation,
-        run=run,
-        settlement=settlement,
-        rows=rows,
-        total=total,
-        highlight_positions=frozenset(p for p in highlight if p < len(scores)),
-        highlight_label=label,
-        for_holder=for_holder,
-    )
-
-
-@dataclass(frozen=True)
-class GenerationRow:
-    """One line of the generations page."""
-
-    generation: Generation
-    amount: Decimal | None  # a holder's page: what the generation paid them (major units)
-    run: AttributionRun | None  # an admin's page: the latest run
-    status: dict | None  # ``run_status(run)``
-
-
-def generation_rows(generations: Iterable[Generation], *, for_holder: bool) -> list[GenerationRow]:
-    """Rows for a page of ``generations_paying_user`` (``for_holder``) or of
-    ``generations_for_user`` (admins: with each generation's latest run)."""
-    generations = list(generations)
-    if for_holder:
-        return [
-            GenerationRow(
-                generation=g,
-                amount=accrual_to_decimal(int(g.holder_amount), g.currency),
-                run=None,
-                status=None,
-            )
-            for g in generations
-        ]
-    latest: dict[int, AttributionRun] = {}
-    runs = AttributionRun.objects.filter(generation__in=generations).order_by("created_at", "id")
-    for run in runs:
-        latest[run.generation_id] = run  # the last one wins
-    return [
-        GenerationRow(
-            generation=g,
-            amount=None,
-            run=latest.get(g.pk),
-            status=run_status(latest[g.pk]) if g.pk in latest else None,
-        )
-        for g in generations
-    ]
 
 
 # --- run status, as the pages and the status endpoint show it ---------------------------------

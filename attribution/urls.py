@@ -1,5 +1,7 @@
 """URL routes of attribution: pages under ``/attribution/``, the API under
-``/attribution/api/``."""
+``/attribution/api/``. The generations' list and pages, and one generation with what it
+paid, are the ledger's, at ``/attribution/generations/`` and
+``/attribution/api/generations/<id>/`` (``ledger.urls``)."""
 
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
@@ -36,14 +38,11 @@ urlpatterns = [
         model_version_views.model_version_compute_artifacts,
         name="model-version-compute",
     ),
-    path("generations/", views.generation_list, name="generations"),
-    path("generations/<int:pk>/", views.generation_detail, name="generation"),
     path("generations/<int:pk>/audio/", views.generation_audio, name="generation-audio"),
     path("jobs/", views.job_list, name="jobs"),
     path("jobs/status/", views.job_status, name="jobs-status"),
     path("runs/<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
     path("api/generations/", apis.GenerationListCreateApi.as_view(), name="api-generations"),
-    path("api/generations/<int:pk>/", apis.GenerationDetailApi.as_view(), name="api-generation"),
     path(
         "api/generations/<int:pk>/audio/",
         apis.GenerationAudioApi.as_view(),

@@ -1,12 +1,9 @@
-"""Pages of generations and attribution runs.
+"""Pages of attribution runs and of generations' audio.
 
-* ``generations``: rights holders see the generations that paid them (with what each
-  paid); catalog admins and finance see every generation with its latest run.
-* ``generation``: the prompt, an audio player, the chart of the attribution scores of the
-  whole training set (the holder's own tracks highlighted), and the paid tracks with
-  their scores, shares and amounts (a holder: only theirs).
+* ``generation-audio``: a generation's audio, for the player of its page (the
+  generations' list and pages show what they paid: ``ledger.views``).
 * ``jobs`` (catalog admins): attribution runs with live status, progress, failures with
-  their reasons, and Re-run for failed runs.
+  their reasons, and Re-run for failed runs; ``jobs-status``, the JSON the pages poll.
 
 Another holder's generation, and its audio, do not exist for a holder (404). Every page
 parses input and calls one selector or service.
@@ -23,8 +20,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from attribution import selectors, services
-from attribution.charts import attribution_distribution_svg
-from attribution.models import AttributionRun, Generation
+from attribution.models import AttributionRun
 from attribution.streaming import ranged_file_response
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, user_has_role
@@ -33,7 +29,8 @@ PAGE_SIZE = 50
 MAX_STATUS_IDS = 200
 
 
-def _require_reader(request: HttpRequest) -> None:
+def require_generation_reader(request: HttpRequest) -> None:
+    """403 unless the user may read generation pages (``user_may_read_generation_pages``)."""
     if not selectors.user_may_read_generation_pages(request.user):
         raise PermissionDenied("This page is for rights holders, catalog admins and finance.")
 
@@ -43,35 +40,8 @@ def _require_catalog_admin(request: HttpRequest) -> None:
         raise PermissionDenied("This page is for catalog admins.")
 
 
-@login_required
-@require_GET
-def generation_list(request: HttpRequest) -> HttpResponse:
-    _require_reader(request)
-    for_holder = not selectors.user_sees_all_generations(request.user)
-    if for_holder:
-        generations = selectors.generations_paying_user(request.user)
-    else:
-        generations = selectors.generations_for_user(request.user).order_by("-created_at", "-id")
-        if request.GET.get("status") in Generation.Status.values:
-            generations = generations.filter(status=request.GET["status"])
-    page = Paginator(generations, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = selectors.generation_rows(page.object_list, for_holder=for_holder)
-    active = [row.run.pk for row in rows if row.status is not None and not row.status["done"]]
-    return render(
-        request,
-        "attribution/generations.html",
-        {
-            "page_obj": page,
-            "rows": rows,
-            "for_holder": for_holder,
-            "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
-            "statuses": Generation.Status.choices,
-            "status_url": _status_url(active),
-        },
-    )
-
-
-def _status_url(run_ids: list[int]) -> str:
+def run_status_url(run_ids: list[int]) -> str:
+    """The ``jobs-status`` URL the pages poll for ``run_ids`` ("" for none)."""
     if not run_ids:
         return ""
     return f"{reverse('attribution:jobs-status')}?ids={','.join(map(str, run_ids))}"
@@ -79,44 +49,9 @@ def _status_url(run_ids: list[int]) -> str:
 
 @login_required
 @require_GET
-def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    _require_reader(request)
-    generation = get_object_or_404(selectors.generations_for_user(request.user), pk=pk)
-    detail = selectors.generation_detail(generation=generation, user=request.user)
-    chart = None
-    if detail.run is not None and detail.run.scores:
-        chart = attribution_distribution_svg(
-            detail.run.scores,
-            highlight=detail.highlight_positions,
-            highlight_label=detail.highlight_label,
-        )
-    rows = Paginator(detail.rows, PAGE_SIZE).get_page(request.GET.get("page"))
-    runs = []
-    if not detail.for_holder:
-        runs = [
-            (run, selectors.run_status(run), selectors.run_may_rerun(run))
-            for run in selectors.runs_for_user(request.user).filter(generation=generation)
-        ]
-    return render(
-        request,
-        "attribution/generation_detail.html",
-        {
-            "generation": generation,
-            "detail": detail,
-            "chart": chart,
-            "page_obj": rows,
-            "runs": runs,
-            "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
-            "status_url": _status_url([run.pk for run, status, _ in runs if not status["done"]]),
-        },
-    )
-
-
-@login_required
-@require_GET
 def generation_audio(request: HttpRequest, pk: int) -> HttpResponse:
     """The generated audio, for the page's player (byte ranges supported)."""
-    _require_reader(request)
+    require_generation_reader(request)
     generation = get_object_or_404(selectors.generations_for_user(request.user), pk=pk)
     return ranged_file_response(
         request, generation.audio, filename=f"generation-{generation.pk}.wav"
@@ -142,7 +77,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "statuses": AttributionRun.Status.choices,
             "status": status,
-            "status_url": _status_url([run.pk for run, s, _ in rows if not s["done"]]),
+            "status_url": run_status_url([run.pk for run, s, _ in rows if not s["done"]]),
         },
     )
 
@@ -152,7 +87,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
 def job_status(request: HttpRequest) -> JsonResponse:
     """``{"items": [run status...], "done": bool}`` for ``?ids=1,2,3`` (polled by
     static/js/live-status.js)."""
-    _require_reader(request)
+    require_generation_reader(request)
     ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()]
     items = selectors.run_statuses(user=request.user, ids=ids[:MAX_STATUS_IDS])
     return JsonResponse({"items": items, "done": all(item["done"] for item in items)})

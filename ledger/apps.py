@@ -5,7 +5,11 @@ class LedgerConfig(AppConfig):
     name = "ledger"
 
     def ready(self) -> None:
+        from attribution.selectors import holder_generations_register
         from attribution.signals import run_succeeded
         from ledger.receivers import settle_succeeded_run
+        from ledger.selectors.generations import generations_paid_to
 
         run_succeeded.connect(settle_succeeded_run, dispatch_uid="ledger.settle_succeeded_run")
+        # A rights holder's users see the generations that paid the holder.
+        holder_generations_register(generations_paid_to)

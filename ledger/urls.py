@@ -1,4 +1,7 @@
-"""URL routes of the ledger: pages under ``/ledger/``, the REST API under ``/ledger/api/``."""
+"""URL routes of the ledger: pages under ``/ledger/``, the REST API under ``/ledger/api/``;
+and the generations' list and pages (what each generation paid) with the API's one
+generation, at the addresses they have under ``/attribution/``. Included at the site's
+root, after ``attribution.urls``."""
 
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
@@ -16,7 +19,7 @@ router.register("periods", apis.StatementPeriodViewSet, basename="statement-peri
 
 statement = "statements/<int:holder_id>/<int:period_id>/<str:currency>/"
 
-urlpatterns = [
+ledger_urlpatterns = [
     # Rights holders (and finance, for any holder).
     path("", views.dashboard, name="dashboard"),
     path("statements/", views.statement_list, name="statements"),
@@ -45,4 +48,16 @@ urlpatterns = [
     path("api/balances/", apis.BalanceApi.as_view(), name="api-balances"),
     path("api/verify/", apis.VerifyApi.as_view(), name="api-verify"),
     path("api/", include(router.urls)),
+]
+
+urlpatterns = [
+    path("ledger/", include(ledger_urlpatterns)),
+    # Rights holders, catalog admins and finance.
+    path("attribution/generations/", views.generation_list, name="generations"),
+    path("attribution/generations/<int:pk>/", views.generation_detail, name="generation"),
+    path(
+        "attribution/api/generations/<int:pk>/",
+        apis.GenerationDetailApi.as_view(),
+        name="api-generation",
+    ),
 ]

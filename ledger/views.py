@@ -4,7 +4,8 @@ Rights holders (only the holders they act for; finance may open any holder's): t
 dashboard (balances, earnings, next payout) and statements (page, CSV, PDF). Finance:
 accounts, the journal and its entries, ledger verification, statement periods (create,
 close), payout batches. Every finance action is a POST (CSRF-checked) to a service that
-writes the audit trail.
+writes the audit trail. The generations' list and pages (under ``/attribution/``), for
+rights holders, catalog admins and finance: what each generation paid, and to whom.
 
 Views parse input, call a selector or service and render; anonymous users are sent to
 log in; holder pages show the holders the user acts for (a user who acts for none gets an
@@ -19,11 +20,15 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
+from attribution import selectors as attribution_selectors
+from attribution.charts import attribution_distribution_svg
+from attribution.models import Generation
+from attribution.views import require_generation_reader, run_status_url
 from catalog.models import RightsHolder
 from core.exceptions import ApplicationError
-from core.roles import FINANCE, role_required, user_has_role
+from core.roles import CATALOG_ADMIN, FINANCE, role_required, user_has_role
 from ledger import selectors, services
 from ledger.charts import earnings_per_month_svg
 from ledger.exports import CONTENT_TYPES, statement_csv, statement_pdf
@@ -358,3 +363,77 @@ def payout_line_fail(request: HttpRequest, pk: int) -> HttpResponse:
             request, f"Line for {line.rights_holder.legal_name} marked failed: {booked}."
         )
     return redirect("ledger:payout", pk=line.batch_id)
+
+
+# --- generations: what each paid -------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def generation_list(request: HttpRequest) -> HttpResponse:
+    """Rights holders: the generations that paid them, with what each paid. Catalog admins
+    and finance: every generation with its latest run (``?status=`` narrows the list)."""
+    require_generation_reader(request)
+    for_holder = not attribution_selectors.user_sees_all_generations(request.user)
+    if for_holder:
+        generations = selectors.generations_paying_user(request.user)
+    else:
+        generations = attribution_selectors.generations_for_user(request.user).order_by(
+            "-created_at", "-id"
+        )
+        if request.GET.get("status") in Generation.Status.values:
+            generations = generations.filter(status=request.GET["status"])
+    page = _page(request, generations)
+    rows = selectors.generation_rows(page.object_list, for_holder=for_holder)
+    active = [row.run.pk for row in rows if row.status is not None and not row.status["done"]]
+    return render(
+        request,
+        "ledger/generations.html",
+        {
+            "page_obj": page,
+            "rows": rows,
+            "for_holder": for_holder,
+            "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
+            "statuses": Generation.Status.choices,
+            "status_url": run_status_url(active),
+        },
+    )
+
+
+@login_required
+@require_GET
+def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The prompt, an audio player, the chart of the attribution scores of the whole
+    training set (a holder's own tracks highlighted), and the paid tracks with their
+    scores, shares and amounts (a holder: only theirs); admins also see the runs."""
+    require_generation_reader(request)
+    generation = get_object_or_404(attribution_selectors.generations_for_user(request.user), pk=pk)
+    detail = selectors.generation_detail(generation=generation, user=request.user)
+    chart = None
+    if detail.run is not None and detail.run.scores:
+        chart = attribution_distribution_svg(
+            detail.run.scores,
+            highlight=detail.highlight_positions,
+            highlight_label=detail.highlight_label,
+        )
+    runs = []
+    if not detail.for_holder:
+        runs = [
+            (run, attribution_selectors.run_status(run), attribution_selectors.run_may_rerun(run))
+            for run in attribution_selectors.runs_for_user(request.user).filter(
+                generation=generation
+            )
+        ]
+    return render(
+        request,
+        "ledger/generation_detail.html",
+        {
+            "generation": generation,
+            "detail": detail,
+            "chart": chart,
+            "page_obj": _page(request, detail.rows),
+            "runs": runs,
+            "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
+            "status_url": run_status_url([run.pk for run, status, _ in runs if not status["done"]]),
+        },
+    )

@@ -6,13 +6,19 @@ holders they act for and generate those statements (another holder's is 404). Wr
 through ``ledger.services``, which audit them.
 
 One module per resource: ``accounts``, ``journal``, ``statements``, ``balances``,
-``verification``, ``periods``, ``payouts``; ``common`` holds the finance permission and
-the file renderers.
+``verification``, ``periods``, ``payouts``, ``generations`` (one generation with what it
+paid, under ``/attribution/api/``); ``common`` holds the finance permission and the file
+renderers.
 """
 
 from ledger.apis.accounts import AccountSerializer, AccountViewSet
 from ledger.apis.balances import BalanceApi, BalanceRowSerializer, BalancesSerializer
 from ledger.apis.common import MAX_ID, XLSX, CSVRenderer, IsFinance, PDFRenderer, XLSXRenderer
+from ledger.apis.generations import (
+    AttributedTrackSerializer,
+    GenerationDetailApi,
+    GenerationDetailSerializer,
+)
 from ledger.apis.journal import (
     JournalEntryDetailSerializer,
     JournalEntrySerializer,
@@ -49,10 +55,13 @@ __all__ = [
     "XLSX",
     "AccountSerializer",
     "AccountViewSet",
+    "AttributedTrackSerializer",
     "BalanceApi",
     "BalanceRowSerializer",
     "BalancesSerializer",
     "CSVRenderer",
+    "GenerationDetailApi",
+    "GenerationDetailSerializer",
     "IsFinance",
     "JournalEntryDetailSerializer",
     "JournalEntrySerializer",

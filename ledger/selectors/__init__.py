@@ -7,7 +7,8 @@ balances are reported as what the platform owes (the negated, credit-normal sum)
 
 One module per aggregate: ``accounts``, ``holders`` (who may read whose data, what each
 holder is owed), ``earnings`` (a holder's dashboard), ``statements`` (and periods),
-``journal``, ``payouts``, ``verification``. Selectors never import services.
+``journal``, ``payouts``, ``verification``, ``generations`` (what each generation paid,
+for the generation pages). Selectors never import services.
 """
 
 from ledger.selectors.accounts import (
@@ -29,6 +30,17 @@ from ledger.selectors.earnings import (
     holder_earnings_by_month,
     month_starts,
     payout_estimate,
+)
+from ledger.selectors.generations import (
+    GenerationDetail,
+    GenerationRow,
+    TrackRow,
+    generation_detail,
+    generation_rows,
+    generations_paid_to,
+    generations_paying_user,
+    live_settlements,
+    scored_run,
 )
 from ledger.selectors.holders import (
     holder_balance,
@@ -73,15 +85,22 @@ __all__ = [
     "CurrencySummary",
     "EarningsWindow",
     "EntryDetail",
+    "GenerationDetail",
+    "GenerationRow",
     "HolderDashboard",
     "PayoutBatchDetail",
     "PayoutEstimate",
     "StatementRow",
+    "TrackRow",
     "VerificationReport",
     "account_balance",
     "account_balances",
     "accounts_with_balances",
     "earnings_window",
+    "generation_detail",
+    "generation_rows",
+    "generations_paid_to",
+    "generations_paying_user",
     "holder_balance",
     "holder_balances",
     "holder_currencies",
@@ -96,12 +115,14 @@ __all__ = [
     "journal_entry_detail",
     "ledger_verifications",
     "ledger_verify",
+    "live_settlements",
     "month_starts",
     "payout_batch_detail",
     "payout_batches",
     "payout_estimate",
     "payout_reserved_minor",
     "rights_holders_for_user",
+    "scored_run",
     "statement_compute",
     "statement_period_state",
     "statement_period_suggestion",

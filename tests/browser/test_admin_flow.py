@@ -9,8 +9,8 @@ from playwright.sync_api import expect
 from attribution.charts import HIGHLIGHT_GROUP_ID
 from catalog.models import ImportBatch, Recording, RightsHolder
 from core.services import user_create_or_update
-from tests.attribution.test_views import settled_world
 from tests.catalog.conftest import CatalogFolder
+from tests.ledger.generation_world import settled_world
 
 PASSWORD = "browser-test-password-1"
 PHONE = {"width": 390, "height": 844}
@@ -139,7 +139,7 @@ def test_admin_watches_a_run_progress_live_then_reruns_it(
 ):
     from attribution import tasks
     from attribution.models import AttributionRun
-    from tests.attribution.test_views import generation_with_audio
+    from tests.ledger.generation_world import generation_with_audio
 
     queued = []
     monkeypatch.setattr(tasks.prepare_run, "delay", queued.append)

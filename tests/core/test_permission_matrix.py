@@ -127,8 +127,6 @@ EXPECTED: dict[str, Expect] = {
     "catalog:opt-out-detail": api(owned=True, args=pk("opt_out_a")),
     "catalog:opt-out-withdraw": api(ok=405, owned=True, args=pk("opt_out_a")),
     # --- attribution pages
-    "attribution:generations": page(),
-    "attribution:generation": page(owned=True, args=pk("generation_a")),
     "attribution:generation-audio": page(owned=True, args=pk("generation_a")),
     "attribution:jobs": page(CATALOG),
     "attribution:jobs-status": page(),  # JSON polled by the pages; runs the caller may see
@@ -140,7 +138,6 @@ EXPECTED: dict[str, Expect] = {
     "attribution:model-version-compute": page(CATALOG, ok=405, args=pk("model_version")),
     # --- attribution API
     "attribution:api-generations": api(),
-    "attribution:api-generation": api(owned=True, args=pk("generation_a")),
     "attribution:api-generation-audio": api(owned=True, args=pk("generation_a")),
     "attribution:api-runs": api(),
     "attribution:api-run": api(owned=True, args=pk("run_a")),
@@ -169,6 +166,9 @@ EXPECTED: dict[str, Expect] = {
     "ledger:payout-export": page(FIN, ok=405, args=pk("payout_batch")),
     "ledger:payout-mark-paid": page(FIN, ok=405, args=pk("payout_batch")),
     "ledger:payout-line-fail": page(FIN, ok=405, args=pk("payout_line_a")),
+    # What generations paid (under /attribution/generations/): holders see those that paid them.
+    "ledger:generations": page(),
+    "ledger:generation": page(owned=True, args=pk("generation_a")),
     # --- ledger API
     "ledger:api-root": api(),
     "ledger:api-balances": api(),
@@ -193,6 +193,7 @@ EXPECTED: dict[str, Expect] = {
     "ledger:payout-batch-export": api(FIN, args=pk("payout_batch")),
     "ledger:payout-batch-mark-paid": api(FIN, ok=405, args=pk("payout_batch")),
     "ledger:payout-batch-fail-line": api(FIN, ok=405, args=pk("payout_batch")),
+    "ledger:api-generation": api(owned=True, args=pk("generation_a")),  # /attribution/api/
 }
 
 

@@ -1,0 +1,68 @@
+"""One generation with what it paid (``GET /attribution/api/generations/<id>/``): the
+generation as the generations API lists it, plus the tracks its settlement paid (a rights
+holder's user: only the holders they act for) and their total. Scoping is the pages'
+(``attribution.selectors.generations_for_user``)."""
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.generics import RetrieveAPIView
+
+from attribution.apis import GenerationSerializer
+from attribution.models import Generation
+from attribution.selectors import generations_for_user
+from ledger.selectors.generations import GenerationDetail, generation_detail
+
+
+class AttributedTrackSerializer(serializers.Serializer):
+    rank = serializers.IntegerField(help_text="1 = the highest score in the training set")
+    position = serializers.IntegerField(help_text="Position in the model's training set")
+    isrc = serializers.CharField()
+    title = serializers.CharField()
+    score = serializers.FloatField(help_text="Attribution score (Eq. 2): loss increase")
+    pool_share_percent = serializers.DecimalField(
+        max_digits=7, decimal_places=2, help_text="The track's share of the royalty pool"
+    )
+    amount = serializers.CharField(help_text="Exact amount in major units (a decimal string)")
+    amount_accrual = serializers.IntegerField(help_text="The same in ledger accrual units")
+    rights_holder = serializers.CharField(help_text="The holder paid (holders' view only)")
+    ownership_percent = serializers.DecimalField(
+        max_digits=7, decimal_places=4, allow_null=True, help_text="The holder's share"
+    )
+
+
+class GenerationDetailSerializer(GenerationSerializer):
+    attributed_tracks = serializers.SerializerMethodField()
+    attributed_total = serializers.SerializerMethodField()
+
+    class Meta(GenerationSerializer.Meta):
+        fields = [*GenerationSerializer.Meta.fields, "attributed_tracks", "attributed_total"]
+
+    def _detail(self, generation: Generation) -> GenerationDetail:
+        cache = self.context.setdefault("_details", {})
+        if generation.pk not in cache:
+            cache[generation.pk] = generation_detail(
+                generation=generation, user=self.context["request"].user
+            )
+        return cache[generation.pk]
+
+    @extend_schema_field(AttributedTrackSerializer(many=True))
+    def get_attributed_tracks(self, generation: Generation) -> list[dict]:
+        """From the settlement: for a rights holder's user, the tracks that paid the
+        holders they act for (one row per track and holder, with the holder's ownership
+        share and amount); for admins and finance, every paid track and its amount."""
+        return AttributedTrackSerializer(self._detail(generation).rows, many=True).data
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_attributed_total(self, generation: Generation) -> str | None:
+        """What ``attributed_tracks`` add up to (major units), null before settlement."""
+        total = self._detail(generation).total
+        return None if total is None else str(total)
+
+
+class GenerationDetailApi(RetrieveAPIView):
+    """A generation with its attributed tracks (a rights holder: only its own)."""
+
+    serializer_class = GenerationDetailSerializer
+
+    def get_queryset(self):
+        return generations_for_user(self.request.user)
