@@ -50,6 +50,7 @@ def rights_holder_create(
     contact_email: str = "",
     payout_details: str = "",
     users: Sequence[User] = (),
+    reason: str = "",
 ) -> RightsHolder:
     values = _holder_values(
         {
@@ -72,6 +73,7 @@ def rights_holder_create(
         action="rights_holder.create",
         obj=holder,
         after=snapshot(holder, HOLDER_FIELDS) | {"users": sorted(u.pk for u in users)},
+        reason=reason,
     )
     return holder
 

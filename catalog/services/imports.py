@@ -7,12 +7,14 @@ from django.db import IntegrityError, transaction
 
 from catalog.importing import KINDS, FileSource, ImportPlan, ImportReport, import_plan_build
 from catalog.models import ImportBatch, Recording, RightsHolder
-from catalog.services.common import User, full_clean, is_folder, snapshot
-from catalog.services.holders import HOLDER_FIELDS, rights_holder_update
-from catalog.services.recordings import RECORDING_FIELDS, _recording_build
+from catalog.services.common import User, is_folder
+from catalog.services.holders import rights_holder_create, rights_holder_update
+from catalog.services.recordings import recording_create
 from catalog.services.shares import ShareSpec, recording_shares_set
 from core.exceptions import ApplicationError
 from core.services import audit_record
+
+REASON = "catalog import"  # the reason on every audit row an import writes
 
 
 def _report(plan: ImportPlan, *, kinds: list[str], dry_run: bool) -> ImportReport:
@@ -29,50 +31,42 @@ def _report(plan: ImportPlan, *, kinds: list[str], dry_run: bool) -> ImportRepor
 
 
 def _plan_apply(plan: ImportPlan, *, actor: User | None) -> None:
-    holders: dict[str, RightsHolder] = {}
+    """Write a checked plan through the same services as the pages, the API and the admin,
+    so an imported record is validated, stored and audited as if entered by hand."""
     for row in plan.holders_create:
-        holder = RightsHolder(legal_name=row.legal_name, **row.values())
-        full_clean(holder)
-        holder.save()
-        holders[row.legal_name] = holder
-        audit_record(
-            actor=actor,
-            action="rights_holder.create",
-            obj=holder,
-            after=snapshot(holder, HOLDER_FIELDS),
-            reason="catalog import",
-        )
+        rights_holder_create(legal_name=row.legal_name, **row.values(), actor=actor, reason=REASON)
     for row in plan.holders_update:
         rights_holder_update(
             holder=RightsHolder.objects.get(legal_name=row.legal_name),
             data=row.values(),
             actor=actor,
-            reason="catalog import",
+            reason=REASON,
         )
+    names = {name for shares in plan.shares_set.values() for name, _ in shares}
+    holders = {h.legal_name: h for h in RightsHolder.objects.filter(legal_name__in=names)}
+
+    def specs(isrc: str) -> list[ShareSpec]:
+        return [ShareSpec(holders[name], percent) for name, percent in plan.shares_set[isrc]]
+
+    new_isrcs = {row.isrc for row in plan.recordings_create}
     for row in plan.recordings_create:
-        recording = _recording_build(
-            title=row.title, isrc=row.isrc, iswc=row.iswc, audio_path=row.audio_path, info=row.audio
-        )
-        full_clean(recording)
-        recording.save()
-        audit_record(
+        # The plan holds no new recording without its shares (import_plan_build refuses it).
+        recording_create(
+            title=row.title,
+            isrc=row.isrc,
+            iswc=row.iswc,
+            audio_path=row.audio_path,
+            audio=row.audio,
+            shares=specs(row.isrc),
             actor=actor,
-            action="recording.create",
-            obj=recording,
-            after=snapshot(recording, RECORDING_FIELDS),
-            reason="catalog import",
+            reason=REASON,
         )
-    if plan.shares_set:
-        names = {name for shares in plan.shares_set.values() for name, _ in shares}
-        holders = {h.legal_name: h for h in RightsHolder.objects.filter(legal_name__in=names)}
-        recordings = {r.isrc: r for r in Recording.objects.filter(isrc__in=list(plan.shares_set))}
-        for isrc, shares in plan.shares_set.items():
-            recording_shares_set(
-                recording=recordings[isrc],
-                shares=[ShareSpec(holders[name], percent) for name, percent in shares],
-                actor=actor,
-                reason="catalog import",
-            )
+    changed = [isrc for isrc in plan.shares_set if isrc not in new_isrcs]
+    recordings = {r.isrc: r for r in Recording.objects.filter(isrc__in=changed)}
+    for isrc in changed:
+        recording_shares_set(
+            recording=recordings[isrc], shares=specs(isrc), actor=actor, reason=REASON
+        )
 
 
 def catalog_import_files(

@@ -77,8 +77,15 @@ def recording_create(
     shares: Sequence[ShareSpec],
     actor: User | None,
     iswc: str = "",
+    reason: str = "",
+    audio: AudioInfo | None = None,
 ) -> Recording:
-    """Register one training track with its ownership shares (which must sum to 100)."""
+    """Register one training track with its ownership shares (which must sum to 100).
+
+    The audio is inspected here (format, size and duration limits, SHA-256) unless
+    ``audio`` is given: what ``audio_inspect`` found for this file with the same limits a
+    moment ago (the catalog import inspects every file while checking its rows).
+    """
     isrc = normalized(isrc, isrc_normalize, "isrc")
     if not isrc:
         raise ApplicationError("ISRC is required", field="isrc")
@@ -86,7 +93,7 @@ def recording_create(
     shares_check(shares)
     if Recording.objects.filter(isrc=isrc).exists():
         raise ApplicationError(f"ISRC {isrc} is already registered", field="isrc")
-    info = _audio_check(Path(audio_path))
+    info = audio if audio is not None else _audio_check(Path(audio_path))
     duplicate = Recording.objects.filter(audio_sha256=info.sha256).first()
     if duplicate is not None:
         raise ApplicationError(
@@ -108,6 +115,7 @@ def recording_create(
         obj=recording,
         after=snapshot(recording, RECORDING_FIELDS)
         | {"ownership_shares": shares_snapshot(recording)},
+        reason=reason,
     )
     return recording
 

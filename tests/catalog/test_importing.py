@@ -60,6 +60,44 @@ def test_folder_import_registers_everything(catalog_folder):
     assert AuditEvent.objects.filter(action="catalog_import.apply").count() == 1
 
 
+def test_an_imported_record_is_audited_like_one_entered_by_hand(catalog_folder, tmp_path):
+    """The import writes through the create services: the same audit row per holder and
+    recording as the pages, the API and the admin leave, marked as the import's."""
+    from catalog.services import ShareSpec, recording_create, rights_holder_create
+    from tests.catalog.factories import tone_wav_bytes
+
+    catalog_import_folder(folder=catalog_folder.write(), actor=None)
+    imported = AuditEvent.objects.get(
+        action="recording.create",
+        object_id=str(Recording.objects.get(isrc="GBABC2600000").pk),
+    )
+    aria, lumen = (RightsHolder.objects.get(legal_name=n) for n in ("Aria Artist", "Lumen Label"))
+    assert imported.reason == "catalog import"
+    assert imported.after["ownership_shares"] == [
+        {"rights_holder": aria.pk, "percent": "60.0000"},
+        {"rights_holder": lumen.pk, "percent": "40.0000"},
+    ]
+    assert not AuditEvent.objects.filter(action="recording.shares_set").exists()
+
+    audio = tmp_path / "by-hand.wav"
+    audio.write_bytes(tone_wav_bytes(freq=900, seconds=0.25))
+    by_hand = recording_create(
+        title="By hand",
+        isrc="GB-ABC-26-99999",
+        audio_path=audio,
+        shares=[ShareSpec(aria, Decimal(100))],
+        actor=None,
+    )
+    entered = AuditEvent.objects.get(action="recording.create", object_id=str(by_hand.pk))
+    assert set(entered.after) == set(imported.after)
+    holder = AuditEvent.objects.get(action="rights_holder.create", object_id=str(aria.pk))
+    other = rights_holder_create(legal_name="By Hand", kind="artist", actor=None)
+    assert holder.reason == "catalog import"
+    assert set(holder.after) == set(
+        AuditEvent.objects.get(action="rights_holder.create", object_id=str(other.pk)).after
+    )
+
+
 def test_reimport_is_a_no_op(catalog_folder):
     folder = catalog_folder.write()
     catalog_import_folder(folder=folder, actor=None)
@@ -344,10 +382,11 @@ def test_relative_audio_path_of_an_upload_needs_a_folder(catalog_folder):
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_while_applying_rolls_everything_back(catalog_folder, monkeypatch):
     """Real commits: an error after some rows were written leaves no trace at all."""
-    import catalog.services.imports as services
+    import catalog.services.holders
+    import catalog.services.recordings
 
     calls = {"n": 0}
-    original = services.audit_record
+    original = catalog.services.recordings.audit_record
 
     def failing_audit(**kwargs):
         calls["n"] += 1
@@ -355,7 +394,9 @@ def test_a_failure_while_applying_rolls_everything_back(catalog_folder, monkeypa
             raise RuntimeError("disk full")
         return original(**kwargs)
 
-    monkeypatch.setattr(services, "audit_record", failing_audit)
+    # The import writes through the create services: fail in the middle of their rows.
+    monkeypatch.setattr(catalog.services.holders, "audit_record", failing_audit)
+    monkeypatch.setattr(catalog.services.recordings, "audit_record", failing_audit)
     with pytest.raises(RuntimeError, match="disk full"):
         catalog_import_folder(folder=catalog_folder.write(), actor=None)
     assert catalog_counts() == (0, 0, 0, 0, 0)
