@@ -3,10 +3,10 @@
 import numpy as np
 import torch
 
-from attribution.engine.methods import unlearning as unlearning_method
 from attribution.engine.artifacts import ArtifactStore
 from attribution.engine.fisher import target_parameters
 from attribution.engine.items import query_from_training_item
+from attribution.engine.methods import unlearning as unlearning_method
 from attribution.engine.methods import unlearning_scores
 
 

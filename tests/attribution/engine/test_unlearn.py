@@ -81,7 +81,7 @@ def test_two_steps_accumulate_onto_the_current_weights_by_default(
 
 
 def test_two_fixed_point_steps_iterate_eq6_from_theta0(tiny_model, tiny_train_set, tiny_cfg):
-    cfg, query, fisher, names, theta0, theta1, grad_at_theta1 = two_step_setup(
+    cfg, query, fisher, names, theta0, _, grad_at_theta1 = two_step_setup(
         tiny_model, tiny_train_set, tiny_cfg
     )
     theta2 = unlearn(tiny_model, query, fisher, cfg.replace(step_rule="fixed_point"), n_train=6)
