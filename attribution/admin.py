@@ -8,37 +8,18 @@ against the catalog; the admin shows them with their artifacts and training sets
 from django.contrib import admin
 
 from attribution.models import ModelArtifact, ModelVersion, TrainingSetEntry
-from catalog.admin import ReadOnlyMixin
-from core.roles import CATALOG_ADMIN, user_has_role
+from catalog.admin import ReadOnlyInline, ReadOnlyMixin
 
 
-class TrainingSetEntryInline(admin.TabularInline):
+class TrainingSetEntryInline(ReadOnlyInline):
     model = TrainingSetEntry
     fields = ("position", "recording", "track_id")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
     show_change_link = False
 
-    def has_view_permission(self, request, obj=None):
-        return user_has_role(request.user, CATALOG_ADMIN)
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
-class ModelArtifactInline(admin.TabularInline):
+class ModelArtifactInline(ReadOnlyInline):
     model = ModelArtifact
     fields = ("kind", "status", "progress_percent", "path", "sha256", "error", "updated_at")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_view_permission(self, request, obj=None):
-        return user_has_role(request.user, CATALOG_ADMIN)
-
-    def has_add_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ModelVersion)

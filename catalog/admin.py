@@ -154,18 +154,26 @@ class OwnershipShareInline(admin.TabularInline):
         return user_has_role(request.user, CATALOG_ADMIN)
 
 
-class OptOutInline(admin.TabularInline):
-    model = OptOut
-    fields = ("rights_holder", "effective_from", "reason", "withdrawn_at")
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """Rows a service wrote, shown to catalog admins under their parent; all of
+    ``fields`` are read only, and none is added or deleted here."""
+
     extra = 0
     can_delete = False
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.fields
 
     def has_view_permission(self, request, obj=None):
         return user_has_role(request.user, CATALOG_ADMIN)
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+class OptOutInline(ReadOnlyInline):
+    model = OptOut
+    fields = ("rights_holder", "effective_from", "reason", "withdrawn_at")
 
 
 class RecordingForm(forms.ModelForm):
@@ -205,17 +213,8 @@ class RecordingAdmin(CatalogAdminPermissions, admin.ModelAdmin):
         "created_at",
         "updated_at",
     )
-    readonly_fields = (
-        "isrc",
-        "audio",
-        "audio_sha256",
-        "duration_seconds",
-        "sample_rate",
-        "channels",
-        "audio_bytes",
-        "created_at",
-        "updated_at",
-    )
+    # Only what recording_update may change is editable; the ISRC and audio identify it.
+    readonly_fields = tuple(name for name in fields if name not in RecordingForm.Meta.fields)
     inlines = (OwnershipShareInline, OptOutInline)
 
     def has_add_permission(self, request, *args):

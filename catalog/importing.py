@@ -302,6 +302,18 @@ def _message(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
+def _cell_normalized(
+    problems: list[ImportProblem], kind: str, row: int, column: str, raw: str, normalize
+) -> str:
+    """``normalize(raw)``; if it refuses the value, the problem is recorded for this cell
+    and "" is returned."""
+    try:
+        return normalize(raw)
+    except ValidationError as exc:
+        problems.append(ImportProblem(kind, row, column, _message(exc)))
+        return ""
+
+
 def _check_holders(frame: pd.DataFrame, plan: ImportPlan) -> dict[str, HolderRow]:
     kind = RIGHTS_HOLDERS
     problems = plan.problems
@@ -343,27 +355,30 @@ def _check_holders(frame: pd.DataFrame, plan: ImportPlan) -> dict[str, HolderRow
         ):
             values[column] = ""
             if record[column]:
-                try:
-                    values[column] = normalize(record[column])
-                except ValidationError as exc:
-                    problems.append(ImportProblem(kind, row, column, _message(exc)))
-                    continue
-                if values[column] in seen:
-                    problems.append(
-                        ImportProblem(
-                            kind,
-                            row,
-                            column,
-                            f"{column.upper()} {values[column]} is also on row "
-                            f"{seen[values[column]]} in this file",
-                        )
+                values[column] = _cell_normalized(
+                    problems, kind, row, column, record[column], normalize
+                )
+            if not values[column]:
+                continue
+            if values[column] in seen:
+                problems.append(
+                    ImportProblem(
+                        kind,
+                        row,
+                        column,
+                        f"{column.upper()} {values[column]} is also on row "
+                        f"{seen[values[column]]} in this file",
                     )
-                seen[values[column]] = row
-        currency = record["payout_currency"] or "USD"
-        try:
-            currency = currency_normalize(currency)
-        except ValidationError as exc:
-            problems.append(ImportProblem(kind, row, "payout_currency", _message(exc)))
+                )
+            seen[values[column]] = row
+        currency = _cell_normalized(
+            problems,
+            kind,
+            row,
+            "payout_currency",
+            record["payout_currency"] or "USD",
+            currency_normalize,
+        )
         email = record["contact_email"]
         if email:
             try:
@@ -434,11 +449,7 @@ def _check_recordings(
     max_seconds = settings.CATALOG_MAX_AUDIO_SECONDS
     for row, record in frame.iterrows():
         before = len(problems)
-        isrc = ""
-        try:
-            isrc = isrc_normalize(record["isrc"])
-        except ValidationError as exc:
-            problems.append(ImportProblem(kind, row, "isrc", _message(exc)))
+        isrc = _cell_normalized(problems, kind, row, "isrc", record["isrc"], isrc_normalize)
         if isrc in first_row_of_isrc:
             problems.append(
                 ImportProblem(
@@ -457,10 +468,7 @@ def _check_recordings(
             problems.append(ImportProblem(kind, row, "title", "title is over 255 characters"))
         iswc = ""
         if record["iswc"]:
-            try:
-                iswc = iswc_normalize(record["iswc"])
-            except ValidationError as exc:
-                problems.append(ImportProblem(kind, row, "iswc", _message(exc)))
+            iswc = _cell_normalized(problems, kind, row, "iswc", record["iswc"], iswc_normalize)
         audio = None
         if not record["audio_path"]:
             problems.append(ImportProblem(kind, row, "audio_path", "audio path is empty"))
@@ -581,11 +589,7 @@ def _check_shares(
     )
     for row, record in frame.iterrows():
         before = len(problems)
-        isrc = ""
-        try:
-            isrc = isrc_normalize(record["isrc"])
-        except ValidationError as exc:
-            problems.append(ImportProblem(kind, row, "isrc", _message(exc)))
+        isrc = _cell_normalized(problems, kind, row, "isrc", record["isrc"], isrc_normalize)
         holder = " ".join(record["rights_holder"].split())
         if not holder:
             problems.append(ImportProblem(kind, row, "rights_holder", "rights holder is empty"))

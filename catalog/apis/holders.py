@@ -8,27 +8,14 @@ from rest_framework.response import Response
 from catalog.apis.common import FILTER_BACKENDS, IsCatalogAdminOrReadOnly
 from catalog.models import RightsHolder
 from catalog.selectors import rights_holders_visible_to
-from catalog.services import rights_holder_create, rights_holder_update
+from catalog.services import HOLDER_FIELDS, rights_holder_create, rights_holder_update
 from core.exceptions import ApplicationError
 
 
 class RightsHolderOutputSerializer(serializers.ModelSerializer):
     class Meta:
         model = RightsHolder
-        fields = [
-            "id",
-            "legal_name",
-            "kind",
-            "isni",
-            "ipi",
-            "payout_currency",
-            "contact_email",
-            "payout_details",
-            "is_active",
-            "users",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *HOLDER_FIELDS, "users", "created_at", "updated_at"]
 
 
 class RightsHolderInputSerializer(serializers.Serializer):

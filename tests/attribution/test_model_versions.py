@@ -461,11 +461,20 @@ class TestModelVersionApi:
 # --- the Django admin -------------------------------------------------------------------------
 
 
-def test_catalog_admin_sees_model_versions_in_the_admin(client):
-    version = ModelVersionFactory(name="admin-listed-v1")
+def test_catalog_admin_sees_model_versions_in_the_admin(client, tmp_path):
+    listed = ModelVersionFactory(name="admin-listed-v1")
+    recordings = [RecordingFactory() for _ in range(2)]
+    version = model_version_register(
+        name="admin-v2", checkpoint_dir=write_checkpoint(tmp_path / "c", recordings), actor=None
+    )
     client.force_login(UserFactory(role=CATALOG_ADMIN, is_staff=True))
-    listing = client.get("/admin/attribution/modelversion/")
-    assert listing.status_code == 200 and "admin-listed-v1" in listing.content.decode()
-    assert client.get(f"/admin/attribution/modelversion/{version.pk}/change/").status_code == 200
+    listing = client.get("/admin/attribution/modelversion/").content.decode()
+    assert "admin-listed-v1" in listing and "admin-v2" in listing
+    assert client.get(f"/admin/attribution/modelversion/{listed.pk}/change/").status_code == 200
+    page = client.get(f"/admin/attribution/modelversion/{version.pk}/change/").content.decode()
+    # The artifacts and the training set are shown, read only: no field to edit, add or delete.
+    assert recordings[1].isrc in page and "Diagonal Fisher information" in page
+    assert 'name="training_set_entries-0-position"' not in page
+    assert 'name="artifacts-0-DELETE"' not in page
     client.force_login(UserFactory(role=FINANCE, is_staff=True))
     assert client.get("/admin/attribution/modelversion/").status_code == 403
