@@ -142,7 +142,7 @@ def test_admin_watches_a_run_progress_live_then_reruns_it(
     from tests.ledger.generation_world import generation_with_audio
 
     queued = []
-    monkeypatch.setattr(tasks.prepare_run, "delay", queued.append)
+    monkeypatch.setattr(tasks.prepare_run, "apply_async", lambda args, *a, **k: queued.extend(args))
     world = settled_world()
     admin = world.admin
     admin.set_password(PASSWORD)
