@@ -21,6 +21,7 @@ from kombu.exceptions import OperationalError as BrokerOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from attribution import services
+from attribution.services.progress import time_limit_message
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class AttributionTask(Task):
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         close_old_connections()
         if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
-            reason = f"Exceeded its time limit of {settings.ATTRIBUTION_SOFT_TIME_LIMIT} s."
+            reason = time_limit_message()
         else:
             reason = f"{type(exc).__name__}: {exc}"
         services.attribution_run_fail(run_id=args[0], reason=reason)

@@ -6,10 +6,8 @@ signal books nothing twice.
 """
 
 from attribution.models import AttributionRun
-from attribution.services import generation_mark_settled
 from ledger.services import generation_settle
 
 
 def settle_succeeded_run(sender, *, run: AttributionRun, **kwargs) -> None:
-    generation_settle(attribution_run=run)
-    generation_mark_settled(generation_id=run.generation_id)
+    generation_settle(attribution_run=run)  # marks the generation settled too

@@ -8,7 +8,9 @@ Layout under the store root:
     <checkpoint_sha256>/losses-<key>/...            the same for the theta0 losses
 `<key>` hashes everything the artifact's numbers depend on: the training manifest hash, N, the
 config fields of `EngineConfig.fisher_key` / `scoring_key` (T, seed, timestep sequence, masks,
-batch size, device), the weights' dtype and the format version. The store owns this layout:
+batch size, device), the weights' dtype, the torch version and the format version. (torch's CPU
+thread count can change the last bits too; workers that share artifacts should set the same
+ATTRIBUTION_TORCH_THREADS.) The store owns this layout:
 callers ask it for an artifact or its file (`artifact_file`), never build the paths themselves.
 Work is done in chunks of items; after each chunk the partial result is written atomically,
 so an interrupted computation resumes where it stopped and ends bit-identical to an
@@ -23,6 +25,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +35,7 @@ import torch
 
 from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
-from attribution.engine.errors import EngineError
+from attribution.engine.errors import ArtifactNotComputedError, EngineError
 from attribution.engine.fisher import (
     accumulate_fisher,
     block_parameters,
@@ -48,8 +52,14 @@ def key_hash(payload: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def _temporary_beside(path: Path) -> Path:
+    """A temporary name next to `path`, unique per process and call, so that two workers
+    writing the same artifact (a redelivered task) never write into one temporary file."""
+    return path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = _temporary_beside(path)
     with open(tmp, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -58,7 +68,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = _temporary_beside(path)
     torch.save(obj, tmp)
     os.replace(tmp, path)
 
@@ -107,6 +117,9 @@ def verify_fisher_file(path: str | Path, model: EngineModel) -> dict[str, torch.
 class ArtifactStore:
     """Per-checkpoint artifacts; `root=None` keeps them in memory only.
 
+    `items` (the encoded training set) may be a callable: it is called only when an artifact
+    has to be computed, so loading finished artifacts never encodes the training set.
+
     `fisher` and `base_losses` load a finished artifact, resume a partial one or compute it;
     with `compute=False` they refuse to compute (a worker scoring a run must find the
     artifacts its model version was prepared with, not silently make new ones).
@@ -131,6 +144,8 @@ class ArtifactStore:
             "manifest": train_set.manifest_sha256,
             "n": len(train_set),
             "dtype": model.dtype,
+            # kernels change between releases; the same checkpoint may round differently
+            "torch": torch.__version__,
             **fields,
         }
 
@@ -155,7 +170,7 @@ class ArtifactStore:
         return folder / self.FILES[kind]
 
     def _refuse_to_compute(self, what: str, model: EngineModel) -> EngineError:
-        return EngineError(
+        return ArtifactNotComputedError(
             f"The {what} of checkpoint {model.checkpoint_sha256[:12]} has not been computed for "
             "this engine configuration; compute the model version's artifacts first.",
             field="model_version",
@@ -187,7 +202,7 @@ class ArtifactStore:
     def fisher(
         self,
         model: EngineModel,
-        items: list[EncodedItem],
+        items: list[EncodedItem] | Callable[[], list[EncodedItem]],
         train_set: TrainingSet,
         cfg: EngineConfig,
         progress: Progress | None = None,
@@ -206,6 +221,7 @@ class ArtifactStore:
             return fisher
         if not compute:
             raise self._refuse_to_compute("Fisher", model)
+        items = items() if callable(items) else items
         folder = self._work_folder(model, "fisher", key)
         device = model.device
         sums, done = self._resume(folder, model, key, device)
@@ -233,7 +249,7 @@ class ArtifactStore:
     def base_losses(
         self,
         model: EngineModel,
-        items: list[EncodedItem],
+        items: list[EncodedItem] | Callable[[], list[EncodedItem]],
         train_set: TrainingSet,
         cfg: EngineConfig,
         progress: Progress | None = None,
@@ -256,6 +272,7 @@ class ArtifactStore:
             return losses
         if not compute:
             raise self._refuse_to_compute("theta0 losses", model)
+        items = items() if callable(items) else items
         folder = self._work_folder(model, "losses", key)
         losses, done = self._resume(folder, model, key, "cpu")
         if losses is None:

@@ -19,3 +19,8 @@ class EngineError(Exception):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ArtifactNotComputedError(EngineError):
+    """A per-checkpoint artifact (Fisher, theta0 losses) does not exist for the engine
+    configuration asked for, and the caller did not allow computing it."""

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,9 +50,15 @@ class Prepared:
     model: EngineModel
     train_set: TrainingSet
     cfg: EngineConfig
-    encoded: list[EncodedItem]  # (N,) the training set as the model sees it
     artifacts: dict[str, Any]  # the method's per-checkpoint results, on CPU
     artifact_sha256: dict[str, str]  # content hash of each artifact (provenance)
+    # The training set as the model sees it, (N,) items, encoded on first use (memoised by the
+    # store): combining slices needs only the artifacts, scoring a slice needs the encodings.
+    encode: Callable[[], list[EncodedItem]]
+
+    @property
+    def encoded(self) -> list[EncodedItem]:
+        return self.encode()
 
 
 @dataclass(eq=False)

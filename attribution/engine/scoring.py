@@ -7,7 +7,6 @@ more attributable to the query.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sys
@@ -17,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from attribution.engine.artifacts import atomic_write_bytes
+from attribution.engine.artifacts import array_sha256, atomic_write_bytes
 
 
 @dataclass(eq=False)
@@ -52,7 +51,7 @@ class Scores:
         return 1 + int((others >= self.tau[position]).sum())
 
     def tau_sha256(self) -> str:
-        return hashlib.sha256(np.ascontiguousarray(self.tau).tobytes()).hexdigest()
+        return array_sha256(self.tau)
 
     def to_dict(self) -> dict[str, Any]:
         return {

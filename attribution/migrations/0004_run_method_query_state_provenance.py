@@ -1,5 +1,22 @@
 from django.db import migrations, models
 
+INTERRUPTED = (
+    "Interrupted by an upgrade of the attribution pipeline (its intermediate files changed "
+    "format); re-run it."
+)
+
+
+def fail_runs_in_flight(apps, schema_editor):
+    """A run half done by the previous pipeline cannot be finished by this one (its saved
+    theta' has another format and it has no shard size): fail it readably, books nothing."""
+    AttributionRun = apps.get_model("attribution", "AttributionRun")
+    Generation = apps.get_model("attribution", "Generation")
+    active = AttributionRun.objects.filter(status__in=["queued", "running", "retrying"])
+    Generation.objects.filter(pk__in=active.values("generation_id")).update(
+        status="failed", error=INTERRUPTED
+    )
+    active.update(status="failed", error=INTERRUPTED)
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -44,4 +61,5 @@ class Migration(migrations.Migration):
             name="values",
             field=models.JSONField(help_text="The method's value for positions start..stop-1"),
         ),
+        migrations.RunPython(fail_runs_in_flight, migrations.RunPython.noop),
     ]

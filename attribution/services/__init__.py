@@ -9,6 +9,7 @@ keeps loaded) and ``progress``.
 
 from attribution.services.artifacts import (
     model_version_artifacts_compute,
+    model_version_artifacts_mark_stale,
     model_version_artifacts_missing,
     model_version_artifacts_queue,
 )
@@ -35,9 +36,10 @@ from attribution.services.runs import (
     attribution_run_queue,
     attribution_run_rerun,
     attribution_run_score_shard,
-    generation_mark_settled,
+    generation_query,
 )
 from attribution.services.workers import (
+    ArtifactsNotReadyError,
     LoadedModel,
     engine_config,
     loaded_model_for,
@@ -50,6 +52,7 @@ __all__ = [
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
     "MANIFEST_FILE",
+    "ArtifactsNotReadyError",
     "LoadedModel",
     "ShardPlan",
     "ThrottledProgress",
@@ -63,12 +66,13 @@ __all__ = [
     "attribution_run_score_shard",
     "engine_config",
     "generation_generate",
-    "generation_mark_settled",
+    "generation_query",
     "generation_record",
     "loaded_model_for",
     "loaded_models_clear",
     "model_artifact_update",
     "model_version_artifacts_compute",
+    "model_version_artifacts_mark_stale",
     "model_version_artifacts_missing",
     "model_version_artifacts_queue",
     "model_version_register",

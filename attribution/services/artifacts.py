@@ -68,7 +68,7 @@ def model_version_artifacts_compute(
 
     try:
         cfg, method = engine_config(), configured_method()
-        loaded = loaded_model_for(model_version, device=cfg.device, progress=report)
+        loaded = loaded_model_for(model_version, device=cfg.device)
         loaded.prepare(method, cfg, report, compute=True)
         results: dict[str, ModelArtifact] = {}
         for kind in ARTIFACT_KINDS:
@@ -138,6 +138,22 @@ def model_version_artifacts_queue(
     task = signature("attribution.compute_model_artifacts", args=(model_version.pk,))
     transaction.on_commit(task.delay)
     return artifacts
+
+
+def model_version_artifacts_mark_stale(*, model_version: ModelVersion, reason: str) -> None:
+    """The artifacts on record do not fit the engine configuration runs now use (a run found
+    none for its configuration): mark them failed, so that the pages, the API and
+    ``compute_model_artifacts`` offer to compute them again instead of calling them ready."""
+    from attribution.services.model_versions import model_artifact_update
+
+    for kind in ARTIFACT_KINDS:
+        model_artifact_update(
+            model_version=model_version,
+            kind=kind,
+            status=ModelArtifact.Status.FAILED,
+            actor=None,
+            error=reason,
+        )
 
 
 def model_version_artifacts_missing(model_version: ModelVersion) -> list[str]:

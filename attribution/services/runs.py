@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import soundfile
 from celery import signature
@@ -35,9 +37,13 @@ from django.db.models import F
 from django.utils import timezone
 
 from attribution.models import AttributionRun, AttributionShard, Generation
-from attribution.services.artifacts import model_version_artifacts_missing
+from attribution.services.artifacts import (
+    model_version_artifacts_mark_stale,
+    model_version_artifacts_missing,
+)
 from attribution.services.progress import ThrottledProgress, deadline, raise_if_past
 from attribution.services.workers import (
+    ArtifactsNotReadyError,
     LoadedModel,
     configured_method,
     engine_config,
@@ -49,6 +55,10 @@ from attribution.signals import run_succeeded
 from catalog.audio import file_sha256
 from core.exceptions import ApplicationError
 from core.services import audit_record
+
+if TYPE_CHECKING:  # the engine (torch) is imported where it runs, not when Django starts
+    from attribution.engine.config import EngineConfig
+    from attribution.engine.pipeline import AttributionMethod, Prepared
 
 logger = logging.getLogger(__name__)
 
@@ -151,11 +161,6 @@ def attribution_run_mark_retrying(*, run_id: int, reason: str) -> None:
     AttributionRun.objects.filter(pk=run_id).update(retries=F("retries") + 1)
 
 
-def generation_mark_settled(*, generation_id: int) -> None:
-    """The ledger booked the generation's settlement (called inside that transaction)."""
-    Generation.objects.filter(pk=generation_id).update(status=Generation.Status.SETTLED, error="")
-
-
 # --- the pipeline stages ----------------------------------------------------------------------
 
 
@@ -170,10 +175,10 @@ class _RunEngine:
     """What every step of a run needs: its recorded method and config, the loaded model, and
     the method's prepared stage (artifacts must already exist: nothing is computed here)."""
 
-    method: object  # engine.pipeline.AttributionMethod
-    cfg: object  # engine.config.EngineConfig
+    method: AttributionMethod
+    cfg: EngineConfig
     loaded: LoadedModel
-    prepared: object  # engine.pipeline.Prepared
+    prepared: Prepared
 
 
 def _run_engine(run: AttributionRun, progress=None) -> _RunEngine:
@@ -192,6 +197,22 @@ def _engine_failure(run_id: int, exc: Exception) -> None:
     attribution_run_fail(run_id=run_id, reason=str(exc))
 
 
+def generation_query(generation: Generation, model):
+    """The generation as the engine's query z_hat: its audio, prompt and duration, keyed by the
+    audio's content (the same audio gives the same draws, hence the same scores)."""
+    from attribution.engine.items import make_query
+
+    with generation.audio.open("rb") as handle:
+        samples, sample_rate = soundfile.read(handle, dtype="float32", always_2d=True)
+    return make_query(
+        samples.T,  # (C, T)
+        sample_rate,
+        generation.prompt,
+        model,
+        item_id=f"generation-audio:{generation.audio_sha256}",
+    )
+
+
 def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
     """Compute the run's query state and fix its shard plan; ``None`` when nothing is left.
 
@@ -199,7 +220,6 @@ def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
     already saved by an earlier delivery is reused.
     """
     from attribution.engine.errors import EngineError
-    from attribution.engine.items import make_query
     from attribution.engine.pipeline import slice_bounds
 
     with transaction.atomic():
@@ -233,6 +253,19 @@ def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
     )
     try:
         engine = _run_engine(run, progress)
+    except ArtifactsNotReadyError as exc:
+        reason = (
+            f"{exc} The run records the engine configuration of ATTRIBUTION_ENGINE where it was "
+            f"queued; compute the artifacts with that configuration: manage.py "
+            f"compute_model_artifacts {model_version.pk}"
+        )
+        model_version_artifacts_mark_stale(model_version=model_version, reason=reason)
+        attribution_run_fail(run_id=run_id, reason=reason)
+        return None
+    except (ApplicationError, EngineError) as exc:
+        _engine_failure(run_id, exc)
+        return None
+    try:
         shard_size = run.shard_size or max(1, int(settings.ATTRIBUTION_SHARD_SIZE))
         shard_count = len(slice_bounds(len(engine.loaded.train_set), shard_size))
         path = _query_state_path(run)
@@ -243,16 +276,7 @@ def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
             and file_sha256(path) == run.query_state_sha256
         )
         if not reusable:
-            with generation.audio.open("rb") as handle:
-                samples, sample_rate = soundfile.read(handle, dtype="float32", always_2d=True)
-            query = make_query(
-                samples.T,  # (C, T)
-                sample_rate,
-                generation.prompt,
-                engine.loaded.model,
-                # Keyed by content: the same query gives the same draws, hence the same scores.
-                item_id=f"generation-audio:{generation.audio_sha256}",
-            )
+            query = generation_query(generation, engine.loaded.model)
             state = engine.method.query_state(engine.prepared, query, progress)
             sha = state.save(path)
             AttributionRun.objects.filter(pk=run_id).update(
@@ -303,7 +327,7 @@ def attribution_run_score_shard(*, run_id: int, shard_index: int) -> int | None:
                 "start": start,
                 "stop": stop,
                 "values": [float(x) for x in piece.values],
-                "worker": socket.gethostname(),
+                "worker": f"{socket.gethostname()}:{os.getpid()}",
             },
         )
     done = AttributionShard.objects.filter(run_id=run_id).count()

@@ -60,14 +60,15 @@ def run_engine_config(run: AttributionRun):
     return engine_config_from(run.engine_config, what=f"attribution run {run.pk}")
 
 
+class ArtifactsNotReadyError(ApplicationError):
+    """The model version's artifacts do not exist for the engine configuration a run uses."""
+
+
 @dataclass
 class LoadedModel:
     """A model version loaded in this worker: model, training set, artifact store, and what was
     prepared from them."""
 
-    model_version_id: int
-    checkpoint_sha256: str
-    device: str
     model: Any  # engine.checkpoint.EngineModel
     train_set: Any  # engine.items.TrainingSet
     store: Any  # engine.artifacts.ArtifactStore
@@ -75,18 +76,24 @@ class LoadedModel:
     query_state: tuple[str, Any] | None = None  # (sha256, engine.pipeline.QueryState)
 
     def prepare(self, method, cfg, progress=None, *, compute: bool):
-        """The method's prepare stage for `cfg`, memoised (one config at a time)."""
-        from attribution.engine.errors import EngineError
+        """The method's prepare stage for `cfg`, memoised (one config at a time: the artifacts
+        of another config are dropped from memory, the training-set encodings are kept)."""
+        from attribution.engine.errors import ArtifactNotComputedError, EngineError
 
         key = method.name + json.dumps(cfg.to_dict(), sort_keys=True)
         if key not in self.prepared:
+            self.prepared.clear()
+            for stale in [k for k in self.store.memory if k[0] != "encoded"]:
+                del self.store.memory[stale]
             try:
                 prepared = method.prepare(
                     self.model, self.train_set, cfg, self.store, progress, compute=compute
                 )
+            except ArtifactNotComputedError as exc:
+                raise ArtifactsNotReadyError(str(exc), field="model_version") from exc
             except EngineError as exc:
                 raise ApplicationError(str(exc), field="model_version") from exc
-            self.prepared = {key: prepared}
+            self.prepared[key] = prepared
         return self.prepared[key]
 
     def load_query_state(self, path: str, sha256: str):
@@ -109,7 +116,7 @@ def artifact_root() -> Path:
     return Path(settings.ARTIFACTS_DIR) / "engine"
 
 
-def loaded_model_for(model_version: ModelVersion, *, device: str, progress=None) -> LoadedModel:
+def loaded_model_for(model_version: ModelVersion, *, device: str) -> LoadedModel:
     """Load a model version's model and training set on `device`, reusing this worker's last.
 
     Raises ``ApplicationError`` naming what is missing or inconsistent (checkpoint, manifest,
@@ -169,9 +176,6 @@ def loaded_model_for(model_version: ModelVersion, *, device: str, progress=None)
             field="model_version",
         )
     loaded = LoadedModel(
-        model_version_id=model_version.pk,
-        checkpoint_sha256=model_version.checkpoint_sha256,
-        device=device,
         model=model,
         train_set=train_set,
         store=ArtifactStore(artifact_root()),

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 from django.db.models import Count, Max, Min
 
 from attribution.models import AttributionRun, Generation, TrainingSetEntry
+from catalog.models import OwnershipShare
 from core.exceptions import ApplicationError
 from core.services import audit_record
 from ledger import hashing
@@ -90,11 +91,12 @@ def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _
     recording_of: dict[int, int] = {}
     shares_of: dict[int, list[tuple[int, Decimal]]] = {}
     with connection.cursor() as cursor:
+        # Table names come from the models' own metadata; every value is a placeholder.
+        entries, shares = TrainingSetEntry._meta.db_table, OwnershipShare._meta.db_table
         sql = (
-            "SELECT t.position, t.recording_id, s.rights_holder_id, CAST(s.percent AS TEXT) "
-            "FROM catalog_trainingsetentry t LEFT JOIN catalog_ownershipshare s "
-            "ON s.recording_id = t.recording_id "
-            "WHERE t.model_version_id = %s AND " + position_filter  # placeholders only
+            "SELECT t.position, t.recording_id, s.rights_holder_id, CAST(s.percent AS TEXT) "  # noqa: S608
+            f"FROM {entries} t LEFT JOIN {shares} s ON s.recording_id = t.recording_id "
+            "WHERE t.model_version_id = %s AND " + position_filter
         )
         cursor.execute(
             sql,

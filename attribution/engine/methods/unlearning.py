@@ -9,7 +9,8 @@
 
 Both losses of an item use the same (t, noise) draws (common random numbers, keyed by item id
 and timestep index), so tau_i = 0 exactly when theta' = theta0, and a score does not depend on
-batch order or on how the training set is sliced.
+the order of the training set or on how it is sliced. (The batch size of the forward passes
+can change the last bits, which is why the theta0 losses are keyed by it.)
 """
 
 from __future__ import annotations
@@ -52,15 +53,17 @@ class UnlearningMethod:
         *,
         compute: bool = True,
     ) -> Prepared:
-        encoded = store.encodings(model, train_set, cfg, progress)
-        fisher = store.fisher(model, encoded, train_set, cfg, progress, compute=compute)
-        base = store.base_losses(model, encoded, train_set, cfg, progress, compute=compute)
+        def encode():
+            return store.encodings(model, train_set, cfg, progress)
+
+        fisher = store.fisher(model, encode, train_set, cfg, progress, compute=compute)
+        base = store.base_losses(model, encode, train_set, cfg, progress, compute=compute)
         return Prepared(
             method=self.name,
             model=model,
             train_set=train_set,
             cfg=cfg,
-            encoded=encoded,
+            encode=encode,
             artifacts={"fisher": fisher, "base_losses": base},
             artifact_sha256={"fisher": tensors_sha256(fisher), "base_losses": array_sha256(base)},
         )
