@@ -69,7 +69,7 @@ def artifact_status(artifact: ModelArtifact) -> dict:
         "status": status.value,
         "percent": percent,
         "label": label,
-        "detail": artifact.error if status == ModelArtifact.Status.FAILED else "",
+        "detail": artifact.error if status != ModelArtifact.Status.READY else "",  # why not ready
         "done": status != ModelArtifact.Status.COMPUTING,
     }
 

@@ -143,14 +143,15 @@ def model_version_artifacts_queue(
 def model_version_artifacts_mark_stale(*, model_version: ModelVersion, reason: str) -> None:
     """The artifacts on record do not fit the engine configuration runs now use (a run found
     none for its configuration): mark them failed, so that the pages, the API and
-    ``compute_model_artifacts`` offer to compute them again instead of calling them ready."""
+    ``compute_model_artifacts`` offer to compute them again instead of calling them ready.
+    The reason stays on the rows."""
     from attribution.services.model_versions import model_artifact_update
 
     for kind in ARTIFACT_KINDS:
         model_artifact_update(
             model_version=model_version,
             kind=kind,
-            status=ModelArtifact.Status.FAILED,
+            status=ModelArtifact.Status.MISSING,
             actor=None,
             error=reason,
         )

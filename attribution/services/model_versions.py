@@ -273,7 +273,8 @@ _FAILED = ModelArtifact.Status.FAILED
 ARTIFACT_TRANSITIONS = {
     ModelArtifact.Status.MISSING: {_COMPUTING, _READY},
     _COMPUTING: {_COMPUTING, _READY, _FAILED},
-    _READY: {_COMPUTING, _READY},
+    # ready -> missing: a run found none for the engine configuration it records (stale)
+    _READY: {ModelArtifact.Status.MISSING, _COMPUTING, _READY},
     _FAILED: {_COMPUTING, _READY},
 }
 
@@ -290,7 +291,8 @@ def model_artifact_update(
     sha256: str | None = None,
     error: str = "",
 ) -> ModelArtifact:
-    """Move an artifact through missing -> computing -> ready | failed (and recompute).
+    """Move an artifact through missing -> computing -> ready | failed (and recompute); a
+    ready artifact goes back to missing when it no longer fits the engine configuration.
 
     ``ready`` needs the file's ``path``; its SHA-256 is computed here unless given.
     Progress updates (computing -> computing) are not audited, status changes are.
@@ -322,6 +324,9 @@ def model_artifact_update(
             artifact.progress_percent = int(progress_percent)
     elif status == ModelArtifact.Status.FAILED:
         artifact.error = error or "failed without a message"
+    elif status == ModelArtifact.Status.MISSING:
+        artifact.progress_percent = 0
+        artifact.error = error
     status_changed = artifact.status != status
     artifact.status = status
     full_clean(artifact)

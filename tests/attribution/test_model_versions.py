@@ -266,6 +266,10 @@ class TestArtifacts:
         assert (ready.status, ready.error) == ("ready", "")
         with pytest.raises(ApplicationError, match="cannot go from ready to failed"):
             model_artifact_update(model_version=model, kind="base_losses", status="failed")
+        stale = model_artifact_update(
+            model_version=model, kind="base_losses", status="missing", error="other config"
+        )
+        assert (stale.status, stale.error, stale.progress_percent) == ("missing", "other config", 0)
 
 
 # --- the command ------------------------------------------------------------------------------

@@ -232,3 +232,28 @@ def test_scores_and_their_settlement_commit_together_or_not_at_all(
     assert run.status != AttributionRun.Status.SUCCEEDED
     assert run.scores is None and run.scores_sha256 == ""
     assert not Settlement.objects.filter(generation=run.generation).exists()
+
+
+def test_artifacts_of_another_engine_config_are_marked_stale_and_can_be_computed_again(
+    tiny_model_version, user, django_capture_on_commit_callbacks, attribution_settings
+):
+    computed_for = dict(attribution_settings.ATTRIBUTION_ENGINE)
+    services.model_version_artifacts_compute(model_version=tiny_model_version)
+    # runs now record a batch size whose theta0 losses were never computed
+    attribution_settings.ATTRIBUTION_ENGINE = {**computed_for, "batch_size": 3}
+    services.loaded_models_clear()
+    run = attribute(tiny_model_version, user, "other-config", django_capture_on_commit_callbacks)
+    run.refresh_from_db()
+    assert run.status == AttributionRun.Status.FAILED
+    assert "has not been computed for this engine configuration" in run.error
+    assert "compute_model_artifacts" in run.error
+    artifacts = {a.kind: a for a in tiny_model_version.artifacts.all()}
+    assert {a.status for a in artifacts.values()} == {ModelArtifact.Status.MISSING}
+    assert all("compute_model_artifacts" in a.error for a in artifacts.values())
+    assert services.model_version_artifacts_missing(tiny_model_version)
+    # computing again (the queue accepts it now) makes the rerun succeed
+    services.model_version_artifacts_compute(model_version=tiny_model_version)
+    with django_capture_on_commit_callbacks(execute=True):
+        rerun = services.attribution_run_rerun(run=run, actor=user, reason="artifacts computed")
+    rerun.refresh_from_db()
+    assert rerun.status == AttributionRun.Status.SUCCEEDED, rerun.error
