@@ -47,10 +47,6 @@ def opted_out_recordings_in_model_version(model_version: ModelVersion) -> list[R
     ]
 
 
-def model_artifact_get(*, model_version: ModelVersion, kind: str) -> ModelArtifact | None:
-    return ModelArtifact.objects.filter(model_version=model_version, kind=kind).first()
-
-
 def artifact_status(artifact: ModelArtifact) -> dict:
     """An artifact's state in words and numbers (the model version page and its JSON
     status endpoint)."""

@@ -10,7 +10,7 @@ attention and self-attention with mixed masks; all blocks with both masks, no ma
 "sweeps" = Table 1 plus the learning-rate sweep and the step sweep around the best setting;
 "all" = the full product of --lrs x --step-counts x --layers x --masks. Each row reports mean
 R(z_tar) over the k-means targets, the share at rank 1, mean top-k / bottom-k embedding
-similarity and seconds per target. Writes data/reports/attribution_grid_search.{csv,md}
+similarity and seconds per target. Writes benchmarks/results/attribution_grid_search.{csv,md}
 (rewritten after every finished row). Mask strategies: mixed = M_U on, M_L off (paper's
 best); both = M_U and M_L; none = neither.
 """

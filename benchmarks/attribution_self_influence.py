@@ -6,7 +6,7 @@
 
 Chooses --targets training tracks by k-means over log-mel track embeddings, unlearns each
 (Eq. 6) and scores the whole training set (Eq. 2), then prints and writes
-data/reports/attribution_self_influence.{csv,md,json}: R(z_tar) per target and its mean, the
+benchmarks/results/attribution_self_influence.{csv,md,json}: R(z_tar) per target and its mean, the
 mean embedding similarity of the top-k and bottom-k scored tracks, and measured timings. The
 reports are rewritten after every target, so an interrupted run leaves its partial results.
 The Fisher and theta0 losses are computed once (stored under data/artifacts/attribution/,

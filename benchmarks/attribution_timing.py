@@ -9,7 +9,7 @@ draws, an unlearning forward+backward of --batch-size draws, and one per-sample 
 gradient (one draw, forward+backward). From these it extrapolates, for the config given by
 the flags: the Fisher (N x fisher_timesteps per-sample gradients), the theta0 losses
 (N x score_timesteps forward draws), and one query (unlearn_timesteps x steps draws forward+
-backward + N x score_timesteps forward draws). Writes data/reports/attribution_timing.json.
+backward + N x score_timesteps forward draws). Writes benchmarks/results/attribution_timing.json.
 """
 
 from __future__ import annotations

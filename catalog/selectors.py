@@ -27,21 +27,10 @@ def holders_for_user(user: AnyUser) -> QuerySet[RightsHolder]:
     return RightsHolder.objects.filter(users=user)
 
 
-def holder_for_user(user: AnyUser) -> RightsHolder | None:
-    """The rights holder ``user`` acts for, when exactly one (else None)."""
-    holders = list(holders_for_user(user)[:2])
-    return holders[0] if len(holders) == 1 else None
-
-
 def rights_holders_visible_to(user: AnyUser) -> QuerySet[RightsHolder]:
     if user_sees_whole_catalog(user):
         return RightsHolder.objects.all()
     return holders_for_user(user)
-
-
-def recordings_for_holder(holder: RightsHolder) -> QuerySet[Recording]:
-    """Recordings ``holder`` holds a share of."""
-    return Recording.objects.filter(ownership_shares__rights_holder=holder).distinct()
 
 
 def recordings_visible_to(user: AnyUser) -> QuerySet[Recording]:

@@ -2,8 +2,9 @@
 
 Loading a checkpoint and its training set costs seconds to minutes, so a worker keeps the
 last model version it loaded (`LoadedModel`), with its artifact store, the stages it prepared
-for each (method, engine config) and the last query state it read. Memory stays bounded: a
-different model version, or the same on another device, replaces it.
+for one (method, engine config) and the last query state it read. Memory stays that of one
+model version: a different model version, or the same on another device, replaces it, and
+preparing another config drops the first one's artifacts from memory.
 """
 
 from __future__ import annotations
