@@ -6,7 +6,7 @@ paid, are the ledger's, at ``/attribution/generations/`` and
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from attribution import apis, model_version_apis, model_version_views, views
+from attribution import apis, views
 
 app_name = "attribution"
 
@@ -14,28 +14,28 @@ app_name = "attribution"
 # without a root view (the other endpoints are plain views).
 router = DefaultRouter()
 router.include_root_view = False
-router.register("model-versions", model_version_apis.ModelVersionViewSet, basename="model-version")
+router.register("model-versions", apis.ModelVersionViewSet, basename="model-version")
 
 urlpatterns = [
-    path("model-versions/", model_version_views.model_version_list, name="model-versions"),
+    path("model-versions/", views.model_version_list, name="model-versions"),
     path(
         "model-versions/new/",
-        model_version_views.model_version_register_page,
+        views.model_version_register_page,
         name="model-version-register",
     ),
     path(
         "model-versions/<int:pk>/",
-        model_version_views.model_version_detail,
+        views.model_version_detail,
         name="model-version",
     ),
     path(
         "model-versions/<int:pk>/status/",
-        model_version_views.model_version_status,
+        views.model_version_status,
         name="model-version-status",
     ),
     path(
         "model-versions/<int:pk>/compute-artifacts/",
-        model_version_views.model_version_compute_artifacts,
+        views.model_version_compute_artifacts,
         name="model-version-compute",
     ),
     path("generations/<int:pk>/audio/", views.generation_audio, name="generation-audio"),

@@ -10,11 +10,11 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from attribution.model_version_selectors import (
+from attribution.models import ModelArtifact, ModelVersion, TrainingSetEntry
+from attribution.selectors.model_versions import (
     opted_out_recordings_in_model_version,
     training_set_for_model_version,
 )
-from attribution.models import ModelArtifact, ModelVersion, TrainingSetEntry
 from attribution.services import model_artifact_update, model_version_register
 from catalog.selectors import recordings_opted_out
 from catalog.services import opt_out_create, opt_out_withdraw

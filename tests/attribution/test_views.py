@@ -42,7 +42,7 @@ def test_without_a_rule_from_the_ledger_a_holder_sees_only_what_they_recorded(
     url = f"/attribution/generations/{world.generation.pk}/audio/"
     client = logged_in(client, world.holder_user)
     assert client.get(url).status_code == 200
-    monkeypatch.setattr(selectors, "_holder_generations", None)
+    monkeypatch.setattr(selectors.generations, "_holder_generations", None)
     assert client.get(url).status_code == 404
     assert not selectors.generations_for_user(world.holder_user).exists()
 

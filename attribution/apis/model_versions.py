@@ -10,12 +10,12 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from attribution.model_version_selectors import (
+from attribution.models import ModelArtifact, ModelVersion
+from attribution.selectors.model_versions import (
     model_version_artifact_statuses,
     model_versions_visible_to,
     training_set_entries,
 )
-from attribution.models import ModelArtifact, ModelVersion
 from attribution.services import model_version_artifacts_queue, model_version_register
 from catalog.apis import FILTER_BACKENDS, IsCatalogAdmin, IsCatalogAdminOrReadOnly
 

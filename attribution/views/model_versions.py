@@ -14,11 +14,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from attribution.model_version_selectors import (
+from attribution.models import ModelVersion
+from attribution.selectors.model_versions import (
     model_version_artifact_statuses,
     training_set_entries,
 )
-from attribution.models import ModelVersion
 from attribution.services import model_version_artifacts_queue, model_version_register
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, user_has_role

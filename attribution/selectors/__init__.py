@@ -1,0 +1,51 @@
+"""Reads of attribution: generations and their runs, model versions and their artifacts."""
+
+from attribution.selectors.generations import (
+    ACTIVE_STATUSES,
+    AnyUser,
+    duration_text,
+    generations_for_user,
+    holder_generations_register,
+    holder_positions,
+    latest_run,
+    run_may_rerun,
+    run_status,
+    run_statuses,
+    runs_for_user,
+    score_ranks,
+    top_attributed_tracks,
+    user_may_read_generation_pages,
+    user_sees_all_generations,
+)
+from attribution.selectors.model_versions import (
+    artifact_status,
+    model_version_artifact_statuses,
+    model_versions_visible_to,
+    opted_out_recordings_in_model_version,
+    training_set_entries,
+    training_set_for_model_version,
+)
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "AnyUser",
+    "artifact_status",
+    "duration_text",
+    "generations_for_user",
+    "holder_generations_register",
+    "holder_positions",
+    "latest_run",
+    "model_version_artifact_statuses",
+    "model_versions_visible_to",
+    "opted_out_recordings_in_model_version",
+    "run_may_rerun",
+    "run_status",
+    "run_statuses",
+    "runs_for_user",
+    "score_ranks",
+    "top_attributed_tracks",
+    "training_set_entries",
+    "training_set_for_model_version",
+    "user_may_read_generation_pages",
+    "user_sees_all_generations",
+]

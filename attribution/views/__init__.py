@@ -1,0 +1,33 @@
+"""Attribution pages: generation audio, jobs and runs; model versions and their artifacts."""
+
+from attribution.views.generations import (
+    generation_audio,
+    job_list,
+    job_status,
+    require_generation_reader,
+    run_rerun,
+    run_status_url,
+)
+from attribution.views.model_versions import (
+    ModelVersionForm,
+    model_version_compute_artifacts,
+    model_version_detail,
+    model_version_list,
+    model_version_register_page,
+    model_version_status,
+)
+
+__all__ = [
+    "ModelVersionForm",
+    "generation_audio",
+    "job_list",
+    "job_status",
+    "model_version_compute_artifacts",
+    "model_version_detail",
+    "model_version_list",
+    "model_version_register_page",
+    "model_version_status",
+    "require_generation_reader",
+    "run_rerun",
+    "run_status_url",
+]
