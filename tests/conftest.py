@@ -106,6 +106,46 @@ def redis_broker_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def queue_worker(redis_broker_url, tmp_path):
+    """``start(queues, engine=None, concurrency=1, **env)``: a worker process consuming only
+    ``queues``, with this test's database, data folder, shard size and engine settings (or
+    ``engine``) as they are when it starts; all stopped after the test."""
+    import json
+
+    from django.conf import settings
+
+    started: list[WorkerProcess] = []
+
+    def start(
+        queues: str, *, engine: dict | None = None, concurrency: int = 1, **extra_env: str
+    ) -> WorkerProcess:
+        data_dir = Path(settings.MEDIA_ROOT).parent
+        assert Path(settings.ARTIFACTS_DIR).parent == data_dir, "one data folder for workers"
+        worker = WorkerProcess(
+            queues=queues,
+            broker_url=redis_broker_url,
+            log_path=tmp_path / f"worker-{len(started)}-{queues.replace(',', '-')}.log",
+            extra_env={
+                "ROYALTIES_TEST_DATA_DIR": str(data_dir),
+                "ATTRIBUTION_ENGINE": json.dumps(
+                    settings.ATTRIBUTION_ENGINE if engine is None else engine
+                ),
+                "ATTRIBUTION_SHARD_SIZE": str(settings.ATTRIBUTION_SHARD_SIZE),
+                "ATTRIBUTION_TORCH_THREADS": "1",
+                **extra_env,
+            },
+            concurrency=concurrency,
+        )
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+
+
+@pytest.fixture
 def celery_worker_process(redis_broker_url, tmp_path) -> Iterator[WorkerProcess]:
     """A real worker process on the default and gpu queues, stopped after the test."""
     worker = WorkerProcess(

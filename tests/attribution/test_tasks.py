@@ -1,6 +1,5 @@
 """Attribution through the real Redis broker and real worker processes (PostgreSQL)."""
 
-import json
 import os
 import signal
 import time
@@ -11,7 +10,6 @@ from django.contrib.auth import get_user_model
 from attribution import services
 from attribution.models import AttributionRun, Generation
 from tests.attribution.conftest import TEST_ENGINE, tone, wav_bytes
-from tests.conftest import WorkerProcess
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
 
@@ -27,32 +25,13 @@ def wait_for(predicate, timeout=180.0, interval=0.2, what="condition"):
 
 
 @pytest.fixture
-def gpu_workers(redis_broker_url, tmp_path, attribution_settings):
-    """Start-able workers sharing this test's database, media and artifact folders."""
-    started: list[WorkerProcess] = []
+def gpu_workers(queue_worker, attribution_settings):
+    """Workers on both queues sharing this test's database, media and artifact folders."""
 
-    def start(concurrency: int = 1, engine=None, **extra_env: str) -> WorkerProcess:
-        env = {
-            "ROYALTIES_TEST_DATA_DIR": str(tmp_path / "data"),
-            "ATTRIBUTION_ENGINE": json.dumps(engine or TEST_ENGINE),
-            "ATTRIBUTION_SHARD_SIZE": str(attribution_settings.ATTRIBUTION_SHARD_SIZE),
-            "ATTRIBUTION_TORCH_THREADS": "1",
-            **extra_env,
-        }
-        worker = WorkerProcess(
-            queues="gpu,default",
-            broker_url=redis_broker_url,
-            log_path=tmp_path / f"worker-{len(started)}.log",
-            extra_env=env,
-            concurrency=concurrency,
-        )
-        worker.start()
-        started.append(worker)
-        return worker
+    def start(engine=None, **extra_env: str):
+        return queue_worker("gpu,default", engine=engine or TEST_ENGINE, **extra_env)
 
-    yield start
-    for worker in started:
-        worker.stop()
+    return start
 
 
 @pytest.fixture
