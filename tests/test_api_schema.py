@@ -23,7 +23,7 @@ from tests.core.world import HOLDER_A, world_build
 APP = WSGIHandler()
 SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/?format=json", APP)
 
-# Small enough that the whole module stays well under 3 minutes on 2 shared cores.
+# Small enough to keep this module quick on shared cores.
 FUZZ = settings(
     max_examples=8,
     derandomize=True,

@@ -39,7 +39,7 @@ class LogMelConfig:
     f_min: float = 30.0
     f_max: float | None = None  # None: Nyquist
     floor: float = 1e-4  # magnitude added before the log, so silence is finite
-    # z = (log(mel + floor) - shift) / scale: measured on the demo's rendered tracks so that
+    # z = (log(mel + floor) - shift) / scale: chosen for the demo's rendered tracks so that
     # the latents of real audio have mean ~0 and std ~1, the scale diffusion noise assumes.
     shift: float = -3.0
     scale: float = 2.0

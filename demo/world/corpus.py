@@ -1,7 +1,6 @@
 """Real compositions from music21's bundled corpus, parsed once and cached as note lists.
 
-Parsing a score with music21 is the slow part of building the demo world (0.1 s for a
-chorale, seconds for a quartet movement, tens of seconds for a big folk-song opus), so each
+Parsing scores with music21 is the slow part of building the demo world, so each
 corpus file is parsed once and its works are cached as JSON note lists under
 ``<cache_dir>/scores/``. The cache key holds the music21 version and the file's size, so an
 upgraded corpus is re-parsed.

@@ -44,8 +44,7 @@ class TrainingConfig:
 
 
 # Width: the DiT's output passes through embed_dim, so embed_dim must be at least the
-# token width (n_mels x dit_patch_size = 128) or the model cannot represent full-rank noise
-# (an earlier 192-wide DiT on 512-channel waveform patches floored at a loss of 0.33).
+# token width (n_mels x dit_patch_size = 128) or the model cannot represent full-rank noise.
 @dataclass(frozen=True)
 class ArchitectureConfig:
     embed_dim: int = 256

@@ -23,9 +23,10 @@ from attribution.engine import mel_pretransform
 from demo.world import build, training
 from demo.world.model_config import SAMPLE_RATE, ArchitectureConfig, TrainingConfig, model_config
 
-# Batch 8 of the default model on the 2-core machine: 0.13-0.16 s/step measured (idle, and
-# with a test run beside it), 0.16 s/step budgeted, so "--train-minutes 8" (3000 steps, 80
-# epochs of the 300 tracks) fits in 8 minutes.
+# --train-minutes is converted to a fixed step count (375 steps per minute, a budget of
+# 0.16 s per step at batch 8: "--train-minutes 8" is 3000 steps, 80 epochs of the 300
+# tracks), so a seed fixes the result on any machine; measured step times: BENCHMARKS.md,
+# "Demo world".
 STEPS_PER_MINUTE = 375
 DEFAULT_TRAIN_MINUTES = 8.0
 MODEL_FILES = (

@@ -11,7 +11,7 @@ from attribution.engine.config import EngineConfig
 from attribution.engine.items import TrainingItem, TrainingSet
 from tests.attribution.tiny_models import tiny_dit_config
 
-# The CPUs are shared; one intra-op thread is several times faster than two under contention.
+# The CPUs are shared; one intra-op thread avoids contention between test processes.
 torch.set_num_threads(1)
 
 SAMPLE_RATE = 1000
