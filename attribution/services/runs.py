@@ -193,10 +193,6 @@ def _query_state_path(run: AttributionRun) -> Path:
     return Path(settings.ARTIFACTS_DIR) / "runs" / str(run.pk) / "query_state.pt"
 
 
-def _engine_failure(run_id: int, exc: Exception) -> None:
-    attribution_run_fail(run_id=run_id, reason=str(exc))
-
-
 def generation_query(generation: Generation, model):
     """The generation as the engine's query z_hat: its audio, prompt and duration, keyed by the
     audio's content (the same audio gives the same draws, hence the same scores)."""
@@ -253,19 +249,6 @@ def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
     )
     try:
         engine = _run_engine(run, progress)
-    except ArtifactsNotReadyError as exc:
-        reason = (
-            f"{exc} The run records the engine configuration of ATTRIBUTION_ENGINE where it was "
-            f"queued; compute the artifacts with that configuration: manage.py "
-            f"compute_model_artifacts {model_version.pk}"
-        )
-        model_version_artifacts_mark_stale(model_version=model_version, reason=reason)
-        attribution_run_fail(run_id=run_id, reason=reason)
-        return None
-    except (ApplicationError, EngineError) as exc:
-        _engine_failure(run_id, exc)
-        return None
-    try:
         shard_size = run.shard_size or max(1, int(settings.ATTRIBUTION_SHARD_SIZE))
         shard_count = len(slice_bounds(len(engine.loaded.train_set), shard_size))
         path = _query_state_path(run)
@@ -287,8 +270,17 @@ def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
         )
         _progress_write(run_id, "scoring", PREPARE_SHARE)
         return ShardPlan(run_id=run_id, shard_count=shard_count)
+    except ArtifactsNotReadyError as exc:
+        reason = (
+            f"{exc} The run records the engine configuration of ATTRIBUTION_ENGINE where it was "
+            f"queued; compute the artifacts with that configuration: manage.py "
+            f"compute_model_artifacts {model_version.pk}"
+        )
+        model_version_artifacts_mark_stale(model_version=model_version, reason=reason)
+        attribution_run_fail(run_id=run_id, reason=reason)
+        return None
     except (ApplicationError, EngineError) as exc:
-        _engine_failure(run_id, exc)
+        attribution_run_fail(run_id=run_id, reason=str(exc))
         return None
 
 
@@ -317,7 +309,7 @@ def attribution_run_score_shard(*, run_id: int, shard_index: int) -> int | None:
 
         piece = score_slice(engine.method, engine.prepared, state, start, stop, check_deadline)
     except (ApplicationError, EngineError) as exc:
-        _engine_failure(run_id, exc)
+        attribution_run_fail(run_id=run_id, reason=str(exc))
         return None
     with transaction.atomic():
         shard, _ = AttributionShard.objects.get_or_create(
@@ -369,7 +361,7 @@ def attribution_run_finish(*, run_id: int) -> AttributionRun | None:
         ]
         scores = combine(engine.method, engine.prepared, state, slices)
     except (ApplicationError, EngineError) as exc:
-        _engine_failure(run_id, exc)
+        attribution_run_fail(run_id=run_id, reason=str(exc))
         return None
     with transaction.atomic():
         locked = AttributionRun.objects.select_for_update().get(pk=run_id)
