@@ -1,14 +1,18 @@
-"""Per-checkpoint artifacts on disk: the diagonal Fisher (Sec. 2.2) and the theta0 losses
-(second term of Eq. 2), keyed by the checkpoint's SHA-256 and verified on load.
+"""Per-checkpoint artifacts on disk: the diagonal Fisher (Sec. 2.2), the theta0 losses
+(second term of Eq. 2) and the first-order method's training features (features.py), keyed by
+the checkpoint's SHA-256 and verified on load.
 
 Layout under the store root:
     <checkpoint_sha256>/fisher-<key>/meta.json      what it was computed from, progress, file hash
     <checkpoint_sha256>/fisher-<key>/partial.pt     running float64 sums (while incomplete)
     <checkpoint_sha256>/fisher-<key>/fisher.pt      the finished Fisher (float32)
     <checkpoint_sha256>/losses-<key>/...            the same for the theta0 losses
+    <checkpoint_sha256>/features-<key>/features.npy (N, k) float32, read memory-mapped
+                                                    (features.partial.npy while incomplete)
 `<key>` hashes everything the artifact's numbers depend on: the training manifest hash, N, the
-config fields of `EngineConfig.fisher_key` / `scoring_key` (T, seed, timestep sequence, masks,
-batch size, device), the weights' dtype, the torch version and the format version. (torch's CPU
+config fields of `EngineConfig.fisher_key` / `scoring_key` / `features_key` (T, seed, timestep
+sequence, masks, batch size, device; for the features also damping, target weights and the
+projection), the weights' dtype, the torch version and the format version. (torch's CPU
 thread count can change the last bits too; workers that share artifacts should set the same
 ATTRIBUTION_TORCH_THREADS.) The store owns this layout:
 callers ask it for an artifact or its file (`artifact_file`), never build the paths themselves.
@@ -36,6 +40,7 @@ import torch
 from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
 from attribution.engine.errors import ArtifactNotComputedError, EngineError
+from attribution.engine.features import FeatureMap
 from attribution.engine.fisher import (
     accumulate_fisher,
     block_parameters,
@@ -125,7 +130,7 @@ class ArtifactStore:
     artifacts its model version was prepared with, not silently make new ones).
     """
 
-    FILES = {"fisher": "fisher.pt", "losses": "losses.npy"}
+    FILES = {"fisher": "fisher.pt", "losses": "losses.npy", "features": "features.npy"}
 
     def __init__(self, root: str | Path | None, chunk_items: int = 8) -> None:
         self.root = Path(root) if root is not None else None
@@ -138,7 +143,11 @@ class ArtifactStore:
         model: EngineModel, kind: str, train_set: TrainingSet, cfg: EngineConfig
     ) -> dict[str, Any]:
         """Everything the artifact's numbers depend on (see the module docstring)."""
-        fields = cfg.fisher_key() if kind == "fisher" else cfg.scoring_key()
+        fields = {
+            "fisher": cfg.fisher_key,
+            "losses": cfg.scoring_key,
+            "features": cfg.features_key,
+        }[kind]()
         return {
             "format_version": FORMAT_VERSION,
             "manifest": train_set.manifest_sha256,
@@ -163,11 +172,21 @@ class ArtifactStore:
     def artifact_file(
         self, model: EngineModel, kind: str, train_set: TrainingSet, cfg: EngineConfig
     ) -> Path | None:
-        """The finished file of an artifact ("fisher" or "losses"), or None if not on disk."""
+        """The finished file of an artifact ("fisher", "losses" or "features"), or None if
+        not on disk."""
         folder = self._folder(model, kind, self.artifact_key(model, kind, train_set, cfg))
         if folder is None or not (folder / self.FILES[kind]).is_file():
             return None
         return folder / self.FILES[kind]
+
+    def recorded_sha256(
+        self, model: EngineModel, kind: str, train_set: TrainingSet, cfg: EngineConfig
+    ) -> str | None:
+        """The SHA-256 recorded for a finished artifact's file, or None if not on disk."""
+        path = self.artifact_file(model, kind, train_set, cfg)
+        if path is None:
+            return None
+        return json.loads((path.parent / "meta.json").read_text()).get("file_sha256")
 
     def _refuse_to_compute(self, what: str, model: EngineModel) -> EngineError:
         return ArtifactNotComputedError(
@@ -302,6 +321,76 @@ class ArtifactStore:
             (folder / "partial.pt").unlink(missing_ok=True)
         self.memory[memo] = losses
         return losses
+
+    # first-order features (features.py) ----------------------------------------------------
+    def features(
+        self,
+        model: EngineModel,
+        items: list[EncodedItem] | Callable[[], list[EncodedItem]],
+        train_set: TrainingSet,
+        cfg: EngineConfig,
+        progress: Progress | None = None,
+        *,
+        compute: bool = True,
+    ) -> np.ndarray:
+        """phi_i for every training item, shape (N, k) float32, memory-mapped from disk (rows
+        are read only when used): loaded, resumed or computed. Needs the Fisher (whitening)."""
+        key = self.artifact_key(model, "features", train_set, cfg)
+        memo = ("features", model.checkpoint_sha256, key_hash(key))
+        if memo in self.memory:
+            return self.memory[memo]
+        folder = self._folder(model, "features", key)
+        if folder is not None and (folder / "features.npy").is_file():
+            meta = json.loads((folder / "meta.json").read_text())
+            self._check_meta(folder, meta, model)
+            if file_sha256(folder / "features.npy") != meta.get("file_sha256"):
+                raise EngineError(f"The feature artifact in {folder} is corrupted.")
+            features = np.load(folder / "features.npy", mmap_mode="r")
+            self.memory[memo] = features
+            return features
+        if not compute:
+            raise self._refuse_to_compute("first-order features", model)
+        fisher = self.fisher(model, items, train_set, cfg, progress)
+        items = items() if callable(items) else items
+        feature_map = FeatureMap(model, fisher, cfg)
+        shape = (len(items), feature_map.dim)
+        folder = self._work_folder(model, "features", key)
+        done = 0
+        if folder is None:
+            rows = np.empty(shape, dtype=np.float32)
+        else:
+            partial = folder / "features.partial.npy"
+            meta_path = folder / "meta.json"
+            resumable = partial.is_file() and meta_path.is_file()
+            if resumable:
+                meta = json.loads(meta_path.read_text())
+                self._check_meta(folder, meta, model)
+                resumable = meta.get("key") == key
+            if resumable:
+                rows = np.load(partial, mmap_mode="r+")
+                done = int(meta["items_done"])
+            else:
+                rows = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float32, shape=shape)
+        while done < len(items):
+            stop = min(done + self.chunk_items, len(items))
+            for position in range(done, stop):
+                rows[position] = feature_map.item(items[position]).numpy()
+                if progress is not None:
+                    progress("features", position + 1, len(items))
+            done = stop
+            if folder is not None:
+                rows.flush()
+                write_json(folder / "meta.json", self._meta(model, key, done, len(items)))
+        if folder is not None:
+            del rows
+            os.replace(folder / "features.partial.npy", folder / "features.npy")
+            meta = self._meta(model, key, done, len(items))
+            meta["file_sha256"] = file_sha256(folder / "features.npy")
+            meta["projection_dim"] = shape[1]
+            write_json(folder / "meta.json", meta)
+            rows = np.load(folder / "features.npy", mmap_mode="r")
+        self.memory[memo] = rows
+        return rows
 
     # helpers --------------------------------------------------------------------------------
     def _meta(self, model: EngineModel, key: dict, done: int, total: int) -> dict[str, Any]:

@@ -20,6 +20,8 @@ TimestepSequence = Literal["sobol", "iid"]
 TIMESTEP_SEQUENCE_CHOICES: tuple[str, ...] = get_args(TimestepSequence)
 StepRule = Literal["accumulate", "fixed_point"]
 STEP_RULE_CHOICES: tuple[str, ...] = get_args(StepRule)
+ProjectionKind = Literal["sjlt", "gaussian", "rademacher", "factored", "none"]
+PROJECTION_CHOICES: tuple[str, ...] = get_args(ProjectionKind)
 
 
 @dataclass(frozen=True)
@@ -77,11 +79,21 @@ class EngineConfig:
     # Rows (timestep draws of one item) per forward pass. Results do not depend on it beyond
     # floating-point reassociation.
     batch_size: int = 16
+    # The first-order method (methods/first_order.py) only. Its query gradient is averaged
+    # over this many unlearning draws (the first draws of the same sequence the exact method
+    # averages over cfg.unlearn_timesteps), and the whitened training gradients are stored
+    # projected to `projection_dim` numbers by a `projection` (projection.py). The choices
+    # rest on the measured fidelity curves (docs/decisions/0017-first-order-attribution.md).
+    first_order_timesteps: int = 256
+    projection: ProjectionKind = "sjlt"
+    projection_dim: int = 8192
 
     def __post_init__(self) -> None:
         assert self.target_layers in TARGET_LAYER_CHOICES, self.target_layers
         assert self.timestep_sequence in TIMESTEP_SEQUENCE_CHOICES, self.timestep_sequence
         assert self.step_rule in STEP_RULE_CHOICES, self.step_rule
+        assert self.projection in PROJECTION_CHOICES, self.projection
+        assert self.first_order_timesteps >= 1 and self.projection_dim >= 1
         assert self.steps >= 1 and self.unlearn_timesteps >= 1
         assert self.score_timesteps >= 1 and self.fisher_timesteps >= 1 and self.batch_size >= 1
         assert self.damping >= 0.0 and self.lr > 0.0
@@ -119,4 +131,17 @@ class EngineConfig:
             **self.encoding_key(),
             "fisher_timesteps": self.fisher_timesteps,
             "timestep_sequence": self.timestep_sequence,
+        }
+
+    def features_key(self) -> dict[str, Any]:
+        """The fields the first-order method's stored training features depend on: the draws
+        of the Eq. 2 losses (their gradients), the Fisher and damping that whiten them, the
+        target weights and the projection."""
+        return {
+            **self.scoring_key(),
+            **self.fisher_key(),
+            "damping": self.damping,
+            "target_layers": self.target_layers,
+            "projection": self.projection,
+            "projection_dim": self.projection_dim,
         }

@@ -16,7 +16,7 @@ current weights as the reference implementation of Wang et al. does (cfg.step_ru
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import torch
@@ -35,8 +35,12 @@ def query_gradient(
     cfg: EngineConfig,
     params: dict[str, torch.nn.Parameter],
     progress: Progress | None = None,
+    on_chunk: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """grad_theta of L(z_hat, theta) = (1/T_u) sum_t L_t(z_hat, theta) (Sec. 2.1), mask M_U."""
+    """grad_theta of L(z_hat, theta) = (1/T_u) sum_t L_t(z_hat, theta) (Sec. 2.1), mask M_U.
+
+    `on_chunk(draws_done, running_sums)` sees the running sum (scaled by 1/T_u) after each
+    batch of draws: the estimate over the first draws (fidelity curves over T_u)."""
     names = list(params)
     tensors = [params[name] for name in names]
     total = cfg.unlearn_timesteps
@@ -50,6 +54,8 @@ def query_gradient(
                 grads[name] += grad
         if progress is not None:
             progress("unlearn", indices.stop, total)
+        if on_chunk is not None:
+            on_chunk(indices.stop, grads)
     return grads
 
 

@@ -12,11 +12,14 @@ from attribution.engine.config import EngineConfig
 from attribution.engine.errors import EngineError
 from attribution.engine.items import QueryItem, TrainingSet
 from attribution.engine.loss import Progress
+from attribution.engine.methods.first_order import FirstOrderMethod
 from attribution.engine.methods.unlearning import UnlearningMethod
 from attribution.engine.pipeline import AttributionMethod, attribute
 from attribution.engine.scoring import Scores
 
-METHODS: dict[str, AttributionMethod] = {method.name: method for method in (UnlearningMethod(),)}
+METHODS: dict[str, AttributionMethod] = {
+    method.name: method for method in (UnlearningMethod(), FirstOrderMethod())
+}
 
 
 def method_named(name: str) -> AttributionMethod:
