@@ -71,9 +71,17 @@ class AttributionRun(models.Model):
         SUCCEEDED = "succeeded", "Succeeded"
         FAILED = "failed", "Failed"
 
+    class Purpose(models.TextChoices):
+        # the run whose scores pay the generation's rights holders (one per generation)
+        SETTLEMENT = "settlement", "Settlement"
+        # a second run, by another method, that pays nothing: its scores stand beside the
+        # settlement's so that finance can check how far the methods agree
+        AUDIT = "audit", "Audit"
+
     generation = models.ForeignKey(
         Generation, on_delete=models.PROTECT, related_name="attribution_runs"
     )
+    purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.SETTLEMENT)
     model_version = models.ForeignKey(
         "ModelVersion", on_delete=models.PROTECT, related_name="attribution_runs"
     )
@@ -120,7 +128,7 @@ class AttributionRun(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["generation"],
-                condition=models.Q(status="succeeded"),
+                condition=models.Q(status="succeeded", purpose="settlement"),
                 name="attribution_run_one_success_per_generation",
             ),
             models.CheckConstraint(
@@ -220,6 +228,7 @@ class ModelArtifact(models.Model):
     class Kind(models.TextChoices):
         FISHER = "fisher", "Diagonal Fisher information"
         BASE_LOSSES = "base_losses", "Cached training-set losses"
+        FEATURES = "features", "First-order gradient features"
 
     class Status(models.TextChoices):
         MISSING = "missing", "Missing"

@@ -16,8 +16,9 @@ One run, side by side on one machine:
    gaussian and rademacher at --dense-dims; factored at --factored-dims) and every T_u, and
    against the exact scores: Spearman over all training tracks, top-10 overlap, and the L1
    distance between the per-rights-holder splits of the ledger's default policy.
-4. Self-influence (Sec. 3.2) for --targets k-means targets: the target's rank under each
-   first-order variant (the exact method's ranks are those of BENCHMARKS.md, "Self-influence").
+4. Self-influence (Sec. 3.2) for --targets k-means targets, each scored exactly too: the
+   target's rank under the exact method and under each first-order variant, and the same
+   agreement figures as for the generations.
 5. Per-generation wall time of both methods at N = the training set and each --timing-sizes
    (a training set of replicated tracks, new item ids: timing only), and the cost model's
    extrapolation to --extrapolate tracks.
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import subprocess
 import time
@@ -212,7 +214,7 @@ def _query(name: str, spec: dict, prefixes: list[int], exact: bool, scratch: str
     import torch
 
     from attribution.engine.fisher import target_parameters
-    from attribution.engine.items import QueryItem, encode_item
+    from attribution.engine.items import encode_item, make_query
     from attribution.engine.methods import METHODS
     from attribution.engine.methods.first_order import step_size
     from attribution.engine.pipeline import QueryState
@@ -224,26 +226,20 @@ def _query(name: str, spec: dict, prefixes: list[int], exact: bool, scratch: str
     if "position" in spec:
         query = query_from_training_item(train_set.items[spec["position"]])
     else:
-        audio, _ = generate(
+        audio, sample_rate = generate(
             model.module, model.config, spec["prompt"], spec["seconds"], spec["seed"]
         )
-        query = QueryItem(
-            item_id=name,
-            audio=audio,
-            prompt=spec["prompt"],
-            seconds_start=0.0,
-            seconds_total=float(np.ceil(spec["seconds"])),
-        )
+        query = make_query(audio, sample_rate, spec["prompt"], model, item_id=name)
     encoded = encode_item(model, query, cfg)
     params = target_parameters(model, cfg.target_layers)
     feature_map = _feature_map()
     total = max(prefixes) if not exact else cfg.unlearn_timesteps
-    elapsed: dict[int, float] = {}
+    elapsed: dict[str, float] = {}  # draws done -> seconds (str keys: the results are JSON)
     started = time.perf_counter()
 
     def snapshot(done: int, sums: dict) -> None:
         if done in prefixes:
-            elapsed[done] = time.perf_counter() - started
+            elapsed[str(done)] = time.perf_counter() - started
             mean = {n: value * (total / done) for n, value in sums.items()}
             psi = feature_map(mean).float().numpy()  # whitened, unprojected
             np.save(Path(scratch) / f"{name}-T{done}.npy", psi)
@@ -281,7 +277,6 @@ def _query(name: str, spec: dict, prefixes: list[int], exact: bool, scratch: str
 def _exact_at(n_items: int):
     """Per-generation wall time of the exact method on a training set of n_items replicated
     tracks (new item ids, so new draws): query state + scoring every item."""
-    from attribution.engine.artifacts import ArtifactStore
     from attribution.engine.items import TrainingItem, TrainingSet, encode_items
     from attribution.engine.methods import METHODS
     from attribution.engine.pipeline import Prepared
@@ -312,7 +307,6 @@ def _exact_at(n_items: int):
         artifacts={"fisher": _W["fisher"], "base_losses": np.zeros(n_items)},
         artifact_sha256={},
     )
-    del ArtifactStore
     started = time.perf_counter()
     state = method.query_state(prepared, query_from_training_item(base_set.items[0]))
     unlearn_s = time.perf_counter() - started
@@ -343,6 +337,11 @@ def holder_shares(tau: np.ndarray, ownership: list[list[tuple[int, float]]]) -> 
         for holder, percent in ownership[w.position]:
             shares[holder] = shares.get(holder, 0.0) + w.weight / total * percent / 100
     return shares
+
+
+def rank_of(tau: np.ndarray, position: int) -> int:
+    """R(z) of Sec. 3.2: 1 + the number of other items scored at least as high."""
+    return 1 + int((np.delete(tau, position) >= tau[position]).sum())
 
 
 def l1(a: dict[int, float], b: dict[int, float]) -> float:
@@ -383,7 +382,13 @@ def main() -> None:
     add_engine_flags(parser)
     parser.add_argument("--generations", type=int, default=16)
     parser.add_argument("--timesteps", default="64,128,256,512,1024,2048")
-    parser.add_argument("--target-timesteps", default="64,128,256,512")
+    parser.add_argument("--target-timesteps", default="64,128,256,512,1024,2048")
+    parser.add_argument(
+        "--exact-targets",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="score the self-influence targets with the exact method too (their exact ranks)",
+    )
     parser.add_argument("--dims", default="1024,2048,4096,8192,16384,32768")
     parser.add_argument("--dense-dims", default="2048")
     parser.add_argument("--factored-dims", default="4096,16384")
@@ -412,8 +417,15 @@ def main() -> None:
     params = target_parameters(model, cfg.target_layers)
     feature_map_shapes = {name: tuple(p.shape) for name, p in params.items()}
     p_total = sum(int(np.prod(s)) for s in feature_map_shapes.values())
-    gradients_path = scratch / "whitened_gradients.npy"
-    np.lib.format.open_memmap(gradients_path, mode="w+", dtype=np.float32, shape=(n, p_total))
+    # The whitened gradients do not depend on the projection: computed once per checkpoint and
+    # config, and reused by a later run (with the time they took).
+    key = json.dumps({"checkpoint": checkpoint, **cfg.features_key()}, sort_keys=True)
+    tag = hashlib.sha256(key.encode()).hexdigest()[:12]
+    gradients_path = scratch / f"whitened_gradients-{tag}.npy"
+    done_path = gradients_path.with_suffix(".done.json")
+    reuse = done_path.is_file()
+    if not reuse:
+        np.lib.format.open_memmap(gradients_path, mode="w+", dtype=np.float32, shape=(n, p_total))
     del model, encoded
 
     jobs: list[tuple] = []
@@ -422,13 +434,32 @@ def main() -> None:
         jobs.append(("query", f"gen{i:02d}", spec, prefixes, True, str(scratch)))
     for position in targets:
         spec = {"position": position}
-        jobs.append(("query", f"target{position:03d}", spec, target_prefixes, False, str(scratch)))
+        name = f"target{position:03d}"
+        jobs.append(("query", name, spec, target_prefixes, args.exact_targets, str(scratch)))
     chunk = max(1, n // (4 * max(1, args.workers)))
-    jobs += [("gradients", a, min(a + chunk, n), str(gradients_path)) for a in range(0, n, chunk)]
+    if not reuse:
+        jobs += [
+            ("gradients", a, min(a + chunk, n), str(gradients_path)) for a in range(0, n, chunk)
+        ]
     jobs += [("exact_at", size) for size in _ints(args.timing_sizes)]
     jobs.sort(key=lambda job: job[0] != "exact_at")  # the longest first
 
+    # Finished jobs are kept in the scratch folder: a rerun (after a crash, or with other
+    # projections) runs only what is missing.
+    saved_path = scratch / f"jobs-{tag}.json"
     results: dict = {"query": {}, "gradients_s": 0.0, "exact_at": {}}
+    if saved_path.is_file():
+        saved = json.loads(saved_path.read_text())
+        results["query"] = saved["query"]
+        results["exact_at"] = {int(k): v for k, v in saved["exact_at"].items()}
+
+    def finished(job: tuple) -> bool:
+        if job[0] == "query":
+            saved = results["query"].get(job[1])
+            return saved is not None and (not job[4] or "tau" in saved)
+        return job[0] == "exact_at" and job[1] in results["exact_at"]
+
+    jobs = [job for job in jobs if not finished(job)]
     wall = time.perf_counter()
 
     def on_result(result) -> None:
@@ -439,6 +470,9 @@ def main() -> None:
             results["gradients_s"] += result[3]
         else:
             results["exact_at"][result[1]["n"]] = result[1]
+        saved_path.write_text(
+            json.dumps({"query": results["query"], "exact_at": results["exact_at"]})
+        )
         print(f"[{time.perf_counter() - wall:7.0f} s] {kind} done", flush=True)
 
     import multiprocessing
@@ -448,13 +482,18 @@ def main() -> None:
         for result in pool.imap_unordered(_job, jobs):
             on_result(result)
     pool_wall_s = time.perf_counter() - wall
+    if reuse:
+        results["gradients_s"] = json.loads(done_path.read_text())["gradients_cpu_s"]
+    else:
+        done_path.write_text(json.dumps({"gradients_cpu_s": results["gradients_s"]}))
     torch.set_num_threads(max(1, args.workers))
 
     gradients = np.load(gradients_path, mmap_mode="r")  # (N, p) whitened gbar
     eta = cfg.lr / n if cfg.lr_times_inverse_n else cfg.lr
-    generations = sorted(k for k in results["query"] if k.startswith("gen"))
-    target_names = sorted(k for k in results["query"] if k.startswith("target"))
+    generations = [f"gen{i:02d}" for i in range(min(args.generations, len(PROMPTS)))]
+    target_names = [f"target{position:03d}" for position in targets]
     exact = {g: np.array(results["query"][g]["tau"]) for g in generations}
+    per_query_results = results["query"]
 
     def query_rows(names: list[str], ts: list[int]) -> tuple[np.ndarray, list[tuple]]:
         keys = [(name, t) for name in names for t in ts]
@@ -500,24 +539,37 @@ def main() -> None:
             }
             table.append(entry)
         for t in target_prefixes:
-            ranks = []
+            ranks, exact_ranks, rows = [], [], []
             for name in target_names:
                 position = int(name.removeprefix("target"))
-                tau = phi @ psi_t[t_keys.index((name, t))]
-                others = np.delete(tau, position)
-                ranks.append(1 + int((others >= tau[position]).sum()))
-            table.append(
-                {
-                    "projection": kind,
-                    "k": projection.dim,
-                    "T_u": t,
-                    "set": "targets",
-                    "at_rank_1": sum(r == 1 for r in ranks),
-                    "targets": len(ranks),
-                    "worst_rank": max(ranks),
-                    "mean_rank": float(np.mean(ranks)),
-                }
-            )
+                tau = eta * (phi @ psi_t[t_keys.index((name, t))]).astype(np.float64)
+                ranks.append(rank_of(tau, position))
+                saved = per_query_results[name]
+                if "tau" in saved:
+                    exact_tau = np.array(saved["tau"])
+                    exact_ranks.append(rank_of(exact_tau, position))
+                    rows.append(agreement(tau, exact_tau, ownership))
+            entry = {
+                "projection": kind,
+                "k": projection.dim,
+                "T_u": t,
+                "set": "targets",
+                "at_rank_1": sum(r == 1 for r in ranks),
+                "targets": len(ranks),
+                "worst_rank": max(ranks),
+                "mean_rank": float(np.mean(ranks)),
+            }
+            if rows:
+                entry.update(
+                    exact_at_rank_1=sum(r == 1 for r in exact_ranks),
+                    same_rank_as_exact=sum(a == b for a, b in zip(ranks, exact_ranks, strict=True)),
+                    spearman_mean=float(np.mean([r["spearman"] for r in rows])),
+                    spearman_min=float(np.min([r["spearman"] for r in rows])),
+                    top10_mean=float(np.mean([r["top10"] for r in rows])),
+                    holder_l1_mean=float(np.mean([r["holder_l1"] for r in rows])),
+                    holder_l1_max=float(np.max([r["holder_l1"] for r in rows])),
+                )
+            table.append(entry)
         print(f"{kind} k={projection.dim}: projected in {project_s:.1f} s", flush=True)
 
     # cost: per-generation wall time of each method
@@ -526,7 +578,7 @@ def main() -> None:
     unlearn_2048 = float(np.mean([per_query[g]["unlearn_s"] for g in generations]))
     score_per_item = float(np.mean([per_query[g]["score_s"] for g in generations])) / n
     prefix_s = {
-        t: float(np.mean([per_query[g]["prefix_s"][t] for g in generations])) for t in prefixes
+        t: float(np.mean([per_query[g]["prefix_s"][str(t)] for g in generations])) for t in prefixes
     }
     feature_dim = cfg.projection_dim
     projection = Projection(cfg.projection, feature_dim, feature_map_shapes, cfg.seed)

@@ -25,6 +25,7 @@ from django.views.decorators.http import require_GET, require_POST
 from attribution import selectors as attribution_selectors
 from attribution.charts import attribution_distribution_svg
 from attribution.models import Generation
+from attribution.services import AUDIT_METHOD
 from attribution.views import require_generation_reader, run_status_url
 from catalog.models import RightsHolder
 from core.exceptions import ApplicationError
@@ -41,6 +42,7 @@ from ledger.forms import (
     VerifyForm,
 )
 from ledger.models import JournalEntry, PayoutBatch, PayoutLine, Statement, StatementPeriod
+from ledger.selectors.generations import METHOD_LABELS
 
 PAGE_SIZE = 50
 finance_required = role_required(FINANCE)
@@ -158,10 +160,23 @@ def statement_detail(
         )
     except ApplicationError as exc:
         return render(request, "ledger/statement_error.html", {"message": exc.message}, status=409)
+    content = statement.content
+    methods = attribution_selectors.run_methods(
+        line["attribution_run"] for line in content["lines"]
+    )
+    lines = [
+        (line, METHOD_LABELS.get(methods.get(line["attribution_run"], ""), ""))
+        for line in content["lines"]
+    ]
     return render(
         request,
         "ledger/statement.html",
-        {"statement": statement, "content": statement.content, "holder": statement.rights_holder},
+        {
+            "statement": statement,
+            "content": content,
+            "lines": lines,
+            "holder": statement.rights_holder,
+        },
     )
 
 
@@ -400,6 +415,18 @@ def generation_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _may_audit(request: HttpRequest, detail) -> bool:
+    """Offer the exact-method audit: finance or a catalog admin, a settlement paid by another
+    method, and no audit run yet (a failed one is re-run from the runs table)."""
+    staff = user_has_role(request.user, FINANCE) or user_has_role(request.user, CATALOG_ADMIN)
+    return bool(
+        staff
+        and detail.settlement is not None
+        and detail.run.method != AUDIT_METHOD
+        and detail.audit_run is None
+    )
+
+
 @login_required
 @require_GET
 def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -434,6 +461,7 @@ def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "page_obj": _page(request, detail.rows),
             "runs": runs,
             "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
+            "may_audit": _may_audit(request, detail),
             "status_url": run_status_url([run.pk for run, status, _ in runs if not status["done"]]),
         },
     )

@@ -26,6 +26,7 @@ from attribution.models import AttributionRun, Generation, ModelVersion
 from attribution.streaming import ranged_file_response
 from catalog.apis import IsCatalogAdmin
 from core.exceptions import ApplicationError
+from core.roles import CATALOG_ADMIN, FINANCE, user_has_role
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 
@@ -46,6 +47,8 @@ class AttributionRunSerializer(serializers.ModelSerializer):
             "id",
             "generation",
             "model_version",
+            "purpose",
+            "method",
             "status",
             "label",
             "progress_percent",
@@ -246,3 +249,30 @@ class AttributionRunRerunApi(APIView):
             run=run, actor=request.user, reason=str(request.data.get("reason", ""))
         )
         return Response(AttributionRunSerializer(rerun).data, status=status.HTTP_201_CREATED)
+
+
+class IsFinanceOrCatalogAdmin(permissions.BasePermission):
+    message = "Only finance and catalog admins may do this."
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(
+            user
+            and user.is_authenticated
+            and (user_has_role(user, FINANCE) or user_has_role(user, CATALOG_ADMIN))
+        )
+
+
+class GenerationAuditApi(APIView):
+    """POST: re-attribute a settled generation with the exact method (finance, catalog
+    admins). The audit run pays nothing; the generation's page and API show both."""
+
+    permission_classes = [permissions.IsAuthenticated, IsFinanceOrCatalogAdmin]
+
+    @extend_schema(request=None, responses={201: AttributionRunSerializer})
+    def post(self, request, pk: int):
+        generation = get_object_or_404(selectors.generations_for_user(request.user), pk=pk)
+        run = services.attribution_run_audit(
+            generation=generation, actor=request.user, reason=str(request.data.get("reason", ""))
+        )
+        return Response(AttributionRunSerializer(run).data, status=status.HTTP_201_CREATED)

@@ -190,7 +190,8 @@ class ArtifactStore:
 
     def _refuse_to_compute(self, what: str, model: EngineModel) -> EngineError:
         return ArtifactNotComputedError(
-            f"The {what} of checkpoint {model.checkpoint_sha256[:12]} has not been computed for "
+            f"The {what} of checkpoint {model.checkpoint_sha256[:12]} "
+            f"{'have' if what.endswith('s') else 'has'} not been computed for "
             "this engine configuration; compute the model version's artifacts first.",
             field="model_version",
         )

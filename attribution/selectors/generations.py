@@ -75,8 +75,13 @@ def generations_for_user(user: AnyUser) -> QuerySet[Generation]:
     return generations.filter(visible)
 
 
-def latest_run(generation: Generation) -> AttributionRun | None:
-    return generation.attribution_runs.order_by("-created_at", "-id").first()
+def latest_run(
+    generation: Generation, purpose: str = AttributionRun.Purpose.SETTLEMENT
+) -> AttributionRun | None:
+    """The generation's newest run of a purpose (by default the runs that pay it)."""
+    return (
+        generation.attribution_runs.filter(purpose=purpose).order_by("-created_at", "-id").first()
+    )
 
 
 def score_ranks(scores: Sequence[float]) -> list[int]:
@@ -169,8 +174,10 @@ def run_status(run: AttributionRun) -> dict:
 
 def runs_for_user(user: AnyUser) -> QuerySet[AttributionRun]:
     """Attribution runs of the generations ``user`` may see, newest first, each annotated
-    with ``has_newer`` (a newer run exists for its generation)."""
-    newer = AttributionRun.objects.filter(generation=OuterRef("generation")).filter(
+    with ``has_newer`` (a newer run of the same purpose exists for its generation)."""
+    newer = AttributionRun.objects.filter(
+        generation=OuterRef("generation"), purpose=OuterRef("purpose")
+    ).filter(
         Q(created_at__gt=OuterRef("created_at"))
         | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
     )
@@ -183,10 +190,11 @@ def runs_for_user(user: AnyUser) -> QuerySet[AttributionRun]:
 
 
 def run_may_rerun(run: AttributionRun) -> bool:
-    """A failed run is re-run (once) unless a newer run for its generation exists."""
+    """A failed run is re-run (once) unless a newer run of its purpose for its generation
+    exists."""
     has_newer = getattr(run, "has_newer", None)
     if has_newer is None:
-        has_newer = latest_run(run.generation).pk != run.pk
+        has_newer = latest_run(run.generation, run.purpose).pk != run.pk
     return run.status == AttributionRun.Status.FAILED and not has_newer
 
 
@@ -194,3 +202,8 @@ def run_statuses(*, user: AnyUser, ids: Iterable[int]) -> list[dict]:
     """``run_status`` of each of ``ids`` that ``user`` may see."""
     runs = runs_for_user(user).filter(pk__in=list(ids))
     return [run_status(run) for run in runs]
+
+
+def run_methods(run_ids: Iterable[int]) -> dict[int, str]:
+    """The attribution method each of the runs recorded (``unlearning``, ``first_order``)."""
+    return dict(AttributionRun.objects.filter(pk__in=list(run_ids)).values_list("pk", "method"))

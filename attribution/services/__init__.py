@@ -8,6 +8,8 @@ keeps loaded) and ``progress``.
 """
 
 from attribution.services.artifacts import (
+    AUDIT_METHOD,
+    artifact_kinds,
     model_version_artifacts_compute,
     model_version_artifacts_mark_stale,
     model_version_artifacts_missing,
@@ -29,6 +31,7 @@ from attribution.services.model_versions import (
 from attribution.services.progress import ThrottledProgress, TimeLimitExceededError
 from attribution.services.runs import (
     ShardPlan,
+    attribution_run_audit,
     attribution_run_fail,
     attribution_run_finish,
     attribution_run_mark_retrying,
@@ -49,6 +52,7 @@ from attribution.services.workers import (
 
 __all__ = [
     "ARTIFACT_TRANSITIONS",
+    "AUDIT_METHOD",
     "CHECKPOINT_FILE",
     "CONFIG_FILE",
     "MANIFEST_FILE",
@@ -57,6 +61,8 @@ __all__ = [
     "ShardPlan",
     "ThrottledProgress",
     "TimeLimitExceededError",
+    "artifact_kinds",
+    "attribution_run_audit",
     "attribution_run_fail",
     "attribution_run_finish",
     "attribution_run_mark_retrying",

@@ -1,8 +1,11 @@
-"""A model version's per-checkpoint artifacts (for unlearning: the Fisher and theta0 losses).
+"""A model version's per-checkpoint artifacts (for unlearning: the Fisher and theta0 losses;
+for the first-order method: the Fisher and the gradient features).
 
-Computing them is the attribution method's prepare stage, run once per model version on a GPU
-worker; every run then finds them in the engine's artifact store. ``ModelArtifact`` rows record
-their status, progress and file for the pages.
+Computing them is the attribution methods' prepare stage, run once per model version on a GPU
+worker; every run then finds them in the engine's artifact store. They are computed for the
+configured method and for the exact method (``AUDIT_METHOD``), so that any generation can be
+re-attributed exactly. ``ModelArtifact`` rows record their status, progress and file for the
+pages.
 """
 
 from __future__ import annotations
@@ -15,14 +18,42 @@ from django.db import transaction
 
 from attribution.models import ModelArtifact, ModelVersion
 from attribution.services.progress import ThrottledProgress
-from attribution.services.workers import configured_method, engine_config, loaded_model_for
+from attribution.services.workers import (
+    configured_method,
+    engine_config,
+    loaded_model_for,
+    method_for,
+)
 from core.exceptions import ApplicationError
 from core.services import audit_record
 
-ARTIFACT_KINDS = (ModelArtifact.Kind.FISHER, ModelArtifact.Kind.BASE_LOSSES)
+# The exact method: every model version can re-attribute a generation with it (audit).
+AUDIT_METHOD = "unlearning"
+# The artifacts each method's prepare stage reads.
+METHOD_ARTIFACTS = {
+    "unlearning": (ModelArtifact.Kind.FISHER, ModelArtifact.Kind.BASE_LOSSES),
+    "first_order": (ModelArtifact.Kind.FISHER, ModelArtifact.Kind.FEATURES),
+}
 # The engine store's name for each artifact kind, and the engine progress stage that fills it.
-STORE_KIND = {ModelArtifact.Kind.FISHER: "fisher", ModelArtifact.Kind.BASE_LOSSES: "losses"}
-STAGE_KIND = {"fisher": ModelArtifact.Kind.FISHER, "base_losses": ModelArtifact.Kind.BASE_LOSSES}
+STORE_KIND = {
+    ModelArtifact.Kind.FISHER: "fisher",
+    ModelArtifact.Kind.BASE_LOSSES: "losses",
+    ModelArtifact.Kind.FEATURES: "features",
+}
+STAGE_KIND = {
+    "fisher": ModelArtifact.Kind.FISHER,
+    "base_losses": ModelArtifact.Kind.BASE_LOSSES,
+    "features": ModelArtifact.Kind.FEATURES,
+}
+
+
+def artifact_kinds(method_name: str | None = None) -> tuple[str, ...]:
+    """The artifacts a method needs; without a method, those of the configured method and of
+    the audit method (what a model version computes)."""
+    if method_name is not None:
+        return METHOD_ARTIFACTS[method_name]
+    methods = (configured_method().name, AUDIT_METHOD)
+    return tuple(dict.fromkeys(kind for name in methods for kind in METHOD_ARTIFACTS[name]))
 
 
 def model_version_artifacts_compute(
@@ -36,10 +67,11 @@ def model_version_artifacts_compute(
     """
     from attribution.services.model_versions import model_artifact_update
 
+    kinds = artifact_kinds()
     current = {a.kind: a for a in model_version.artifacts.all()}
     if all(
         current.get(kind) is not None and current[kind].status == ModelArtifact.Status.READY
-        for kind in ARTIFACT_KINDS
+        for kind in kinds
     ):
         return current
 
@@ -48,7 +80,7 @@ def model_version_artifacts_compute(
             model_version=model_version, kind=kind, status=status, actor=actor, **fields
         )
 
-    for kind in ARTIFACT_KINDS:
+    for kind in kinds:
         if current.get(kind) is None or current[kind].status != ModelArtifact.Status.READY:
             mark(kind, ModelArtifact.Status.COMPUTING, progress_percent=0)
     writers = {
@@ -57,28 +89,29 @@ def model_version_artifacts_compute(
                 kind, ModelArtifact.Status.COMPUTING, progress_percent=percent
             )
         )
-        for kind in ARTIFACT_KINDS
+        for kind in kinds
     }
 
     def report(stage: str, done: int, total: int) -> None:
-        if stage in STAGE_KIND:
+        if stage in STAGE_KIND and STAGE_KIND[stage] in writers:
             writers[STAGE_KIND[stage]](stage, done, total)
         if progress is not None:
             progress(stage, done, total)
 
     try:
-        cfg, method = engine_config(), configured_method()
+        cfg = engine_config()
         loaded = loaded_model_for(model_version, device=cfg.device)
-        loaded.prepare(method, cfg, report, compute=True)
+        for name in dict.fromkeys((configured_method().name, AUDIT_METHOD)):
+            loaded.prepare(method_for(name), cfg, report, compute=True)
         results: dict[str, ModelArtifact] = {}
-        for kind in ARTIFACT_KINDS:
+        for kind in kinds:
             path = loaded.store.artifact_file(loaded.model, STORE_KIND[kind], loaded.train_set, cfg)
             results[kind] = mark(
                 kind, ModelArtifact.Status.READY, progress_percent=100, path=str(path)
             )
         return results
     except ApplicationError as exc:
-        for kind in ARTIFACT_KINDS:
+        for kind in kinds:
             mark(kind, ModelArtifact.Status.FAILED, error=str(exc))
         raise ApplicationError(str(exc), field="model_version") from exc
 
@@ -97,11 +130,10 @@ def model_version_artifacts_queue(
     from attribution.services.model_versions import model_artifact_update
 
     ModelVersion.objects.select_for_update().filter(pk=model_version.pk).first()
+    kinds = artifact_kinds()
     current = {a.kind: a for a in model_version.artifacts.all()}
     busy = [
-        k
-        for k in ARTIFACT_KINDS
-        if k in current and current[k].status == ModelArtifact.Status.COMPUTING
+        k for k in kinds if k in current and current[k].status == ModelArtifact.Status.COMPUTING
     ]
     if busy:
         raise ApplicationError(
@@ -111,7 +143,7 @@ def model_version_artifacts_queue(
         )
     pending = [
         kind
-        for kind in ARTIFACT_KINDS
+        for kind in kinds
         if current.get(kind) is None or current[kind].status != ModelArtifact.Status.READY
     ]
     if not pending:
@@ -147,7 +179,7 @@ def model_version_artifacts_mark_stale(*, model_version: ModelVersion, reason: s
     The reason stays on the rows."""
     from attribution.services.model_versions import model_artifact_update
 
-    for kind in ARTIFACT_KINDS:
+    for kind in artifact_kinds():
         model_artifact_update(
             model_version=model_version,
             kind=kind,
@@ -157,12 +189,15 @@ def model_version_artifacts_mark_stale(*, model_version: ModelVersion, reason: s
         )
 
 
-def model_version_artifacts_missing(model_version: ModelVersion) -> list[str]:
-    """Labels of the artifacts a model version still lacks (not ready, or file gone)."""
+def model_version_artifacts_missing(
+    model_version: ModelVersion, method_name: str | None = None
+) -> list[str]:
+    """Labels of the artifacts a model version still lacks (not ready, or file gone) for a
+    method, or for every method it computes artifacts for."""
     ready = {
         a.kind
         for a in model_version.artifacts.all()
         if a.status == ModelArtifact.Status.READY and a.path and Path(a.path).is_file()
     }
     labels = dict(ModelArtifact.Kind.choices)
-    return [labels[kind] for kind in ARTIFACT_KINDS if kind not in ready]
+    return [labels[kind] for kind in artifact_kinds(method_name) if kind not in ready]

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from attribution.models import ModelArtifact, ModelVersion, TrainingSetEntry
+from attribution.services.artifacts import artifact_kinds
 from catalog.audio import file_sha256
 from catalog.models import Recording
 from catalog.selectors import opt_outs_covering
@@ -236,7 +237,7 @@ def _model_version_save(
         ]
     )
     ModelArtifact.objects.bulk_create(
-        [ModelArtifact(model_version=model_version, kind=kind) for kind in ModelArtifact.Kind]
+        [ModelArtifact(model_version=model_version, kind=kind) for kind in artifact_kinds()]
     )
     audit_record(
         actor=actor,

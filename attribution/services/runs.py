@@ -38,6 +38,7 @@ from django.utils import timezone
 
 from attribution.models import AttributionRun, AttributionShard, Generation
 from attribution.services.artifacts import (
+    AUDIT_METHOD,
     model_version_artifacts_mark_stale,
     model_version_artifacts_missing,
 )
@@ -72,35 +73,21 @@ SHARDS_SHARE = 59
 def attribution_run_queue(
     *, generation: Generation, actor: AbstractBaseUser | None, reason: str = ""
 ) -> AttributionRun:
-    """Create a queued run for a generation and enqueue it when the transaction commits.
+    """Create a queued settlement run for a generation (the configured method) and enqueue it
+    when the transaction commits.
 
-    A generation that already has a succeeded run, or a run still queued or running, is
-    refused: a generation is attributed and paid once.
+    A generation that already has a succeeded settlement run, or one still queued or running,
+    is refused: a generation is attributed and paid once.
     """
     Generation.objects.select_for_update().filter(pk=generation.pk).first()
-    runs = AttributionRun.objects.filter(generation=generation)
+    runs = AttributionRun.objects.filter(
+        generation=generation, purpose=AttributionRun.Purpose.SETTLEMENT
+    )
     if runs.filter(status=AttributionRun.Status.SUCCEEDED).exists():
         raise ApplicationError("This generation has already been attributed and settled.")
-    active = runs.filter(
-        status__in=[
-            AttributionRun.Status.QUEUED,
-            AttributionRun.Status.RUNNING,
-            AttributionRun.Status.RETRYING,
-        ]
-    ).first()
-    if active is not None:
-        raise ApplicationError(f"Attribution run {active.pk} for this generation is still active.")
-    model_version = generation.model_version
-    cfg, method = engine_config(), configured_method()
-    run = AttributionRun.objects.create(
-        generation=generation,
-        model_version=model_version,
-        method=method.name,
-        checkpoint_sha256=model_version.checkpoint_sha256,
-        manifest_sha256=model_version.manifest_sha256,
-        engine_config=cfg.to_dict(),
-        seed=cfg.seed,
-        requested_by=actor,
+    _refuse_active(runs)
+    run = _run_create(
+        generation, configured_method().name, AttributionRun.Purpose.SETTLEMENT, actor
     )
     Generation.objects.filter(pk=generation.pk).update(
         status=Generation.Status.ATTRIBUTING, error=""
@@ -112,12 +99,74 @@ def attribution_run_queue(
     return run
 
 
+@transaction.atomic
+def attribution_run_audit(
+    *, generation: Generation, actor: AbstractBaseUser, reason: str = ""
+) -> AttributionRun:
+    """Finance or a catalog admin re-attributes a settled generation with the exact method
+    (``AUDIT_METHOD``). The audit run books nothing; its scores stand beside the settlement's.
+
+    Refused before the generation is settled, when the settlement itself used the exact
+    method, while an audit is active, and once an audit has succeeded (the method is
+    deterministic: a second audit would give the same bytes).
+    """
+    Generation.objects.select_for_update().filter(pk=generation.pk).first()
+    runs = AttributionRun.objects.filter(generation=generation)
+    settled = runs.filter(
+        purpose=AttributionRun.Purpose.SETTLEMENT, status=AttributionRun.Status.SUCCEEDED
+    ).first()
+    if settled is None:
+        raise ApplicationError("Only a settled generation can be audited.")
+    if settled.method == AUDIT_METHOD:
+        raise ApplicationError("This generation was paid by the exact method already.")
+    audits = runs.filter(purpose=AttributionRun.Purpose.AUDIT)
+    if audits.filter(status=AttributionRun.Status.SUCCEEDED).exists():
+        raise ApplicationError("This generation has already been audited.")
+    _refuse_active(audits)
+    run = _run_create(generation, AUDIT_METHOD, AttributionRun.Purpose.AUDIT, actor)
+    audit_record(actor=actor, action="attribution_run.audit", obj=run, reason=reason)
+    transaction.on_commit(signature("attribution.prepare_run", args=(run.pk,)).delay)
+    return run
+
+
+def _refuse_active(runs) -> None:
+    active = runs.filter(
+        status__in=[
+            AttributionRun.Status.QUEUED,
+            AttributionRun.Status.RUNNING,
+            AttributionRun.Status.RETRYING,
+        ]
+    ).first()
+    if active is not None:
+        raise ApplicationError(f"Attribution run {active.pk} for this generation is still active.")
+
+
+def _run_create(
+    generation: Generation, method_name: str, purpose: str, actor: AbstractBaseUser | None
+) -> AttributionRun:
+    model_version = generation.model_version
+    cfg, method = engine_config(), method_for(method_name)
+    return AttributionRun.objects.create(
+        generation=generation,
+        model_version=model_version,
+        method=method.name,
+        purpose=purpose,
+        checkpoint_sha256=model_version.checkpoint_sha256,
+        manifest_sha256=model_version.manifest_sha256,
+        engine_config=cfg.to_dict(),
+        seed=cfg.seed,
+        requested_by=actor,
+    )
+
+
 def attribution_run_rerun(
     *, run: AttributionRun, actor: AbstractBaseUser, reason: str = ""
 ) -> AttributionRun:
-    """An admin re-runs a failed run: a new run for the same generation."""
+    """An admin re-runs a failed run: a new run for the same generation (and purpose)."""
     if run.status != AttributionRun.Status.FAILED:
         raise ApplicationError("Only a failed attribution run can be re-run.")
+    if run.purpose == AttributionRun.Purpose.AUDIT:
+        return attribution_run_audit(generation=run.generation, actor=actor, reason=reason)
     return attribution_run_queue(generation=run.generation, actor=actor, reason=reason)
 
 
@@ -146,9 +195,10 @@ def attribution_run_fail(*, run_id: int, reason: str) -> None:
         run.eta_seconds = None
         run.finished_at = timezone.now()
         run.save(update_fields=["status", "error", "eta_seconds", "finished_at"])
-        Generation.objects.filter(pk=run.generation_id).update(
-            status=Generation.Status.FAILED, error=reason
-        )
+        if run.purpose == AttributionRun.Purpose.SETTLEMENT:  # a failed audit pays nothing
+            Generation.objects.filter(pk=run.generation_id).update(
+                status=Generation.Status.FAILED, error=reason
+            )
         audit_record(actor=None, action="attribution_run.fail", obj=run, reason=reason)
     logger.warning("attribution run %s failed: %s", run_id, reason)
 
@@ -231,7 +281,7 @@ def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
 
     generation = run.generation
     model_version = run.model_version
-    missing = model_version_artifacts_missing(model_version)
+    missing = model_version_artifacts_missing(model_version, run.method)
     if missing:
         attribution_run_fail(
             run_id=run_id,
@@ -396,5 +446,7 @@ def attribution_run_finish(*, run_id: int) -> AttributionRun | None:
             after={"scores_sha256": locked.scores_sha256},
         )
         # Receivers run inside this transaction: an exception in one rolls the success back.
-        run_succeeded.send(sender=AttributionRun, run=locked)
+        # An audit run pays nothing, so only a settlement run is announced.
+        if locked.purpose == AttributionRun.Purpose.SETTLEMENT:
+            run_succeeded.send(sender=AttributionRun, run=locked)
     return locked

@@ -2,6 +2,7 @@
 
 from attribution.views.generations import (
     generation_audio,
+    generation_audit,
     job_list,
     job_status,
     require_generation_reader,
@@ -20,6 +21,7 @@ from attribution.views.model_versions import (
 __all__ = [
     "ModelVersionForm",
     "generation_audio",
+    "generation_audit",
     "job_list",
     "job_status",
     "model_version_compute_artifacts",

@@ -4,6 +4,8 @@
   generations' list and pages show what they paid: ``ledger.views``).
 * ``jobs`` (catalog admins): attribution runs with live status, progress, failures with
   their reasons, and Re-run for failed runs; ``jobs-status``, the JSON the pages poll.
+* ``generation-audit`` (finance and catalog admins, POST): re-attribute a settled
+  generation with the exact method; the generation page shows both side by side.
 
 Another holder's generation, and its audio, do not exist for a holder (404). Every page
 parses input and calls one selector or service.
@@ -23,7 +25,7 @@ from attribution import selectors, services
 from attribution.models import AttributionRun
 from attribution.streaming import ranged_file_response
 from core.exceptions import ApplicationError
-from core.roles import CATALOG_ADMIN, user_has_role
+from core.roles import CATALOG_ADMIN, FINANCE, user_has_role
 
 PAGE_SIZE = 50
 MAX_STATUS_IDS = 200
@@ -113,3 +115,24 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
     ):
         target = reverse("attribution:jobs")
     return redirect(target)
+
+
+@login_required
+@require_POST
+def generation_audit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Re-attribute a settled generation with the exact method (finance, catalog admins);
+    the audit run pays nothing. Audited by the service."""
+    if not (user_has_role(request.user, FINANCE) or user_has_role(request.user, CATALOG_ADMIN)):
+        raise PermissionDenied("Audits are for finance and catalog admins.")
+    generation = get_object_or_404(selectors.generations_for_user(request.user), pk=pk)
+    try:
+        run = services.attribution_run_audit(
+            generation=generation, actor=request.user, reason=request.POST.get("reason", "")[:1000]
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"Run {run.pk} re-attributes generation {generation.pk} with the exact method."
+        )
+    return redirect("ledger:generation", pk=generation.pk)

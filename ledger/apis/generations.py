@@ -30,12 +30,41 @@ class AttributedTrackSerializer(serializers.Serializer):
     )
 
 
+class AuditHolderSerializer(serializers.Serializer):
+    rights_holder_id = serializers.IntegerField()
+    rights_holder = serializers.CharField()
+    paid = serializers.DecimalField(max_digits=30, decimal_places=12, coerce_to_string=True)
+    audit = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        coerce_to_string=True,
+        help_text="What the exact method's scores would have paid (never booked)",
+    )
+
+
+class AuditSerializer(serializers.Serializer):
+    audit_run = serializers.IntegerField(source="audit_run.pk")
+    settlement_run = serializers.IntegerField(source="settlement_run.pk")
+    spearman = serializers.FloatField()
+    top10_overlap = serializers.IntegerField()
+    holder_l1 = serializers.FloatField()
+    holders = AuditHolderSerializer(many=True)
+
+
 class GenerationDetailSerializer(GenerationSerializer):
     attributed_tracks = serializers.SerializerMethodField()
     attributed_total = serializers.SerializerMethodField()
+    attribution_method = serializers.SerializerMethodField()
+    audit = serializers.SerializerMethodField()
 
     class Meta(GenerationSerializer.Meta):
-        fields = [*GenerationSerializer.Meta.fields, "attributed_tracks", "attributed_total"]
+        fields = [
+            *GenerationSerializer.Meta.fields,
+            "attributed_tracks",
+            "attributed_total",
+            "attribution_method",
+            "audit",
+        ]
 
     def _detail(self, generation: Generation) -> GenerationDetail:
         cache = self.context.setdefault("_details", {})
@@ -57,6 +86,18 @@ class GenerationDetailSerializer(GenerationSerializer):
         """What ``attributed_tracks`` add up to (major units), null before settlement."""
         total = self._detail(generation).total
         return None if total is None else str(total)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_attribution_method(self, generation: Generation) -> str | None:
+        """The method whose scores are shown and paid (``unlearning``, ``first_order``)."""
+        run = self._detail(generation).run
+        return None if run is None else run.method
+
+    @extend_schema_field(AuditSerializer(allow_null=True))
+    def get_audit(self, generation: Generation) -> dict | None:
+        """The exact method's audit beside the scores that paid, once it has succeeded."""
+        audit = self._detail(generation).audit
+        return None if audit is None else AuditSerializer(audit).data
 
 
 class GenerationDetailApi(RetrieveAPIView):

@@ -11,7 +11,7 @@ rights holders' users (the generations that paid a holder they act for) is
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery, Sum
@@ -20,6 +20,7 @@ from attribution.models import AttributionRun, Generation
 from attribution.selectors import (
     AnyUser,
     holder_positions,
+    latest_run,
     run_status,
     score_ranks,
     user_sees_all_generations,
@@ -28,8 +29,13 @@ from catalog.models import RightsHolder
 from catalog.selectors import holders_for_user
 from ledger.models import JournalEntry, Settlement, SettlementHolderLine, SettlementTrackLine
 from ledger.money import accrual_to_decimal
+from ledger.selectors.audits import AuditComparison, generation_audit
 
 PERCENT = Decimal("0.01")
+METHOD_LABELS = {
+    "unlearning": "exact unlearning (Eq. 2)",
+    "first_order": "first-order unlearning (fast path)",
+}
 
 
 def live_settlements() -> QuerySet[Settlement]:
@@ -71,12 +77,14 @@ def generations_paying_user(user: AnyUser) -> QuerySet[Generation]:
 
 def scored_run(generation: Generation) -> AttributionRun | None:
     """The run whose scores count: the one the live settlement used, else the latest
-    succeeded run."""
+    succeeded settlement run (an audit run never pays)."""
     settlement = live_settlements().filter(generation=generation).first()
     if settlement is not None:
         return settlement.attribution_run
     return (
-        generation.attribution_runs.filter(status=AttributionRun.Status.SUCCEEDED)
+        generation.attribution_runs.filter(
+            status=AttributionRun.Status.SUCCEEDED, purpose=AttributionRun.Purpose.SETTLEMENT
+        )
         .order_by("-created_at", "-id")
         .first()
     )
@@ -111,6 +119,14 @@ class GenerationDetail:
     highlight_positions: frozenset[int]  # training-set positions drawn in the chart's colour
     highlight_label: str
     for_holder: bool
+    # the run's method (engine/methods), and the exact method's scores beside them once an
+    # audit run has succeeded (for a holder: only the holders they act for)
+    audit: AuditComparison | None = None
+    audit_run: AttributionRun | None = None  # the latest audit run, whatever its status
+
+    @property
+    def method_label(self) -> str:
+        return METHOD_LABELS.get(self.run.method, self.run.method) if self.run else ""
 
     @property
     def currency(self) -> str:
@@ -208,6 +224,11 @@ def generation_detail(*, generation: Generation, user: AnyUser) -> GenerationDet
     else:
         highlight = {row.position for row in rows}
         label = "paid tracks"
+    audit = generation_audit(generation, settlement)
+    if audit is not None and for_holder:
+        audit = replace(
+            audit, holders=[row for row in audit.holders if row.rights_holder_id in holders]
+        )
     return GenerationDetail(
         generation=generation,
         run=run,
@@ -217,6 +238,8 @@ def generation_detail(*, generation: Generation, user: AnyUser) -> GenerationDet
         highlight_positions=frozenset(p for p in highlight if p < len(scores)),
         highlight_label=label,
         for_holder=for_holder,
+        audit=audit,
+        audit_run=latest_run(generation, AttributionRun.Purpose.AUDIT),
     )
 
 

@@ -64,6 +64,8 @@ def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _
     model_version = run.model_version
     if run.status != AttributionRun.Status.SUCCEEDED or run.scores is None:
         raise ApplicationError(f"Attribution run {run.pk} has not succeeded; nothing to settle.")
+    if run.purpose != AttributionRun.Purpose.SETTLEMENT:
+        raise ApplicationError(f"Attribution run {run.pk} is an audit run; it pays nothing.")
     if run.model_version_id != generation.model_version_id:
         raise ApplicationError("The attribution run scored a different model version.")
     if run.checkpoint_sha256 != model_version.checkpoint_sha256:

@@ -245,7 +245,7 @@ def test_artifacts_of_another_engine_config_are_marked_stale_and_can_be_computed
     run = attribute(tiny_model_version, user, "other-config", django_capture_on_commit_callbacks)
     run.refresh_from_db()
     assert run.status == AttributionRun.Status.FAILED
-    assert "has not been computed for this engine configuration" in run.error
+    assert "not been computed for this engine configuration" in run.error
     assert "compute_model_artifacts" in run.error
     artifacts = {a.kind: a for a in tiny_model_version.artifacts.all()}
     assert {a.status for a in artifacts.values()} == {ModelArtifact.Status.MISSING}
