@@ -1,8 +1,9 @@
-"""Per-checkpoint artifacts on disk: the diagonal Fisher (Sec. 2.2), the theta0 losses
-(second term of Eq. 2) and the first-order method's training features (features.py), keyed by
-the checkpoint's SHA-256 and verified on load.
+"""Per-checkpoint artifacts on disk: the training-set encodings, the diagonal Fisher
+(Sec. 2.2), the theta0 losses (second term of Eq. 2) and the first-order method's training
+features (features.py), keyed by the checkpoint's SHA-256 and verified on load.
 
 Layout under the store root:
+    <checkpoint_sha256>/encodings-<key>/chunk-*.pt  encoded items, 64 per file (read lazily)
     <checkpoint_sha256>/fisher-<key>/meta.json      what it was computed from, progress, file hash
     <checkpoint_sha256>/fisher-<key>/partial.pt     running float64 sums (while incomplete)
     <checkpoint_sha256>/fisher-<key>/fisher.pt      the finished Fisher (float32)
@@ -30,7 +31,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,75 @@ from attribution.engine.fisher import (
     empty_sums,
     finalize_fisher,
 )
-from attribution.engine.items import EncodedItem, TrainingSet, encode_items, file_sha256
+from attribution.engine.items import (
+    EncodedItem,
+    TrainingSet,
+    encode_item,
+    encode_items,
+    file_sha256,
+)
 from attribution.engine.loss import Progress, item_loss
 
 FORMAT_VERSION = 2
+ENCODING_CHUNK = 64  # training items per stored chunk of encodings
+
+
+def encoded_row(item: EncodedItem) -> dict[str, Any]:
+    """An encoded item as stored (CPU tensors; the conditioner's output as it is)."""
+
+    def to_cpu(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return value.detach().cpu()
+        if isinstance(value, list | tuple):
+            return type(value)(to_cpu(v) for v in value)
+        if isinstance(value, dict):
+            return {k: to_cpu(v) for k, v in value.items()}
+        return value
+
+    return to_cpu(
+        {
+            "item_id": item.item_id,
+            "latents": item.latents,
+            "padding_mask": item.padding_mask,
+            "conditioning": item.conditioning,
+            "seconds_total": item.seconds_total,
+        }
+    )
+
+
+class EncodedItems(Sequence):
+    """Stored encodings of a training set (`ArtifactStore.encodings`), read one chunk file at
+    a time and checked against the hash recorded when it was written; the last chunk read is
+    kept. Items come back on the device they were encoded on."""
+
+    def __init__(self, folder: Path, meta: dict[str, Any]) -> None:
+        self.folder, self.meta = folder, meta
+        self.size = int(meta["chunk_items"])
+        self.device = str(meta["key"]["device"])
+        self._chunk: tuple[int, list[EncodedItem]] | None = None
+
+    def __len__(self) -> int:
+        return int(self.meta["items_total"])
+
+    def _read(self, index: int) -> list[EncodedItem]:
+        if self._chunk is None or self._chunk[0] != index:
+            path = self.folder / f"chunk-{index:06d}.pt"
+            if not path.is_file() or file_sha256(path) != self.meta["chunks"][index]:
+                raise EngineError(
+                    f"The stored encodings in {self.folder} are missing or corrupted."
+                )
+            rows = torch.load(path, map_location=self.device, weights_only=True)
+            self._chunk = (index, [EncodedItem(**row) for row in rows])
+        return self._chunk[1]
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._read(index // self.size)[index % self.size]
 
 
 def key_hash(payload: dict[str, Any]) -> str:
@@ -147,6 +213,7 @@ class ArtifactStore:
             "fisher": cfg.fisher_key,
             "losses": cfg.scoring_key,
             "features": cfg.features_key,
+            "encodings": cfg.encoding_key,
         }[kind]()
         return {
             "format_version": FORMAT_VERSION,
@@ -203,20 +270,66 @@ class ArtifactStore:
         train_set: TrainingSet,
         cfg: EngineConfig,
         progress: Progress | None = None,
-    ) -> list[EncodedItem]:
-        """The training set encoded through the pretransform, memoised for (checkpoint, training
-        set, seed, device); only the latest training set is kept in memory."""
-        memo = (
-            "encoded",
-            model.checkpoint_sha256,
-            train_set.manifest_sha256,
-            key_hash(cfg.encoding_key()),
-        )
-        if memo not in self.memory:
-            for stale in [key for key in self.memory if key[0] == "encoded"]:
-                del self.memory[stale]
+    ) -> Sequence[EncodedItem]:
+        """The training set encoded through the pretransform (latents, padding mask and the
+        conditioner's output), computed once per (checkpoint, training set, seed, device).
+
+        With a root, the encodings are stored in chunk files (resumably, a chunk at a time) and
+        returned as `EncodedItems`, which reads a chunk only when one of its items is used: a
+        worker scoring a slice reads that slice's chunks, whatever N is. Without a root they
+        are encoded in memory. Encoding is cheap next to the other artifacts, so every
+        caller may compute what is missing.
+        """
+        key = self.artifact_key(model, "encodings", train_set, cfg)
+        memo = ("encoded", model.checkpoint_sha256, train_set.manifest_sha256, key_hash(key))
+        if memo in self.memory:
+            return self.memory[memo]
+        for stale in [k for k in self.memory if k[0] == "encoded"]:
+            del self.memory[stale]
+        folder = self._folder(model, "encodings", key)
+        if folder is None:
             self.memory[memo] = encode_items(model, train_set.items, cfg, progress)
+            return self.memory[memo]
+        meta_path = folder / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if meta:
+            self._check_meta(folder, meta, model)
+        if meta.get("key") != key or meta.get("items_done", 0) < len(train_set):
+            meta = self._encode_chunks(model, train_set, cfg, key, progress)
+        self.memory[memo] = EncodedItems(folder, meta)
         return self.memory[memo]
+
+    def _encode_chunks(
+        self,
+        model: EngineModel,
+        train_set: TrainingSet,
+        cfg: EngineConfig,
+        key: dict[str, Any],
+        progress: Progress | None,
+    ) -> dict[str, Any]:
+        """Encode the items not stored yet, one chunk file at a time (resumable)."""
+        folder = self._work_folder(model, "encodings", key)
+        assert folder is not None
+        meta_path = folder / "meta.json"
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+        if meta.get("key") != key:
+            meta = {**self._meta(model, key, 0, len(train_set)), "chunk_items": ENCODING_CHUNK}
+            meta["chunks"] = []
+        size = int(meta["chunk_items"])
+        done = int(meta["items_done"])
+        while done < len(train_set):
+            stop = min(done + size, len(train_set))
+            rows = [
+                encoded_row(encode_item(model, item, cfg)) for item in train_set.items[done:stop]
+            ]
+            path = folder / f"chunk-{done // size:06d}.pt"
+            atomic_torch_save(rows, path)
+            meta["chunks"].append(file_sha256(path))
+            done = meta["items_done"] = stop
+            write_json(meta_path, meta)
+            if progress is not None:
+                progress("encode", done, len(train_set))
+        return meta
 
     # Fisher (Sec. 2.2) -------------------------------------------------------------------
     def fisher(

@@ -10,9 +10,11 @@ conditioner is not among the unlearned weights, so it is the same under theta0 a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +45,26 @@ class AudioItem:
 
 @dataclass(eq=False)
 class TrainingItem(AudioItem):
-    """One training track z_i (training-set position = its index in `TrainingSet.items`)."""
+    """One training track z_i (training-set position = its index in `TrainingSet.items`).
+
+    Its audio is either held (built in memory) or read from its file each time it is used
+    (`loader`, set by `load_training_set`): a training set of N tracks keeps no audio in
+    memory, and once its encodings are stored nothing reads the files again.
+    """
 
     metadata: dict[str, Any] = field(default_factory=dict)  # isrc, sha256, ... (not used)
+    loader: Callable[[], torch.Tensor] | None = field(default=None, repr=False)
+
+    @property
+    def audio(self) -> torch.Tensor:  # (C, T)
+        if self._audio is None:
+            assert self.loader is not None, "a training item needs audio or a loader"
+            return self.loader()
+        return self._audio
+
+    @audio.setter
+    def audio(self, value: torch.Tensor | None) -> None:
+        self._audio = value
 
 
 @dataclass(eq=False)
@@ -148,10 +167,29 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _training_audio(
+    path: Path, model: EngineModel, track: dict[str, Any], *, verify: bool
+) -> torch.Tensor:
+    """A training track's audio from its file, checked (the manifest's SHA-256 when `verify`,
+    finite and not silent): (C, T) at the model's rate."""
+    if verify and track.get("sha256") and file_sha256(path) != track["sha256"]:
+        raise EngineError(
+            f"Training track {track.get('track_id')}: {path} does not match the "
+            "manifest's sha256 (the audio changed after training)."
+        )
+    audio = read_audio(path, model)
+    check_audio(audio, what=f"Training track {track.get('track_id')}")
+    return audio
+
+
 def load_training_set(
     manifest_path: str | Path, model: EngineModel, *, verify_audio_sha256: bool = True
 ) -> TrainingSet:
-    """Training items from `training_manifest.json`, in list order (= training-set position)."""
+    """Training items from `training_manifest.json`, in list order (= training-set position).
+
+    Every file must exist; its samples are read, and checked against the manifest's SHA-256
+    (with `verify_audio_sha256`), only when the item's audio is used (`TrainingItem.loader`:
+    encoding, once per checkpoint), so loading costs no audio reads whatever N is."""
     manifest_path = Path(manifest_path)
     if not manifest_path.is_file():
         raise EngineError(f"Training manifest {manifest_path} does not exist.", field="manifest")
@@ -170,27 +208,21 @@ def load_training_set(
             audio_path = manifest_path.parent / audio_path
         if not audio_path.is_file():
             raise EngineError(f"Training track {track.get('track_id')}: no file {audio_path}.")
-        if (
-            verify_audio_sha256
-            and track.get("sha256")
-            and file_sha256(audio_path) != track["sha256"]
-        ):
-            raise EngineError(
-                f"Training track {track.get('track_id')}: {audio_path} does not match the "
-                "manifest's sha256 (the audio changed after training)."
-            )
-        audio = read_audio(audio_path, model)
-        check_audio(audio, what=f"Training track {track.get('track_id')}")
+        if "seconds_total" in track:
+            seconds_total = float(track["seconds_total"])
+        else:  # the file's header, without reading the samples
+            seconds_total = float(math.ceil(soundfile.info(str(audio_path)).duration))
         items.append(
             TrainingItem(
                 item_id=str(track.get("track_id", position)),
-                audio=audio,
+                audio=None,
                 prompt=str(track.get("caption", "")),
                 seconds_start=float(track.get("seconds_start", 0)),
-                seconds_total=float(
-                    track.get("seconds_total", math.ceil(audio.shape[-1] / model.sample_rate))
-                ),
+                seconds_total=seconds_total,
                 metadata={k: v for k, v in track.items() if k not in ("caption",)},
+                loader=functools.partial(
+                    _training_audio, audio_path, model, track, verify=verify_audio_sha256
+                ),
             )
         )
     return TrainingSet(items=items, manifest_sha256=hashlib.sha256(raw).hexdigest())

@@ -2,14 +2,13 @@
 
 One module per aggregate: ``model_versions`` (registering a checkpoint and its training
 set, the status of its artifacts), ``generations`` (recording and generating audio),
-``runs`` (the attribution pipeline's stages as idempotent task steps), ``artifacts``
-(computing a model version's per-checkpoint artifacts), ``workers`` (the model a worker
+``runs`` (the attribution pipeline's stages as idempotent task steps, settlement runs and
+audits), ``artifacts`` (computing a model version's per-checkpoint artifacts), ``methods``
+(which methods run and the artifacts each needs), ``workers`` (the model a worker
 keeps loaded) and ``progress``.
 """
 
 from attribution.services.artifacts import (
-    AUDIT_METHOD,
-    artifact_kinds,
     model_version_artifacts_compute,
     model_version_artifacts_mark_stale,
     model_version_artifacts_missing,
@@ -20,6 +19,7 @@ from attribution.services.generations import (
     generation_record,
     wav_float_bytes,
 )
+from attribution.services.methods import AUDIT_METHOD, artifact_kinds
 from attribution.services.model_versions import (
     ARTIFACT_TRANSITIONS,
     CHECKPOINT_FILE,

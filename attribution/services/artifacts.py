@@ -17,6 +17,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from attribution.models import ModelArtifact, ModelVersion
+from attribution.services.methods import (
+    AUDIT_METHOD,
+    STAGE_KIND,
+    STORE_KIND,
+    artifact_kinds,
+)
 from attribution.services.progress import ThrottledProgress
 from attribution.services.workers import (
     configured_method,
@@ -26,34 +32,6 @@ from attribution.services.workers import (
 )
 from core.exceptions import ApplicationError
 from core.services import audit_record
-
-# The exact method: every model version can re-attribute a generation with it (audit).
-AUDIT_METHOD = "unlearning"
-# The artifacts each method's prepare stage reads.
-METHOD_ARTIFACTS = {
-    "unlearning": (ModelArtifact.Kind.FISHER, ModelArtifact.Kind.BASE_LOSSES),
-    "first_order": (ModelArtifact.Kind.FISHER, ModelArtifact.Kind.FEATURES),
-}
-# The engine store's name for each artifact kind, and the engine progress stage that fills it.
-STORE_KIND = {
-    ModelArtifact.Kind.FISHER: "fisher",
-    ModelArtifact.Kind.BASE_LOSSES: "losses",
-    ModelArtifact.Kind.FEATURES: "features",
-}
-STAGE_KIND = {
-    "fisher": ModelArtifact.Kind.FISHER,
-    "base_losses": ModelArtifact.Kind.BASE_LOSSES,
-    "features": ModelArtifact.Kind.FEATURES,
-}
-
-
-def artifact_kinds(method_name: str | None = None) -> tuple[str, ...]:
-    """The artifacts a method needs; without a method, those of the configured method and of
-    the audit method (what a model version computes)."""
-    if method_name is not None:
-        return METHOD_ARTIFACTS[method_name]
-    methods = (configured_method().name, AUDIT_METHOD)
-    return tuple(dict.fromkeys(kind for name in methods for kind in METHOD_ARTIFACTS[name]))
 
 
 def model_version_artifacts_compute(

@@ -38,10 +38,10 @@ from django.utils import timezone
 
 from attribution.models import AttributionRun, AttributionShard, Generation
 from attribution.services.artifacts import (
-    AUDIT_METHOD,
     model_version_artifacts_mark_stale,
     model_version_artifacts_missing,
 )
+from attribution.services.methods import AUDIT_METHOD
 from attribution.services.progress import ThrottledProgress, deadline, raise_if_past
 from attribution.services.workers import (
     ArtifactsNotReadyError,
@@ -449,4 +449,8 @@ def attribution_run_finish(*, run_id: int) -> AttributionRun | None:
         # An audit run pays nothing, so only a settlement run is announced.
         if locked.purpose == AttributionRun.Purpose.SETTLEMENT:
             run_succeeded.send(sender=AttributionRun, run=locked)
+    # The query state (theta' for the exact method) was only needed by the shards; the run
+    # keeps its hash, and the scores reproduce it from the recorded inputs.
+    if locked.query_state_path:
+        Path(locked.query_state_path).unlink(missing_ok=True)
     return locked

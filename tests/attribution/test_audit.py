@@ -1,6 +1,8 @@
 """Settling with the first-order method and auditing with the exact one (eager tasks, on
 PostgreSQL): the audit books nothing, and the generation page shows both side by side."""
 
+from pathlib import Path
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -51,6 +53,7 @@ def test_the_fast_method_pays_and_the_exact_audit_books_nothing(
     assert run.status == AttributionRun.Status.SUCCEEDED, run.error
     assert run.method == "first_order"
     assert run.provenance["method"] == "first_order"
+    assert run.query_state_sha256 and not Path(run.query_state_path).exists()  # deleted when done
     generation = run.generation
     assert generation.status == Generation.Status.SETTLED
     entries = JournalEntry.objects.count()

@@ -203,3 +203,31 @@ def test_the_feature_map_whitens_before_projecting(tiny_model, tiny_train_set, t
         ]
     )
     torch.testing.assert_close(phi, expected)
+
+
+def test_stored_encodings_are_read_a_chunk_at_a_time_and_give_the_same_scores(
+    tiny_model, tiny_train_set, tiny_cfg, tmp_path, monkeypatch
+):
+    import attribution.engine.artifacts as artifacts
+
+    monkeypatch.setattr(artifacts, "ENCODING_CHUNK", 4)  # 6 items -> chunks of 4 and 2
+    cfg = tiny_cfg.replace(projection_dim=32, first_order_timesteps=8)
+    query = _query(tiny_train_set, 3)
+    in_memory = attribute(FAST, tiny_model, query, tiny_train_set, cfg)
+    stored = ArtifactStore(tmp_path).encodings(tiny_model, tiny_train_set, cfg)
+    assert isinstance(stored, artifacts.EncodedItems) and len(stored) == 6
+    assert sorted(p.name for p in next(tmp_path.glob("*/encodings-*")).glob("chunk-*.pt")) == [
+        "chunk-000000.pt",
+        "chunk-000001.pt",
+    ]
+    reader = ArtifactStore(tmp_path).encodings(tiny_model, tiny_train_set, cfg)
+    assert [item.item_id for item in reader[4:6]] == ["track-4", "track-5"]
+    assert reader._chunk[0] == 1  # only the chunk the slice needs was read
+    from_disk = attribute(
+        FAST, tiny_model, query, tiny_train_set, cfg, store=ArtifactStore(tmp_path)
+    )
+    assert from_disk.tau.tobytes() == in_memory.tau.tobytes()
+    chunk = next(tmp_path.glob("*/encodings-*/chunk-000000.pt"))
+    chunk.write_bytes(chunk.read_bytes()[:-1] + b"x")
+    with pytest.raises(EngineError, match="missing or corrupted"):
+        ArtifactStore(tmp_path).encodings(tiny_model, tiny_train_set, cfg)[0]
