@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -198,9 +199,16 @@ class ArtifactStore:
 
     FILES = {"fisher": "fisher.pt", "losses": "losses.npy", "features": "features.npy"}
 
-    def __init__(self, root: str | Path | None, chunk_items: int = 8) -> None:
+    def __init__(
+        self, root: str | Path | None, chunk_items: int = 8, checkpoint_seconds: float = 0.0
+    ) -> None:
         self.root = Path(root) if root is not None else None
+        # Work goes in chunks of `chunk_items`; after a chunk, the partial result is written
+        # when `checkpoint_seconds` have passed since the last write (0: after every chunk),
+        # so a billion-weight Fisher is not rewritten every few items.
         self.chunk_items = chunk_items
+        self.checkpoint_seconds = checkpoint_seconds
+        self._last_checkpoint = time.monotonic()
         self.memory: dict[tuple, Any] = {}
 
     # keys and layout ----------------------------------------------------------------------
@@ -364,7 +372,7 @@ class ArtifactStore:
             stop = min(done + self.chunk_items, len(items))
             accumulate_fisher(model, items, cfg, sums, done, stop, progress)
             done = stop
-            if folder is not None:
+            if folder is not None and self._checkpoint_due(done, len(items)):
                 cpu_sums = {name: value.cpu() for name, value in sums.items()}
                 atomic_torch_save({"sums": cpu_sums, "done": done}, folder / "partial.pt")
                 write_json(folder / "meta.json", self._meta(model, key, done, len(items)))
@@ -424,7 +432,7 @@ class ArtifactStore:
                 if progress is not None:
                     progress("base_losses", position + 1, len(items))
             done = stop
-            if folder is not None:
+            if folder is not None and self._checkpoint_due(done, len(items)):
                 atomic_torch_save({"sums": losses, "done": done}, folder / "partial.pt")
                 write_json(folder / "meta.json", self._meta(model, key, done, len(items)))
         if folder is not None:
@@ -492,7 +500,7 @@ class ArtifactStore:
                 if progress is not None:
                     progress("features", position + 1, len(items))
             done = stop
-            if folder is not None:
+            if folder is not None and self._checkpoint_due(done, len(items)):
                 rows.flush()
                 write_json(folder / "meta.json", self._meta(model, key, done, len(items)))
         if folder is not None:
@@ -505,6 +513,17 @@ class ArtifactStore:
             rows = np.load(folder / "features.npy", mmap_mode="r")
         self.memory[memo] = rows
         return rows
+
+    def _checkpoint_due(self, done: int, total: int) -> bool:
+        """Whether to write the partial result now (never after the last chunk: the finished
+        artifact is written instead)."""
+        now = time.monotonic()
+        if done >= total:
+            return False
+        if now - self._last_checkpoint >= self.checkpoint_seconds:
+            self._last_checkpoint = now
+            return True
+        return False
 
     # helpers --------------------------------------------------------------------------------
     def _meta(self, model: EngineModel, key: dict, done: int, total: int) -> dict[str, Any]:

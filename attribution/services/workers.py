@@ -179,7 +179,12 @@ def loaded_model_for(model_version: ModelVersion, *, device: str) -> LoadedModel
     loaded = LoadedModel(
         model=model,
         train_set=train_set,
-        store=ArtifactStore(artifact_root()),
+        # one item per chunk, written every ATTRIBUTION_CHECKPOINT_SECONDS
+        store=ArtifactStore(
+            artifact_root(),
+            chunk_items=1,
+            checkpoint_seconds=float(settings.ATTRIBUTION_CHECKPOINT_SECONDS),
+        ),
     )
     _LOADED[key] = loaded
     return loaded

@@ -277,6 +277,8 @@ ATTRIBUTION_ENGINE: dict = json.loads(os.environ.get("ATTRIBUTION_ENGINE") or "{
 # The attribution method new runs use (attribution.engine.methods.METHODS). A run records its
 # method and engine configuration when it is queued; every later step of it uses those.
 ATTRIBUTION_METHOD = os.environ.get("ATTRIBUTION_METHOD", "unlearning")
+# Seconds between checkpoints of a per-checkpoint artifact being computed (resumable work).
+ATTRIBUTION_CHECKPOINT_SECONDS = float(os.environ.get("ATTRIBUTION_CHECKPOINT_SECONDS", "120"))
 # Training-set items per shard task; several GPU workers share one job's shards.
 ATTRIBUTION_SHARD_SIZE = int(os.environ.get("ATTRIBUTION_SHARD_SIZE", "64"))
 # Time limit (seconds) of one prepare (load, encode, unlearn) or shard task. The services

@@ -231,3 +231,29 @@ def test_stored_encodings_are_read_a_chunk_at_a_time_and_give_the_same_scores(
     chunk.write_bytes(chunk.read_bytes()[:-1] + b"x")
     with pytest.raises(EngineError, match="missing or corrupted"):
         ArtifactStore(tmp_path).encodings(tiny_model, tiny_train_set, cfg)[0]
+
+
+def test_partial_results_are_written_by_time_not_after_every_chunk(
+    tiny_model, tiny_train_set, tiny_cfg, tmp_path
+):
+    cfg = tiny_cfg.replace(projection_dim=16)
+    encoded = ArtifactStore(None).encodings(tiny_model, tiny_train_set, cfg)
+    ArtifactStore(tmp_path).fisher(tiny_model, encoded, tiny_train_set, cfg)
+
+    class Interrupt(Exception):
+        pass
+
+    def stop_at_four(stage, done, total):
+        if stage == "features" and done == 4:
+            raise Interrupt
+
+    for seconds, resumed_from in ((3600.0, 1), (0.0, 4)):
+        store = ArtifactStore(tmp_path / str(seconds), chunk_items=1, checkpoint_seconds=seconds)
+        store.fisher(tiny_model, encoded, tiny_train_set, cfg)
+        with pytest.raises(Interrupt):
+            store.features(tiny_model, encoded, tiny_train_set, cfg, stop_at_four)
+        seen = []
+        ArtifactStore(tmp_path / str(seconds), chunk_items=1).features(
+            tiny_model, encoded, tiny_train_set, cfg, lambda s, d, t, seen=seen: seen.append(d)
+        )
+        assert seen[0] == resumed_from, (seconds, seen)
