@@ -24,8 +24,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from attribution import selectors as attribution_selectors
 from attribution.charts import attribution_distribution_svg
+from attribution.methods import AUDIT_METHOD
 from attribution.models import Generation
-from attribution.services import AUDIT_METHOD
 from attribution.views import require_generation_reader, run_status_url
 from catalog.models import RightsHolder
 from core.exceptions import ApplicationError

@@ -4,6 +4,7 @@ tracks were opted out since, and the status of their artifacts (pages, API, engi
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
+from attribution.methods import artifact_kinds
 from attribution.models import ModelArtifact, ModelVersion, TrainingSetEntry
 from catalog.models import Recording
 from catalog.selectors import recordings_opted_out
@@ -71,9 +72,11 @@ def artifact_status(artifact: ModelArtifact) -> dict:
 
 
 def model_version_artifact_statuses(model_version: ModelVersion) -> list[dict]:
-    """``artifact_status`` of each artifact kind (missing kinds count as not computed)."""
+    """``artifact_status`` of each artifact kind the deployment's methods read, and of any
+    other stored one (missing kinds count as not computed)."""
     stored = {a.kind: a for a in model_version.artifacts.all()}
+    kinds = [*artifact_kinds(), *(kind for kind in stored if kind not in artifact_kinds())]
     return [
         artifact_status(stored.get(kind) or ModelArtifact(model_version=model_version, kind=kind))
-        for kind in ModelArtifact.Kind.values
+        for kind in kinds
     ]

@@ -3,11 +3,12 @@
 One module per aggregate: ``model_versions`` (registering a checkpoint and its training
 set, the status of its artifacts), ``generations`` (recording and generating audio),
 ``runs`` (the attribution pipeline's stages as idempotent task steps, settlement runs and
-audits), ``artifacts`` (computing a model version's per-checkpoint artifacts), ``methods``
-(which methods run and the artifacts each needs), ``workers`` (the model a worker
+audits), ``artifacts`` (computing a model version's per-checkpoint artifacts; which
+artifacts each method reads is ``attribution.methods``), ``workers`` (the model a worker
 keeps loaded) and ``progress``.
 """
 
+from attribution.methods import AUDIT_METHOD, artifact_kinds
 from attribution.services.artifacts import (
     model_version_artifacts_compute,
     model_version_artifacts_mark_stale,
@@ -19,7 +20,6 @@ from attribution.services.generations import (
     generation_record,
     wav_float_bytes,
 )
-from attribution.services.methods import AUDIT_METHOD, artifact_kinds
 from attribution.services.model_versions import (
     ARTIFACT_TRANSITIONS,
     CHECKPOINT_FILE,

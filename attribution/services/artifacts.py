@@ -16,13 +16,13 @@ from celery import signature
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from attribution.models import ModelArtifact, ModelVersion
-from attribution.services.methods import (
+from attribution.methods import (
     AUDIT_METHOD,
     STAGE_KIND,
     STORE_KIND,
     artifact_kinds,
 )
+from attribution.models import ModelArtifact, ModelVersion
 from attribution.services.progress import ThrottledProgress
 from attribution.services.workers import (
     configured_method,

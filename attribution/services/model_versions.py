@@ -18,8 +18,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from attribution.methods import artifact_kinds
 from attribution.models import ModelArtifact, ModelVersion, TrainingSetEntry
-from attribution.services.methods import artifact_kinds
 from catalog.audio import file_sha256
 from catalog.models import Recording
 from catalog.selectors import opt_outs_covering

@@ -36,12 +36,12 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from attribution.methods import AUDIT_METHOD
 from attribution.models import AttributionRun, AttributionShard, Generation
 from attribution.services.artifacts import (
     model_version_artifacts_mark_stale,
     model_version_artifacts_missing,
 )
-from attribution.services.methods import AUDIT_METHOD
 from attribution.services.progress import ThrottledProgress, deadline, raise_if_past
 from attribution.services.workers import (
     ArtifactsNotReadyError,

@@ -136,6 +136,16 @@ def attribution_run_rerun(client, world, tmp):
     return client.post(reverse("attribution:run-rerun", args=[run.pk]), {"reason": "retry"})
 
 
+def attribution_run_audit(client, world, tmp):
+    generation = ledger_factories.generation_create(model_version=world.model_version)
+    run = ledger_factories.run_create(
+        generation=generation, scores=[0.5, 3.0, -1.0], method="first_order"
+    )
+    generation_settle(attribution_run=run)
+    url = reverse("attribution:generation-audit", args=[generation.pk])
+    return client.post(url, {"reason": "check the payment"})
+
+
 # --- finance ------------------------------------------------------------------------------
 
 
@@ -212,6 +222,7 @@ ACTIONS = [
     Action("model_version.register", CATALOG_ADMIN, model_version_register),
     Action("model_version.artifacts_queue", CATALOG_ADMIN, model_version_artifacts_queue),
     Action("attribution_run.rerun", CATALOG_ADMIN, attribution_run_rerun),
+    Action("attribution_run.audit", FINANCE, attribution_run_audit),
     Action("ledger.payout_batch.create", FINANCE, payout_batch_create),
     Action("ledger.payout_batch.export", FINANCE, payout_batch_export),
     Action("ledger.payout_batch.mark_paid", FINANCE, payout_batch_mark_paid),

@@ -117,12 +117,15 @@ def generation_create(
     )
 
 
-def run_create(*, generation: Generation, scores: Sequence[float]) -> AttributionRun:
+def run_create(
+    *, generation: Generation, scores: Sequence[float], method: str = "unlearning"
+) -> AttributionRun:
     model_version = generation.model_version
     scores = [float(s) for s in scores]
     return AttributionRun.objects.create(
         generation=generation,
         model_version=model_version,
+        method=method,
         status=AttributionRun.Status.SUCCEEDED,
         checkpoint_sha256=model_version.checkpoint_sha256,
         manifest_sha256=model_version.manifest_sha256,

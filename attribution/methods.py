@@ -6,8 +6,9 @@ version computes the artifacts of both.
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from attribution.models import ModelArtifact
-from attribution.services.workers import configured_method
 
 # The exact method: every model version can re-attribute a generation with it (audit).
 AUDIT_METHOD = "unlearning"
@@ -34,5 +35,5 @@ def artifact_kinds(method_name: str | None = None) -> tuple[str, ...]:
     the audit method (what a model version computes)."""
     if method_name is not None:
         return METHOD_ARTIFACTS[method_name]
-    methods = (configured_method().name, AUDIT_METHOD)
-    return tuple(dict.fromkeys(kind for name in methods for kind in METHOD_ARTIFACTS[name]))
+    methods = (settings.ATTRIBUTION_METHOD, AUDIT_METHOD)
+    return tuple(dict.fromkeys(kind for name in methods for kind in METHOD_ARTIFACTS.get(name, ())))
