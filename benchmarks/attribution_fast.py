@@ -422,7 +422,10 @@ def main() -> None:
     p_total = sum(int(np.prod(s)) for s in feature_map_shapes.values())
     # The whitened gradients do not depend on the projection: computed once per checkpoint and
     # config, and reused by a later run (with the time they took).
-    key = json.dumps({"checkpoint": checkpoint, **cfg.features_key()}, sort_keys=True)
+    unprojected = {
+        k: v for k, v in cfg.features_key().items() if k not in ("projection", "projection_dim")
+    }
+    key = json.dumps({"checkpoint": checkpoint, **unprojected}, sort_keys=True)
     tag = hashlib.sha256(key.encode()).hexdigest()[:12]
     gradients_path = scratch / f"whitened_gradients-{tag}.npy"
     done_path = gradients_path.with_suffix(".done.json")

@@ -86,7 +86,7 @@ class EngineConfig:
     # rest on the measured fidelity curves (docs/decisions/0017-first-order-attribution.md).
     first_order_timesteps: int = 256
     projection: ProjectionKind = "sjlt"
-    projection_dim: int = 8192
+    projection_dim: int = 32768
 
     def __post_init__(self) -> None:
         assert self.target_layers in TARGET_LAYER_CHOICES, self.target_layers
