@@ -396,6 +396,11 @@ def main() -> None:
     parser.add_argument("--factored-dims", default="4096,16384")
     parser.add_argument("--timing-sizes", default="1000,4000")
     parser.add_argument("--rescore", default="5,10,30,100", help="K of the exact top-K rescoring")
+    parser.add_argument(
+        "--no-compute",
+        action="store_true",
+        help="run no job: report on the jobs already saved (targets not scored yet are left out)",
+    )
     parser.add_argument("--extrapolate", type=int, default=115_000)
     parser.add_argument("--scratch", default=str(DATA_DIR / "benchmarks" / "attribution_fast"))
     args = parser.parse_args()
@@ -430,6 +435,8 @@ def main() -> None:
     gradients_path = scratch / f"whitened_gradients-{tag}.npy"
     done_path = gradients_path.with_suffix(".done.json")
     reuse = done_path.is_file()
+    if args.no_compute and not reuse:
+        raise SystemExit(f"--no-compute: the whitened gradients {gradients_path} are not stored")
     if not reuse:
         np.lib.format.open_memmap(gradients_path, mode="w+", dtype=np.float32, shape=(n, p_total))
     del model, encoded
@@ -465,7 +472,7 @@ def main() -> None:
             return saved is not None and (not job[4] or "tau" in saved)
         return job[0] == "exact_at" and job[1] in results["exact_at"]
 
-    jobs = [job for job in jobs if not finished(job)]
+    jobs = [job for job in jobs if not finished(job) and not args.no_compute]
     wall = time.perf_counter()
 
     def on_result(result) -> None:
@@ -497,7 +504,11 @@ def main() -> None:
     gradients = np.load(gradients_path, mmap_mode="r")  # (N, p) whitened gbar
     eta = cfg.lr / n if cfg.lr_times_inverse_n else cfg.lr
     generations = [f"gen{i:02d}" for i in range(min(args.generations, len(PROMPTS)))]
-    target_names = [f"target{position:03d}" for position in targets]
+    target_names = [
+        f"target{position:03d}"
+        for position in targets
+        if f"target{position:03d}" in results["query"]
+    ]
     exact = {g: np.array(results["query"][g]["tau"]) for g in generations}
     per_query_results = results["query"]
 
@@ -632,7 +643,8 @@ def main() -> None:
         psi = np.random.default_rng(1).standard_normal(feature_dim)
         started = time.perf_counter()
         for _ in range(5):
-            np.asarray(phi, dtype=np.float64) @ psi
+            for start in range(0, size, 64):  # shard by shard, as score_slice does
+                np.asarray(phi[start : start + 64], dtype=np.float64) @ psi
         matvec_s = (time.perf_counter() - started) / 5
         exact_s = exact_300 if size == n else results["exact_at"][size]["exact_s"]
         for t in prefixes:
@@ -731,6 +743,7 @@ def main() -> None:
         },
         "prompts": PROMPTS[: args.generations],
         "targets": targets,
+        "targets_scored": len(target_names),
     }
     out = Path(args.out)
     stem = out / f"attribution_fast-{report['date']}-{commit}"

@@ -176,6 +176,13 @@ class Projection:
             offset += size
         if self.kind in ("gaussian", "rademacher"):
             return self._dense(named)
+        if self.kind == "sjlt":  # every row at once, each parameter's buckets in one call
+            out = torch.zeros(rows.shape[0], self.dim, dtype=torch.float64, device=rows.device)
+            for name in self.names:
+                values = named[name]  # (B, numel)
+                bucket, sign = self._buckets(name, values.shape[1], self.dim)
+                out.index_add_(1, bucket.to(rows.device), (values * sign.to(values)).double())
+            return out
         return torch.stack(
             [
                 self.apply({name: named[name][b].reshape(self.shapes[name]) for name in self.names})
