@@ -418,9 +418,8 @@ def generation_list(request: HttpRequest) -> HttpResponse:
 def _may_audit(request: HttpRequest, detail) -> bool:
     """Offer the exact-method audit: finance or a catalog admin, a settlement paid by another
     method, and no audit run yet (a failed one is re-run from the runs table)."""
-    staff = user_has_role(request.user, FINANCE) or user_has_role(request.user, CATALOG_ADMIN)
     return bool(
-        staff
+        attribution_selectors.user_may_audit(request.user)
         and detail.settlement is not None
         and detail.run.method != AUDIT_METHOD
         and detail.audit_run is None

@@ -26,7 +26,6 @@ from attribution.models import AttributionRun, Generation, ModelVersion
 from attribution.streaming import ranged_file_response
 from catalog.apis import IsCatalogAdmin
 from core.exceptions import ApplicationError
-from core.roles import CATALOG_ADMIN, FINANCE, user_has_role
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 
@@ -255,12 +254,7 @@ class IsFinanceOrCatalogAdmin(permissions.BasePermission):
     message = "Only finance and catalog admins may do this."
 
     def has_permission(self, request, view):
-        user = request.user
-        return bool(
-            user
-            and user.is_authenticated
-            and (user_has_role(user, FINANCE) or user_has_role(user, CATALOG_ADMIN))
-        )
+        return bool(request.user and selectors.user_may_audit(request.user))
 
 
 class GenerationAuditApi(APIView):

@@ -404,11 +404,7 @@ class ArtifactStore:
             return self.memory[memo]
         folder = self._folder(model, "losses", key)
         if folder is not None and (folder / "losses.npy").is_file():
-            meta = json.loads((folder / "meta.json").read_text())
-            self._check_meta(folder, meta, model)
-            if file_sha256(folder / "losses.npy") != meta.get("file_sha256"):
-                raise EngineError(f"The theta0-loss artifact in {folder} is corrupted.")
-            losses = np.load(folder / "losses.npy")
+            losses = self._load_array(folder, "losses.npy", model, "theta0-loss")
             self.memory[memo] = losses
             return losses
         if not compute:
@@ -463,11 +459,7 @@ class ArtifactStore:
             return self.memory[memo]
         folder = self._folder(model, "features", key)
         if folder is not None and (folder / "features.npy").is_file():
-            meta = json.loads((folder / "meta.json").read_text())
-            self._check_meta(folder, meta, model)
-            if file_sha256(folder / "features.npy") != meta.get("file_sha256"):
-                raise EngineError(f"The feature artifact in {folder} is corrupted.")
-            features = np.load(folder / "features.npy", mmap_mode="r")
+            features = self._load_array(folder, "features.npy", model, "feature", mmap=True)
             self.memory[memo] = features
             return features
         if not compute:
@@ -524,6 +516,16 @@ class ArtifactStore:
             self._last_checkpoint = now
             return True
         return False
+
+    def _load_array(
+        self, folder: Path, name: str, model: EngineModel, what: str, *, mmap: bool = False
+    ) -> np.ndarray:
+        """A finished .npy artifact, checked against its checkpoint and recorded hash."""
+        meta = json.loads((folder / "meta.json").read_text())
+        self._check_meta(folder, meta, model)
+        if file_sha256(folder / name) != meta.get("file_sha256"):
+            raise EngineError(f"The {what} artifact in {folder} is corrupted.")
+        return np.load(folder / name, mmap_mode="r" if mmap else None)
 
     # helpers --------------------------------------------------------------------------------
     def _meta(self, model: EngineModel, key: dict, done: int, total: int) -> dict[str, Any]:

@@ -22,9 +22,8 @@ from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
 from attribution.engine.fisher import target_parameters
 from attribution.engine.items import EncodedItem
-from attribution.engine.loss import chunks, draw, row_losses
 from attribution.engine.projection import Projection, projection_for, whiten
-from attribution.engine.unlearn import damping_value, query_gradient
+from attribution.engine.unlearn import damping_value, mean_gradient, query_gradient
 
 
 def item_gradient(
@@ -34,18 +33,10 @@ def item_gradient(
     params: dict[str, torch.nn.Parameter],
 ) -> dict[str, torch.Tensor]:
     """gbar = grad of (1/T_s) sum_t L_t(z, theta0) over the Eq. 2 scoring draws (Sec. 2.1)."""
-    names = list(params)
-    tensors = [params[name] for name in names]
-    total = cfg.score_timesteps
-    grads = {name: torch.zeros_like(params[name]) for name in names}
-    for indices in chunks(total, cfg.batch_size):
-        t, noise = draw(model, item, cfg, "score", indices)
-        losses = row_losses(model, item, t, noise, mask=cfg.loss_mask)  # (K,)
-        chunk_grads = torch.autograd.grad(losses.sum() / total, tensors, allow_unused=True)
-        for name, grad in zip(names, chunk_grads, strict=True):
-            if grad is not None:
-                grads[name] += grad
-    return grads
+    return mean_gradient(
+        model, item, cfg, params, stream="score", timesteps=cfg.score_timesteps,
+        mask=cfg.loss_mask,
+    )  # fmt: skip
 
 
 class FeatureMap:

@@ -29,6 +29,40 @@ from attribution.engine.items import EncodedItem
 from attribution.engine.loss import Progress, chunks, draw, row_losses
 
 
+def mean_gradient(
+    model: EngineModel,
+    item: EncodedItem,
+    cfg: EngineConfig,
+    params: dict[str, torch.nn.Parameter],
+    *,
+    stream: str,
+    timesteps: int,
+    mask: bool,
+    progress: Progress | None = None,
+    on_chunk: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
+) -> dict[str, torch.Tensor]:
+    """grad_theta of (1/T) sum_t L_t(z, theta) over T keyed draws of one stream (Sec. 2.1),
+    accumulated batch by batch in draw order.
+
+    `on_chunk(draws_done, running_sums)` sees the running sum (scaled by 1/T) after each
+    batch of draws: the estimate over the first draws (fidelity curves over T_u)."""
+    names = list(params)
+    tensors = [params[name] for name in names]
+    grads = {name: torch.zeros_like(params[name]) for name in names}
+    for indices in chunks(timesteps, cfg.batch_size):
+        t, noise = draw(model, item, cfg, stream, indices)
+        losses = row_losses(model, item, t, noise, mask=mask)  # (K,)
+        chunk_grads = torch.autograd.grad(losses.sum() / timesteps, tensors, allow_unused=True)
+        for name, grad in zip(names, chunk_grads, strict=True):
+            if grad is not None:
+                grads[name] += grad
+        if progress is not None:
+            progress(stream, indices.stop, timesteps)
+        if on_chunk is not None:
+            on_chunk(indices.stop, grads)
+    return grads
+
+
 def query_gradient(
     model: EngineModel,
     query: EncodedItem,
@@ -37,26 +71,12 @@ def query_gradient(
     progress: Progress | None = None,
     on_chunk: Callable[[int, dict[str, torch.Tensor]], None] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """grad_theta of L(z_hat, theta) = (1/T_u) sum_t L_t(z_hat, theta) (Sec. 2.1), mask M_U.
-
-    `on_chunk(draws_done, running_sums)` sees the running sum (scaled by 1/T_u) after each
-    batch of draws: the estimate over the first draws (fidelity curves over T_u)."""
-    names = list(params)
-    tensors = [params[name] for name in names]
-    total = cfg.unlearn_timesteps
-    grads = {name: torch.zeros_like(params[name]) for name in names}
-    for indices in chunks(total, cfg.batch_size):
-        t, noise = draw(model, query, cfg, "unlearn", indices)
-        losses = row_losses(model, query, t, noise, mask=cfg.unlearn_mask)  # (K,)
-        chunk_grads = torch.autograd.grad(losses.sum() / total, tensors, allow_unused=True)
-        for name, grad in zip(names, chunk_grads, strict=True):
-            if grad is not None:
-                grads[name] += grad
-        if progress is not None:
-            progress("unlearn", indices.stop, total)
-        if on_chunk is not None:
-            on_chunk(indices.stop, grads)
-    return grads
+    """grad_theta of L(z_hat, theta) = (1/T_u) sum_t L_t(z_hat, theta) (Sec. 2.1), mask M_U,
+    over the "unlearn" stream (progress stage "unlearn"; `on_chunk` as in `mean_gradient`)."""
+    return mean_gradient(
+        model, query, cfg, params, stream="unlearn", timesteps=cfg.unlearn_timesteps,
+        mask=cfg.unlearn_mask, progress=progress, on_chunk=on_chunk,
+    )  # fmt: skip
 
 
 def eq6_update(

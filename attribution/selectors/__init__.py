@@ -15,6 +15,7 @@ from attribution.selectors.generations import (
     runs_for_user,
     score_ranks,
     top_attributed_tracks,
+    user_may_audit,
     user_may_read_generation_pages,
     user_sees_all_generations,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "top_attributed_tracks",
     "training_set_entries",
     "training_set_for_model_version",
+    "user_may_audit",
     "user_may_read_generation_pages",
     "user_sees_all_generations",
 ]

@@ -37,6 +37,11 @@ def user_sees_all_generations(user: AnyUser) -> bool:
     return user_has_role(user, CATALOG_ADMIN) or user_has_role(user, FINANCE)
 
 
+def user_may_audit(user: AnyUser) -> bool:
+    """Finance and catalog admins may re-attribute a settled generation with the exact method."""
+    return user_has_role(user, FINANCE) or user_has_role(user, CATALOG_ADMIN)
+
+
 def user_may_read_generation_pages(user: AnyUser) -> bool:
     """Catalog admins, finance, and rights holders' users (role or linked holder)."""
     if not user.is_authenticated:

@@ -25,7 +25,7 @@ from attribution import selectors, services
 from attribution.models import AttributionRun
 from attribution.streaming import ranged_file_response
 from core.exceptions import ApplicationError
-from core.roles import CATALOG_ADMIN, FINANCE, user_has_role
+from core.roles import CATALOG_ADMIN, user_has_role
 
 PAGE_SIZE = 50
 MAX_STATUS_IDS = 200
@@ -122,7 +122,7 @@ def run_rerun(request: HttpRequest, pk: int) -> HttpResponse:
 def generation_audit(request: HttpRequest, pk: int) -> HttpResponse:
     """Re-attribute a settled generation with the exact method (finance, catalog admins);
     the audit run pays nothing. Audited by the service."""
-    if not (user_has_role(request.user, FINANCE) or user_has_role(request.user, CATALOG_ADMIN)):
+    if not selectors.user_may_audit(request.user):
         raise PermissionDenied("Audits are for finance and catalog admins.")
     generation = get_object_or_404(selectors.generations_for_user(request.user), pk=pk)
     try:
