@@ -40,10 +40,15 @@ def ready_model_version(tiny_model_version, attribution_settings):
     return tiny_model_version
 
 
-def record_without_enqueue(model_version, key, monkeypatch):
+def record_without_enqueue(model_version, key, monkeypatch, engine=None):
     """Record a generation without enqueueing its run; the test then sends the task itself,
-    through the broker (the test process runs tasks eagerly)."""
+    through the broker (the test process runs tasks eagerly). The run records ``engine``
+    (default TEST_ENGINE) as its configuration, and workers follow what the run records."""
+    from django.conf import settings
+
     from attribution.services import runs
+
+    monkeypatch.setattr(settings, "ATTRIBUTION_ENGINE", engine or TEST_ENGINE)
 
     class NotSent:
         def __init__(self, name, args):
@@ -118,9 +123,9 @@ def test_a_run_over_its_time_limit_fails_cleanly_and_an_admin_can_re_run_it(
 ):
     from core.services import user_create_or_update
 
+    gpu_workers(ATTRIBUTION_SOFT_TIME_LIMIT="2")
     slow = {**TEST_ENGINE, "unlearn_timesteps": 50_000}
-    gpu_workers(engine=slow, ATTRIBUTION_SOFT_TIME_LIMIT="2")
-    run = record_without_enqueue(ready_model_version, "worker-slow", monkeypatch)
+    run = record_without_enqueue(ready_model_version, "worker-slow", monkeypatch, engine=slow)
     celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
     failed = wait_for(
         lambda: AttributionRun.objects.filter(
@@ -141,12 +146,22 @@ def test_a_lost_database_connection_is_retried_and_the_run_still_books_once(
 ):
     from django.db import connection
 
-    gpu_workers(engine={**TEST_ENGINE, "unlearn_timesteps": 2000})
-    run = record_without_enqueue(ready_model_version, "worker-db-lost", monkeypatch)
+    from attribution.services.runs import PREPARE_SHARE
+
+    # The run's query state takes seconds, and the prepare task writes its progress every
+    # second while it works: cut off mid-way, its next write meets the broken connection. (A
+    # cut between tasks would go unnoticed: each task starts on a fresh connection.)
+    gpu_workers()
+    long_query = {**TEST_ENGINE, "unlearn_timesteps": 8000}
+    run = record_without_enqueue(
+        ready_model_version, "worker-db-lost", monkeypatch, engine=long_query
+    )
     celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
     wait_for(
-        lambda: AttributionRun.objects.filter(pk=run.pk, progress_percent__gt=0).exists(),
-        what="the run to report progress",
+        lambda: AttributionRun.objects.filter(
+            pk=run.pk, progress_percent__gt=0, progress_percent__lte=PREPARE_SHARE // 2
+        ).exists(),
+        what="the run to report progress early in its prepare step",
         interval=0.05,
     )
     with connection.cursor() as cursor:  # every other session of this database is cut off
