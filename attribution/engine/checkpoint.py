@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,16 @@ def engine_model_from_module(module: torch.nn.Module, config: dict[str, Any]) ->
     return EngineModel(module=module, config=config, checkpoint_sha256=state_sha256(module, config))
 
 
-def load_engine_model(checkpoint_dir: str | Path, device: str = "cpu") -> EngineModel:
-    """Load `model_config.json` + weights from a checkpoint folder, with readable errors."""
+def load_engine_model(
+    checkpoint_dir: str | Path,
+    device: str = "cpu",
+    *,
+    text_encoder_dirs: Sequence[str | Path] = (),
+) -> EngineModel:
+    """Load `model_config.json` + weights from a checkpoint folder, with readable errors.
+
+    ``text_encoder_dirs``: where to look first for a text encoder the config names (a ``t5``
+    prompt conditioner; see `t5_conditioner.encoder_folder`)."""
     from attribution.engine.loading import load_model
 
     checkpoint_dir = Path(checkpoint_dir)
@@ -126,7 +135,9 @@ def load_engine_model(checkpoint_dir: str | Path, device: str = "cpu") -> Engine
             f"No model_config.json in checkpoint folder {checkpoint_dir}.", field="checkpoint"
         )
     try:
-        module, config = load_model(checkpoint_dir, device=device)
+        module, config = load_model(
+            checkpoint_dir, device=device, text_encoder_dirs=text_encoder_dirs
+        )
     except EngineError:
         raise
     except (RuntimeError, KeyError, ValueError, OSError) as exc:

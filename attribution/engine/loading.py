@@ -4,14 +4,21 @@ A checkpoint directory holds ``model_config.json`` and ``model.safetensors`` (or
 ``model.ckpt``), the layout Stable Audio Open ships and the demo world writes. The model is
 built with stable-audio-tools' ``create_model_from_config``; conditioner and pretransform
 types its factory does not know (the offline ``minilm_text`` encoder, the training-free
-``log_mel`` pretransform) are built here and inserted into ``model.conditioner.conditioners``
-and ``model.pretransform``. Weights are loaded strictly: a checkpoint that does not
-match its config is refused with the keys that differ.
+``log_mel`` pretransform) or would download (the ``t5`` prompt encoder, read here from a local
+folder: ``t5_conditioner``) are built here and inserted into ``model.conditioner.conditioners``
+and ``model.pretransform``.
+
+Weights are read as stable-audio-tools' own loader reads a release: ``model.safetensors`` with
+the model wrapper's names (``model.``, ``conditioner.``, ``pretransform.``), or a
+``model.ckpt`` holding them under ``state_dict``; a training checkpoint (the training wrapper's
+``diffusion.`` names) is read through that prefix. They are loaded strictly: a checkpoint that
+does not match its config is refused with the keys that differ.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import typing as tp
 from pathlib import Path
@@ -26,10 +33,22 @@ class CheckpointError(ValueError):
     """The directory is not a loadable stable-audio-tools checkpoint."""
 
 
-def _custom_conditioners() -> dict[str, tp.Callable[[dict, int], torch.nn.Module]]:
-    from attribution.engine import text_conditioner
+TRAINING_WRAPPER_PREFIX = "diffusion."  # DiffusionCondTrainingWrapper.diffusion
 
-    return {text_conditioner.CONDITIONER_TYPE: text_conditioner.make_conditioner}
+
+def _custom_conditioners(
+    text_encoder_dirs: tp.Sequence[str | Path], checkpoint_dir: str | Path | None
+) -> dict[str, tp.Callable[[dict, int], torch.nn.Module]]:
+    from attribution.engine import t5_conditioner, text_conditioner
+
+    return {
+        text_conditioner.CONDITIONER_TYPE: text_conditioner.make_conditioner,
+        t5_conditioner.CONDITIONER_TYPE: functools.partial(
+            t5_conditioner.make_conditioner,
+            text_encoder_dirs=text_encoder_dirs,
+            checkpoint_dir=checkpoint_dir,
+        ),
+    }
 
 
 def _custom_pretransforms() -> dict[str, tp.Callable[[dict, int], torch.nn.Module]]:
@@ -38,11 +57,19 @@ def _custom_pretransforms() -> dict[str, tp.Callable[[dict, int], torch.nn.Modul
     return {mel_pretransform.PRETRANSFORM_TYPE: mel_pretransform.make_pretransform}
 
 
-def build_model(model_config: dict[str, tp.Any]) -> torch.nn.Module:
-    """Create the (randomly initialised) model a config describes, custom parts included."""
+def build_model(
+    model_config: dict[str, tp.Any],
+    *,
+    text_encoder_dirs: tp.Sequence[str | Path] = (),
+    checkpoint_dir: str | Path | None = None,
+) -> torch.nn.Module:
+    """Create the (randomly initialised) model a config describes, custom parts included.
+
+    ``text_encoder_dirs`` and ``checkpoint_dir`` are where a ``t5`` conditioner's encoder is
+    looked for (``t5_conditioner.encoder_folder``)."""
     from stable_audio_tools.models.factory import create_model_from_config
 
-    custom_types = _custom_conditioners()
+    custom_types = _custom_conditioners(text_encoder_dirs, checkpoint_dir)
     config = copy.deepcopy(model_config)
     pretransform_info = config.get("model", {}).get("pretransform")
     pretransform_maker = _custom_pretransforms().get((pretransform_info or {}).get("type"))
@@ -104,8 +131,26 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state.get("state_dict", state)
 
 
+def unwrap_state_dict(
+    state: dict[str, torch.Tensor], expected: tp.Collection[str]
+) -> dict[str, torch.Tensor]:
+    """The model's weights from a training checkpoint (names under the training wrapper's
+    ``diffusion.``; its EMA copy and optimiser state are left out), or ``state`` as it is."""
+    if any(name in expected for name in state):
+        return state
+    inner = {
+        name[len(TRAINING_WRAPPER_PREFIX) :]: tensor
+        for name, tensor in state.items()
+        if name.startswith(TRAINING_WRAPPER_PREFIX)
+    }
+    return inner if inner else state
+
+
 def load_model(
-    checkpoint_dir: str | Path, device: str | torch.device = "cpu"
+    checkpoint_dir: str | Path,
+    device: str | torch.device = "cpu",
+    *,
+    text_encoder_dirs: tp.Sequence[str | Path] = (),
 ) -> tuple[torch.nn.Module, dict]:
     """(model in eval mode on ``device``, model_config) from a checkpoint directory."""
     checkpoint_dir = Path(checkpoint_dir)
@@ -114,13 +159,15 @@ def load_model(
     config = read_config(checkpoint_dir)
     weights = weights_path(checkpoint_dir)
     try:
-        model = build_model(config)
+        model = build_model(
+            config, text_encoder_dirs=text_encoder_dirs, checkpoint_dir=checkpoint_dir
+        )
     except (KeyError, AssertionError, TypeError, ValueError) as exc:
         raise CheckpointError(
             f"{checkpoint_dir / CONFIG_NAME} does not describe a buildable model: {exc!r}"
         ) from exc
-    state = read_state_dict(weights)
     expected = model.state_dict()
+    state = unwrap_state_dict(read_state_dict(weights), expected)
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     mismatched = sorted(

@@ -32,6 +32,7 @@ User = AbstractBaseUser
 
 CONFIG_FILE = "model_config.json"
 CHECKPOINT_FILE = "model.safetensors"
+CHECKPOINT_FILES = (CHECKPOINT_FILE, "model.ckpt")  # as stable-audio-tools releases ship them
 MANIFEST_FILE = "training_manifest.json"
 
 
@@ -79,7 +80,7 @@ def model_version_register(
 ) -> ModelVersion:
     """Register a stable-audio-tools checkpoint and its ordered training set.
 
-    Reads ``model_config.json``, ``model.safetensors`` (SHA-256 of its bytes) and
+    Reads ``model_config.json``, ``model.safetensors`` or ``model.ckpt`` (SHA-256 of its bytes) and
     ``training_manifest.json`` from ``checkpoint_dir``. Every manifest track must be a
     registered recording (by ISRC) with the same audio hash. A model trained on or after
     an opt-out's date whose training set contains an opted-out recording is refused unless
@@ -95,8 +96,10 @@ def model_version_register(
         folder = Path(str(checkpoint_dir))
     if not is_folder(folder):
         raise ApplicationError(f"{str(folder)!r} is not a folder", field="checkpoint_dir")
-    required = (CONFIG_FILE, CHECKPOINT_FILE, MANIFEST_FILE)
-    missing = [file for file in required if not (folder / file).is_file()]
+    weights = next((folder / f for f in CHECKPOINT_FILES if (folder / f).is_file()), None)
+    missing = [file for file in (CONFIG_FILE, MANIFEST_FILE) if not (folder / file).is_file()]
+    if weights is None:
+        missing.insert(1, " or ".join(CHECKPOINT_FILES))
     if missing:
         raise ApplicationError(
             f"checkpoint folder lacks {', '.join(missing)}",
@@ -112,7 +115,7 @@ def model_version_register(
         seed = int(manifest.get("seed", 0))
     except (TypeError, ValueError):
         raise ApplicationError("training manifest 'seed' is not an integer") from None
-    checkpoint_sha256 = file_sha256(folder / CHECKPOINT_FILE)
+    checkpoint_sha256 = file_sha256(weights)
     manifest_sha256 = file_sha256(manifest_path)
 
     # Hashing a checkpoint of gigabytes holds no transaction; the checks and writes below
@@ -121,6 +124,7 @@ def model_version_register(
         return _model_version_save(
             name=name,
             folder=folder,
+            weights=weights,
             config=config,
             tracks=tracks,
             trained_at=trained_at,
@@ -136,6 +140,7 @@ def _model_version_save(
     *,
     name: str,
     folder: Path,
+    weights: Path,
     config: dict,
     tracks: list[dict],
     trained_at: datetime,
@@ -208,7 +213,7 @@ def _model_version_save(
     model_version = ModelVersion(
         name=name,
         checkpoint_sha256=checkpoint_sha256,
-        checkpoint_path=str(folder / CHECKPOINT_FILE),
+        checkpoint_path=str(weights),
         config=config,
         manifest_sha256=manifest_sha256,
         manifest_seed=seed,

@@ -34,6 +34,11 @@ def engine_config_from(values: dict[str, Any], *, what: str):
         ) from exc
 
 
+def text_encoder_dirs() -> list[Path]:
+    """Where the engine looks first for a text encoder a model config names."""
+    return [Path(settings.ATTRIBUTION_TEXT_ENCODER_DIR)]
+
+
 def engine_config():
     """The configuration new runs record: the paper's defaults, overridden by
     ATTRIBUTION_ENGINE."""
@@ -165,7 +170,7 @@ def loaded_model_for(model_version: ModelVersion, *, device: str) -> LoadedModel
             field="model_version",
         )
     try:
-        model = load_engine_model(folder, device=device)
+        model = load_engine_model(folder, device=device, text_encoder_dirs=text_encoder_dirs())
         train_set = load_training_set(manifest, model)
     except EngineError as exc:
         raise ApplicationError(str(exc), field="model_version") from exc

@@ -287,6 +287,12 @@ ATTRIBUTION_SHARD_SIZE = int(os.environ.get("ATTRIBUTION_SHARD_SIZE", "64"))
 ATTRIBUTION_SOFT_TIME_LIMIT = int(os.environ.get("ATTRIBUTION_SOFT_TIME_LIMIT", "3000"))
 ATTRIBUTION_CELERY_SOFT_TIME_LIMIT = ATTRIBUTION_SOFT_TIME_LIMIT + 60
 ATTRIBUTION_TIME_LIMIT = ATTRIBUTION_SOFT_TIME_LIMIT + 120
+# Where text encoders that model configs name (Stable Audio Open's "t5-base") are read from,
+# as <folder>/<name>; nothing is downloaded. Also searched: text_encoders/<name> inside the
+# checkpoint folder and the Hugging Face cache (docs/operations.md).
+ATTRIBUTION_TEXT_ENCODER_DIR = Path(
+    os.environ.get("ATTRIBUTION_TEXT_ENCODER_DIR") or DATA_DIR / "text_encoders"
+)
 # torch's CPU threads in a worker; results are bit-identical only between processes that
 # use the same count (floating-point sums are split per thread). Unset: torch's default.
 ATTRIBUTION_TORCH_THREADS = int(os.environ.get("ATTRIBUTION_TORCH_THREADS") or 0) or None

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,8 +35,8 @@ TEST_ENGINE = {
 }
 
 
-def tone(index: int, seconds: float) -> np.ndarray:
-    time = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+def tone(index: int, seconds: float, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
+    time = np.arange(int(seconds * sample_rate)) / sample_rate
     rng = np.random.default_rng(index)
     wave = 0.4 * np.sin(2 * math.pi * (110 + 47 * index) * time)
     return (wave + 0.02 * rng.standard_normal(time.shape)).astype(np.float32)
@@ -66,14 +67,18 @@ def build_tiny_checkpoint(folder: Path, tracks: list[dict], seed: int = 0) -> Pa
     state = {name: tensor.contiguous().clone() for name, tensor in module.state_dict().items()}
     save_file(state, str(folder / "model.safetensors"))
     (folder / "model_config.json").write_text(json.dumps(config, indent=2))
+    write_manifest(folder, tracks, SAMPLE_RATE, seed)
+    return folder
+
+
+def write_manifest(folder: Path, tracks: list[dict], sample_rate: int, seed: int = 0) -> None:
     manifest = {
         "seed": seed,
         "created_at": datetime(2026, 11, 1, tzinfo=UTC).isoformat(),
-        "sample_rate": SAMPLE_RATE,
+        "sample_rate": sample_rate,
         "tracks": tracks,
     }
     (folder / "training_manifest.json").write_text(json.dumps(manifest, indent=2))
-    return folder
 
 
 @pytest.fixture
@@ -98,6 +103,23 @@ def tiny_world(tmp_path):
 
 def write_tiny_world(tmp_path: Path, n_tracks: int = 5) -> tuple[Path, Path]:
     """Catalog files (holders, WAV recordings, 60/40 shares) and a tiny checkpoint on them."""
+    catalog, tracks = write_catalog(
+        tmp_path, n_tracks, lambda index: tone(index, 0.3 if index % 3 == 0 else 0.5)
+    )
+    checkpoint = build_tiny_checkpoint(tmp_path / "checkpoint", tracks)
+    return catalog, checkpoint
+
+
+def write_catalog(
+    tmp_path: Path,
+    n_tracks: int,
+    audio: Callable[[int], np.ndarray],
+    sample_rate: int = SAMPLE_RATE,
+) -> tuple[Path, list[dict]]:
+    """(catalog folder, manifest tracks): two holders sharing every recording 60/40, and
+    ``n_tracks`` WAV recordings with samples ``audio(index)`` ((T,) or (T, C))."""
+    from attribution.engine.items import file_sha256
+
     catalog = tmp_path / "catalog"
     (catalog / "audio").mkdir(parents=True)
     tracks = []
@@ -115,14 +137,11 @@ def write_tiny_world(tmp_path: Path, n_tracks: int = 5) -> tuple[Path, Path]:
         rec_writer.writerow(["isrc", "title", "iswc", "audio_path"])
         share_writer.writerow(["isrc", "rights_holder", "percent"])
         for index in range(n_tracks):
-            seconds = 0.3 if index % 3 == 0 else 0.5
             path = catalog / "audio" / f"track-{index}.wav"
-            path.write_bytes(wav_bytes(tone(index, seconds)))
+            path.write_bytes(wav_bytes(audio(index), sample_rate))
             rec_writer.writerow([isrc_for(index), f"Tone {index}", "", f"audio/{path.name}"])
             share_writer.writerow([isrc_for(index), holders[0][0], "60"])
             share_writer.writerow([isrc_for(index), holders[1][0], "40"])
-            from attribution.engine.items import file_sha256
-
             tracks.append(
                 {
                     "track_id": f"track-{index}",
@@ -134,8 +153,7 @@ def write_tiny_world(tmp_path: Path, n_tracks: int = 5) -> tuple[Path, Path]:
                     "seconds_total": 1,
                 }
             )
-    checkpoint = build_tiny_checkpoint(tmp_path / "checkpoint", tracks)
-    return catalog, checkpoint
+    return catalog, tracks
 
 
 @pytest.fixture

@@ -30,15 +30,22 @@ class Command(BaseCommand):
     ) -> None:
         import soundfile as sf
 
+        from attribution.engine.errors import EngineError
         from attribution.engine.loading import CheckpointError, load_model
         from attribution.engine.sampling import generate
 
         checkpoint = checkpoint or Path(settings.DATA_DIR) / "demo" / "model"
         try:
-            model, config = load_model(checkpoint, device=device)
+            model, config = load_model(
+                checkpoint,
+                device=device,
+                text_encoder_dirs=[settings.ATTRIBUTION_TEXT_ENCODER_DIR],
+            )
             audio, sample_rate = generate(
                 model, config, prompt, seconds, seed, steps, cfg_scale=cfg_scale, device=device
             )  # (C, T)
+        except EngineError as exc:  # e.g. a text encoder that is not on this machine
+            raise CommandError(str(exc)) from exc
         except CheckpointError as exc:
             raise CommandError(
                 f"{exc} (build the demo model with: manage.py build_demo_world)"

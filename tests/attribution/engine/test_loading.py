@@ -90,3 +90,18 @@ def test_weights_that_do_not_match_the_config_are_refused(saved, tmp_path):
     (tmp_path / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
     with pytest.raises(CheckpointError, match=r"does not match model_config\.json: .*missing"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("prefix", ["", "diffusion."])
+def test_a_ckpt_with_a_state_dict_loads_as_stable_audio_tools_reads_it(saved, tmp_path, prefix):
+    """A release's ``model.ckpt`` ({"state_dict": ...}), or a training checkpoint whose
+    weights sit under the training wrapper's ``diffusion.`` (beside its optimiser state)."""
+    model, config, folder = saved
+    state = {prefix + name: tensor for name, tensor in model.state_dict().items()}
+    if prefix:
+        state["diffusion_ema.ema_model.unused"] = torch.zeros(1)  # left out
+    torch.save({"state_dict": state, "epoch": 3}, tmp_path / "model.ckpt")
+    (tmp_path / "model_config.json").write_text(json.dumps(config))
+    loaded, _ = load_model(tmp_path)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor), name
