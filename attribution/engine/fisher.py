@@ -53,16 +53,18 @@ def target_parameters(model: EngineModel, target_layers: str) -> dict[str, torch
     return found
 
 
-def per_sample_squared_gradients(
+def add_squared_gradients(
     model: EngineModel,
     item: EncodedItem,
     cfg: EngineConfig,
     params: dict[str, torch.nn.Parameter],
-) -> dict[str, torch.Tensor]:
-    """sum_t (dL_t(z, theta)/d theta)^2 over cfg.fisher_timesteps draws of one item (Sec. 2.2)."""
+    sums: dict[str, torch.Tensor],
+) -> None:
+    """Add sum_t (dL_t(z, theta)/d theta)^2 over cfg.fisher_timesteps draws of one item
+    (Sec. 2.2) into the float64 running `sums`, draw by draw (no second buffer of p float64
+    numbers: at a billion weights each costs 8 GB)."""
     names = list(params)
     tensors = [params[name] for name in names]
-    sums = {name: torch.zeros_like(params[name], dtype=torch.float64) for name in names}
     t_all, noise_all = draw(model, item, cfg, "fisher", range(cfg.fisher_timesteps))
     for k in range(cfg.fisher_timesteps):
         # one draw per backward pass: a per-sample gradient, squared before any averaging
@@ -71,7 +73,7 @@ def per_sample_squared_gradients(
         for name, grad in zip(names, grads, strict=True):
             if grad is not None:
                 sums[name] += grad.double() ** 2
-    return sums
+        del grads
 
 
 def accumulate_fisher(
@@ -84,11 +86,9 @@ def accumulate_fisher(
     progress: Progress | None = None,
 ) -> None:
     """Add the per-sample squared gradients of items[start:stop] into `sums` (float64), in order."""
-    params = block_parameters(model)
+    params = {name: p for name, p in block_parameters(model).items() if name in sums}
     for position in range(start, stop):
-        squares = per_sample_squared_gradients(model, items[position], cfg, params)
-        for name in sums:
-            sums[name] += squares[name]
+        add_squared_gradients(model, items[position], cfg, params, sums)
         if progress is not None:
             progress("fisher", position + 1, len(items))
 

@@ -183,5 +183,8 @@ def load_model(
             if keys:
                 parts.append(f"{len(keys)} {label} (e.g. {', '.join(keys[:3])})")
         raise CheckpointError(f"{weights} does not match {CONFIG_NAME}: " + "; ".join(parts))
-    model.load_state_dict(state, strict=True)
+    # The read tensors become the weights (assign): a billion-weight model is not held twice.
+    state = {k: v.to(expected[k].dtype) for k, v in state.items()}
+    del expected
+    model.load_state_dict(state, strict=True, assign=True)
     return model.to(device).eval(), config

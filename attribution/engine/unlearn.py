@@ -44,23 +44,36 @@ def mean_gradient(
     """grad_theta of (1/T) sum_t L_t(z, theta) over T keyed draws of one stream (Sec. 2.1),
     accumulated batch by batch in draw order.
 
+    The sums accumulate in the parameters' own ``.grad`` (autograd adds each batch in place),
+    so a model of p target weights holds one gradient of p numbers, not a running sum beside
+    each batch's gradient; the values are those of summing the batches' gradients in order.
     `on_chunk(draws_done, running_sums)` sees the running sum (scaled by 1/T) after each
     batch of draws: the estimate over the first draws (fidelity curves over T_u)."""
     names = list(params)
     tensors = [params[name] for name in names]
-    grads = {name: torch.zeros_like(params[name]) for name in names}
-    for indices in chunks(timesteps, cfg.batch_size):
-        t, noise = draw(model, item, cfg, stream, indices)
-        losses = row_losses(model, item, t, noise, mask=mask)  # (K,)
-        chunk_grads = torch.autograd.grad(losses.sum() / timesteps, tensors, allow_unused=True)
-        for name, grad in zip(names, chunk_grads, strict=True):
-            if grad is not None:
-                grads[name] += grad
-        if progress is not None:
-            progress(stream, indices.stop, timesteps)
-        if on_chunk is not None:
-            on_chunk(indices.stop, grads)
-    return grads
+    for tensor in tensors:
+        tensor.grad = None
+    try:
+        for indices in chunks(timesteps, cfg.batch_size):
+            t, noise = draw(model, item, cfg, stream, indices)
+            losses = row_losses(model, item, t, noise, mask=mask)  # (K,)
+            (losses.sum() / timesteps).backward(inputs=tensors)
+            if progress is not None:
+                progress(stream, indices.stop, timesteps)
+            if on_chunk is not None:
+                on_chunk(indices.stop, _gradients(params))
+        return _gradients(params)
+    finally:
+        for tensor in tensors:
+            tensor.grad = None  # the model keeps no gradient
+
+
+def _gradients(params: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
+    """Each parameter's accumulated ``.grad`` (zeros where the loss does not reach it)."""
+    return {
+        name: param.grad if param.grad is not None else torch.zeros_like(param)
+        for name, param in params.items()
+    }
 
 
 def query_gradient(
@@ -85,13 +98,21 @@ def eq6_update(
     fisher: dict[str, torch.Tensor],
     eta: float,
     damping: float,
+    *,
+    in_place: bool = False,
 ) -> dict[str, torch.Tensor]:
     """Eq. 6: theta' = theta0 + eta (F + lambda)^-1 grad, elementwise for a diagonal F. `theta0`
-    is the point the step starts from (theta_{k-1} when steps accumulate)."""
-    return {
-        name: theta0[name] + eta * grad[name] / (fisher[name].to(grad[name]) + damping)
-        for name in theta0
-    }
+    is the point the step starts from (theta_{k-1} when steps accumulate). With `in_place`,
+    theta' is written over `grad` (the same operations in the same order, so the same bits)
+    and no third copy of the target weights is made."""
+    if not in_place:
+        return {
+            name: theta0[name] + eta * grad[name] / (fisher[name].to(grad[name]) + damping)
+            for name in theta0
+        }
+    for name in theta0:
+        grad[name].mul_(eta).div_(fisher[name].to(grad[name]) + damping).add_(theta0[name])
+    return {name: grad[name] for name in theta0}
 
 
 def damping_value(fisher: dict[str, torch.Tensor], names: list[str], relative: float) -> float:
@@ -103,18 +124,24 @@ def damping_value(fisher: dict[str, torch.Tensor], names: list[str], relative: f
 
 @contextmanager
 def parameters_swapped(model: EngineModel, values: dict[str, torch.Tensor]) -> Iterator[None]:
-    """Temporarily load theta' into the model; theta0 is restored bit for bit afterwards."""
+    """Temporarily make `values` (theta') the model's weights; theta0 is restored bit for bit
+    afterwards. The tensors are exchanged, not copied: no second copy of the weights is made
+    (values on another device or dtype than the weights are converted first)."""
     params = dict(model.module.named_parameters())
-    saved = {name: params[name].detach().clone() for name in values}
+    saved: dict[str, torch.Tensor] = {}
     try:
         with torch.no_grad():
             for name, value in values.items():
-                params[name].copy_(value)
+                param = params[name]
+                if value.shape != param.shape:
+                    raise EngineError(f"{name} has the wrong shape for this model.")
+                saved[name] = param.data
+                param.data = value.to(device=param.device, dtype=param.dtype)
         yield
     finally:
         with torch.no_grad():
-            for name, value in saved.items():
-                params[name].copy_(value)
+            for name, original in saved.items():
+                params[name].data = original
 
 
 def unlearn(
@@ -139,11 +166,16 @@ def unlearn(
     damping = damping_value(fisher, names, cfg.damping)
     if damping == 0.0 and any(bool((fisher[name] <= 0).any()) for name in names):
         raise EngineError("The Fisher has zero entries on target weights; set a damping > 0.")
-    theta0 = {name: params[name].detach().clone() for name in names}
-    current = theta0
+    # Memory: one gradient of the target weights, overwritten by theta' (eq6_update in
+    # place); theta0 is the model's own weights, which later steps exchange with theta_k.
+    theta0 = {name: params[name].detach() for name in names}
+    current: dict[str, torch.Tensor] | None = None  # None: the model is at theta0
     for _ in range(cfg.steps):
-        with parameters_swapped(model, current):
+        if current is None:
             grad = query_gradient(model, query, cfg, params, progress)
-        start = current if cfg.step_rule == "accumulate" else theta0
-        current = eq6_update(start, grad, fisher, eta, damping)
+        else:
+            with parameters_swapped(model, current):
+                grad = query_gradient(model, query, cfg, params, progress)
+        start = current if cfg.step_rule == "accumulate" and current is not None else theta0
+        current = eq6_update(start, grad, fisher, eta, damping, in_place=True)
     return current

@@ -148,9 +148,13 @@ WORDS = [
 ]
 
 
-def write_t5_encoder(folder: Path, *, seed: int = 0, num_layers: int = 1) -> Path:
+def write_t5_encoder(
+    folder: Path, *, seed: int = 0, num_layers: int = 1, d_ff: int = 512, vocab_size: int = 0
+) -> Path:
     """A T5 encoder of t5-base's width (d_model 768) with random weights and a word-level
-    tokenizer, saved as a local copy of t5-base is (``save_pretrained``)."""
+    tokenizer, saved as a local copy of t5-base is (``save_pretrained``). t5-base itself has
+    num_layers 12, d_ff 3072 and a vocabulary of 32,128 (``vocab_size``; the word-level
+    tokenizer uses the first ids)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast, T5Config, T5EncoderModel
 
@@ -168,10 +172,10 @@ def write_t5_encoder(folder: Path, *, seed: int = 0, num_layers: int = 1) -> Pat
     ).save_pretrained(str(folder))
     torch.manual_seed(seed)
     config = T5Config(
-        vocab_size=len(vocab),
+        vocab_size=max(vocab_size, len(vocab)),
         d_model=768,
         d_kv=64,
-        d_ff=512,
+        d_ff=d_ff,
         num_layers=num_layers,
         num_heads=12,
         pad_token_id=0,

@@ -96,7 +96,7 @@ def test_weights_that_do_not_match_the_config_are_refused(saved, tmp_path):
 def test_a_ckpt_with_a_state_dict_loads_as_stable_audio_tools_reads_it(saved, tmp_path, prefix):
     """A release's ``model.ckpt`` ({"state_dict": ...}), or a training checkpoint whose
     weights sit under the training wrapper's ``diffusion.`` (beside its optimiser state)."""
-    model, config, folder = saved
+    model, config, _ = saved
     state = {prefix + name: tensor for name, tensor in model.state_dict().items()}
     if prefix:
         state["diffusion_ema.ema_model.unused"] = torch.zeros(1)  # left out
