@@ -130,9 +130,7 @@ def main() -> None:
 
     counts = stages.run("build+save", build)
     print(counts, flush=True)
-    model = stages.run(
-        "load", lambda: load_engine_model(checkpoint, text_encoder_dirs=[encoders])
-    )
+    model = stages.run("load", lambda: load_engine_model(checkpoint, text_encoder_dirs=[encoders]))
     cfg = EngineConfig(
         unlearn_timesteps=1, score_timesteps=1, fisher_timesteps=1, batch_size=1, lr=1e-9
     )
