@@ -88,6 +88,15 @@ class EngineConfig:
     projection: ProjectionKind = "sjlt"
     projection_dim: int = 32768
 
+    # Eq. 6's step chosen by its effect instead of by lr: eta such that the first update moves
+    # the target weights by this norm relative to theirs (||theta' - theta0|| / ||theta0||).
+    # None: eta = lr / N (or lr). Eq. 2 reads as a first-order effect only while the update is
+    # small, and float32 resolves it only while it is not too small (unlearn.update_regime).
+    target_update_norm: float | None = None
+    # TF32 matrix products and convolutions on CUDA (faster, 10 mantissa bits: an update near
+    # float32 resolution would vanish). Off: attribution arithmetic is float32 throughout.
+    allow_tf32: bool = False
+
     def __post_init__(self) -> None:
         assert self.target_layers in TARGET_LAYER_CHOICES, self.target_layers
         assert self.timestep_sequence in TIMESTEP_SEQUENCE_CHOICES, self.timestep_sequence
@@ -97,6 +106,7 @@ class EngineConfig:
         assert self.steps >= 1 and self.unlearn_timesteps >= 1
         assert self.score_timesteps >= 1 and self.fisher_timesteps >= 1 and self.batch_size >= 1
         assert self.damping >= 0.0 and self.lr > 0.0
+        assert self.target_update_norm is None or self.target_update_norm > 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -107,7 +117,12 @@ class EngineConfig:
     def encoding_key(self) -> dict[str, Any]:
         """The fields the training-set encodings depend on (a stochastic encoder's draws and
         where they run)."""
-        return {"seed": self.seed, "device": self.device}
+        # TF32 changes every number computed on a GPU; keys without it stay as they were.
+        return {
+            "seed": self.seed,
+            "device": self.device,
+            **({"allow_tf32": True} if self.allow_tf32 else {}),
+        }
 
     def scoring_key(self) -> dict[str, Any]:
         """The fields that the theta0 losses depend on (cache key of the base-loss artifact).

@@ -250,6 +250,14 @@ def combine(
     )
 
 
+def configure_arithmetic(cfg: EngineConfig) -> None:
+    """float32 throughout unless cfg.allow_tf32: PyTorch lets cuDNN convolutions use TF32 by
+    default, which rounds inputs to 10 mantissa bits (the VAE encodings, and any update near
+    float32 resolution, would change). Set before every stage's work in a process."""
+    torch.backends.cuda.matmul.allow_tf32 = cfg.allow_tf32
+    torch.backends.cudnn.allow_tf32 = cfg.allow_tf32
+
+
 def attribute(
     method: AttributionMethod,
     model: EngineModel,
@@ -266,6 +274,7 @@ def attribute(
     in memory.
     """
     store = store if store is not None else ArtifactStore(None)
+    configure_arithmetic(cfg)
     prepared = method.prepare(model, train_set, cfg, store, progress)
     state = method.query_state(prepared, query, progress)
     whole = score_slice(method, prepared, state, 0, len(train_set), progress)

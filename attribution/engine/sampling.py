@@ -1,12 +1,16 @@
 """Prompt + duration -> audio, with stable-audio-tools' sampler (``generate_diffusion_cond``).
 
 The model generates its full window (``sample_size``) conditioned on ``seconds_total``; the
-result is cut to the requested length, as Stable Audio's own interface does.
+result is cut to the requested length, as Stable Audio's own interface does. The sampler's
+settings are the model's own (`sampling_defaults`): a ``"sampling"`` section of its config
+where it has one, Stable Audio Open's published settings for a model on a VAE
+(``autoencoder``) pretransform, the demo model's otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import math
 import warnings
@@ -24,23 +28,48 @@ class SamplingConfig:
     sigma_max: float = 50.0
 
 
+# Stable Audio Open 1.0's model card and stable-audio-tools' README generate with these.
+STABLE_AUDIO_OPEN = SamplingConfig(
+    steps=100, cfg_scale=7.0, sampler_type="dpmpp-3m-sde", sigma_min=0.3, sigma_max=500.0
+)
+
+
+def sampling_defaults(model_config: dict) -> SamplingConfig:
+    """The settings a model generates with unless a caller overrides them (module docstring).
+
+    A config's ``"sampling"`` section may set any `SamplingConfig` field; unknown keys are
+    refused."""
+    pretransform = (model_config.get("model") or {}).get("pretransform") or {}
+    base = STABLE_AUDIO_OPEN if pretransform.get("type") == "autoencoder" else SamplingConfig()
+    section = dict(model_config.get("sampling") or {})
+    unknown = set(section) - set(SamplingConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown key(s) in the model config's sampling: {sorted(unknown)}")
+    return dataclasses.replace(base, **section)
+
+
 def generate(
     model: torch.nn.Module,
     model_config: dict,
     prompt: str,
     seconds_total: float,
     seed: int,
-    steps: int = SamplingConfig.steps,
+    steps: int | None = None,
     *,
-    cfg_scale: float = SamplingConfig.cfg_scale,
+    cfg_scale: float | None = None,
     device: str | torch.device = "cpu",
-    sampling: SamplingConfig = SamplingConfig(),
+    sampling: SamplingConfig | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Generate ``seconds_total`` seconds for ``prompt``. Returns (audio (C, T), sample_rate).
 
+    ``steps``, ``cfg_scale`` and ``sampling`` override the model's `sampling_defaults`.
     Deterministic in ``seed``; the caller's global RNG state is left as it was.
     """
     from stable_audio_tools.inference.generation import generate_diffusion_cond
+
+    sampling = sampling or sampling_defaults(model_config)
+    steps = sampling.steps if steps is None else steps
+    cfg_scale = sampling.cfg_scale if cfg_scale is None else cfg_scale
 
     sample_rate = int(model_config["sample_rate"])
     sample_size = int(model_config["sample_size"])

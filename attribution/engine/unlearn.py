@@ -115,6 +115,54 @@ def eq6_update(
     return {name: grad[name] for name in theta0}
 
 
+# Where the update stands (update_regime). Above FIRST_ORDER_LIMIT the scores stop scaling
+# with the step, so Eq. 4's expansion is in doubt (BENCHMARKS.md, "Step size and the
+# first-order regime"). Below, the arithmetic is the limit: a float32 weight moves only by at
+# least half its last bit, and a step most weights do not feel is rounding noise.
+FIRST_ORDER_LIMIT = 1e-2
+RESOLVED_FRACTION = 0.5
+
+
+def step_for_target_norm(
+    theta0: dict[str, torch.Tensor],
+    grad: dict[str, torch.Tensor],
+    fisher: dict[str, torch.Tensor],
+    damping: float,
+    target: float,
+) -> float:
+    """eta with ||eta (F + lambda)^-1 grad|| = target * ||theta0|| over the target weights."""
+    direction = sum(
+        float((grad[n] / (fisher[n].to(grad[n]) + damping)).double().pow(2).sum()) for n in grad
+    )
+    size = sum(float(theta0[n].double().pow(2).sum()) for n in grad)
+    if direction == 0.0 or size == 0.0:
+        raise EngineError("The query's gradient is zero: there is nothing to unlearn.")
+    return target * (size / direction) ** 0.5
+
+
+def update_regime(relative_norm: float, changed_fraction: float | None = None) -> str:
+    """ "unresolved" (float32 leaves most target weights where they were), "first_order" (the
+    regime Eq. 2 and 4 rest on) or "beyond_first_order" (see FIRST_ORDER_LIMIT)."""
+    if changed_fraction is not None and changed_fraction < RESOLVED_FRACTION:
+        return "unresolved"
+    if relative_norm > FIRST_ORDER_LIMIT:
+        return "beyond_first_order"
+    return "first_order"
+
+
+def unresolved_update_message(statistics: dict) -> str | None:
+    """A readable refusal for a query state whose update float32 did not resolve, else None."""
+    if statistics.get("update_regime") != "unresolved":
+        return None
+    return (
+        f"The unlearning step changed only {statistics['weights_changed_fraction']:.1%} of the "
+        f"unlearned weights (relative norm {statistics['update_relative_norm']:.2e}): below "
+        "what float32 arithmetic resolves, so the scores would be rounding noise. Raise the "
+        "engine's lr, or set target_update_norm (e.g. 1e-4) so the step is chosen by its "
+        "effect on the weights."
+    )
+
+
 def damping_value(fisher: dict[str, torch.Tensor], names: list[str], relative: float) -> float:
     """lambda = relative * mean(F) over the target weights."""
     total = sum(float(fisher[name].double().sum()) for name in names)
@@ -151,9 +199,13 @@ def unlearn(
     cfg: EngineConfig,
     n_train: int,
     progress: Progress | None = None,
+    *,
+    statistics: dict | None = None,
 ) -> dict[str, torch.Tensor]:
     """theta' on the target weights after cfg.steps Eq. 6 updates (on the model's device); the
-    model is left at theta0."""
+    model is left at theta0. eta is lr / N (or lr), or with cfg.target_update_norm the step
+    whose first update has that relative norm (then kept for later steps); it is recorded in
+    `statistics["eta"]` when a dict is given."""
     params = target_parameters(model, cfg.target_layers)
     names = list(params)
     missing = [name for name in names if name not in fisher]
@@ -176,6 +228,10 @@ def unlearn(
         else:
             with parameters_swapped(model, current):
                 grad = query_gradient(model, query, cfg, params, progress)
+        if current is None and cfg.target_update_norm is not None:
+            eta = step_for_target_norm(theta0, grad, fisher, damping, cfg.target_update_norm)
         start = current if cfg.step_rule == "accumulate" and current is not None else theta0
         current = eq6_update(start, grad, fisher, eta, damping, in_place=True)
+    if statistics is not None:
+        statistics["eta"] = eta
     return current

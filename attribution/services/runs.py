@@ -267,6 +267,7 @@ def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
     """
     from attribution.engine.errors import EngineError
     from attribution.engine.pipeline import slice_bounds
+    from attribution.engine.unlearn import unresolved_update_message
 
     with transaction.atomic():
         run = AttributionRun.objects.select_for_update().get(pk=run_id)
@@ -311,6 +312,18 @@ def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
         if not reusable:
             query = generation_query(generation, engine.loaded.model)
             state = engine.method.query_state(engine.prepared, query, progress)
+            statistics = state.meta.get("statistics", {})
+            refusal = unresolved_update_message(statistics)
+            if refusal is not None:  # rounding noise would pay the holders: nothing is booked
+                attribution_run_fail(run_id=run_id, reason=refusal)
+                return None
+            if statistics.get("update_regime") == "beyond_first_order":
+                logger.warning(
+                    "run %s: the unlearning step moves the weights by %.2e of their norm, "
+                    "beyond the first-order regime the scores rest on",
+                    run_id,
+                    statistics["update_relative_norm"],
+                )
             sha = state.save(path)
             AttributionRun.objects.filter(pk=run_id).update(
                 query_state_path=str(path), query_state_sha256=sha

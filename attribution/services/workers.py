@@ -85,7 +85,9 @@ class LoadedModel:
         """The method's prepare stage for `cfg`, memoised (one config at a time: the artifacts
         of another config are dropped from memory, the training-set encodings are kept)."""
         from attribution.engine.errors import ArtifactNotComputedError, EngineError
+        from attribution.engine.pipeline import configure_arithmetic
 
+        configure_arithmetic(cfg)
         key = method.name + json.dumps(cfg.to_dict(), sort_keys=True)
         if key not in self.prepared:
             self.prepared.clear()

@@ -257,3 +257,21 @@ def test_artifacts_of_another_engine_config_are_marked_stale_and_can_be_computed
         rerun = services.attribution_run_rerun(run=run, actor=user, reason="artifacts computed")
     rerun.refresh_from_db()
     assert rerun.status == AttributionRun.Status.SUCCEEDED, rerun.error
+
+
+def test_a_step_float32_cannot_resolve_fails_the_run_and_books_nothing(
+    tiny_model_version, user, django_capture_on_commit_callbacks, attribution_settings
+):
+    from ledger.models import Settlement
+
+    services.model_version_artifacts_compute(model_version=tiny_model_version)
+    engine = dict(attribution_settings.ATTRIBUTION_ENGINE)
+    attribution_settings.ATTRIBUTION_ENGINE = {**engine, "target_update_norm": 1e-12}
+    run = attribute(
+        tiny_model_version, user, "too-small-a-step", django_capture_on_commit_callbacks
+    )
+    run.refresh_from_db()
+    assert run.status == AttributionRun.Status.FAILED
+    assert "below what float32 arithmetic resolves" in run.error
+    assert run.generation.status == Generation.Status.FAILED
+    assert not Settlement.objects.filter(generation=run.generation).exists()

@@ -127,7 +127,7 @@ def test_a_stable_audio_open_checkpoint_is_registered_attributed_and_booked(
     db, sao_world, attribution_settings, django_capture_on_commit_callbacks
 ):
     from catalog.services import catalog_import_folder
-    from ledger.models import JournalEntry
+    from ledger.models import Settlement
 
     catalog, checkpoint, encoders = sao_world
     attribution_settings.ATTRIBUTION_TEXT_ENCODER_DIR = encoders
@@ -154,7 +154,7 @@ def test_a_stable_audio_open_checkpoint_is_registered_attributed_and_booked(
     assert run.status == AttributionRun.Status.SUCCEEDED, run.error
     assert len(run.scores) == N_TRACKS and np.all(np.isfinite(run.scores))
     assert Generation.objects.get(pk=generation.pk).status == Generation.Status.SETTLED
-    assert JournalEntry.objects.filter(generation=generation).exists()
+    assert Settlement.objects.filter(generation=generation).exists()
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def test_nothing_unlearned_gives_zero_scores(sao_engine, monkeypatch):
     real = unlearning_scores(model, query, train_set, cfg, store=store)
     assert np.abs(real.tau).max() > 0
 
-    def no_update(model, query, fisher, cfg, n_train, progress=None):
+    def no_update(model, query, fisher, cfg, n_train, progress=None, **kwargs):
         params = target_parameters(model, cfg.target_layers)
         return {name: p.detach().clone() for name, p in params.items()}  # theta' = theta0
 

@@ -24,10 +24,12 @@ import torch
 from attribution.engine.artifacts import ArtifactStore, array_sha256, tensors_sha256
 from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
+from attribution.engine.errors import EngineError
 from attribution.engine.features import FeatureMap
 from attribution.engine.items import QueryItem, TrainingSet, encode_item
 from attribution.engine.loss import Progress
 from attribution.engine.pipeline import Prepared, QueryState, query_record
+from attribution.engine.unlearn import update_regime
 
 
 def step_size(cfg: EngineConfig, n_train: int) -> float:
@@ -77,13 +79,21 @@ class FirstOrderMethod:
         grads = feature_map.query_gradient(encode_item(model, query, cfg))
         psi = feature_map(grads)  # (k,) float64
         eta = step_size(cfg, len(prepared.train_set))
+        if cfg.target_update_norm is not None:  # the step the exact method would choose
+            per_unit = predicted_relative_norm(feature_map, grads, 1.0)
+            if per_unit == 0.0:
+                raise EngineError("The query's gradient is zero: there is nothing to unlearn.")
+            eta = cfg.target_update_norm / per_unit
+        relative = predicted_relative_norm(feature_map, grads, eta) * cfg.steps
         return QueryState(
             tensors={"psi": psi},
             meta={
                 "query": query_record(query),
+                "eta": eta,
                 "statistics": {
-                    "update_relative_norm": predicted_relative_norm(feature_map, grads, eta)
-                    * cfg.steps,
+                    "update_relative_norm": relative,
+                    "update_regime": update_regime(relative),
+                    "eta": eta,
                     "first_order_timesteps": cfg.first_order_timesteps,
                     "projection": cfg.projection,
                     "projection_dim": feature_map.dim,
@@ -102,7 +112,8 @@ class FirstOrderMethod:
         cfg = prepared.cfg
         rows = np.asarray(prepared.artifacts["features"][start:stop], dtype=np.float64)  # (S, k)
         psi = state.tensors["psi"].numpy()  # (k,)
-        scale = step_size(cfg, len(prepared.train_set)) * cfg.steps
+        eta = state.meta.get("eta", step_size(cfg, len(prepared.train_set)))
+        scale = eta * cfg.steps
         if progress is not None:
             progress("first_order", stop - start, stop - start)
         return scale * (rows @ psi)  # (S,)

@@ -24,7 +24,24 @@ from attribution.engine.config import EngineConfig
 from attribution.engine.items import QueryItem, TrainingSet, encode_item
 from attribution.engine.loss import Progress, dataset_losses
 from attribution.engine.pipeline import Prepared, QueryState, query_record
-from attribution.engine.unlearn import parameters_swapped, unlearn
+from attribution.engine.unlearn import parameters_swapped, unlearn, update_regime
+
+
+def update_statistics(model: EngineModel, theta_prime: dict[str, torch.Tensor]) -> dict:
+    """The update's relative norm, the share of target weights float32 moved, and its regime
+    (unlearn.update_regime)."""
+    params = dict(model.module.named_parameters())
+    changed = sum(
+        int((theta_prime[n].to(params[n].device) != params[n].detach()).sum()) for n in theta_prime
+    )
+    total = sum(theta_prime[n].numel() for n in theta_prime)
+    relative = relative_update_norm(model, theta_prime)
+    fraction = changed / total if total else 0.0
+    return {
+        "update_relative_norm": relative,
+        "weights_changed_fraction": fraction,
+        "update_regime": update_regime(relative, fraction),
+    }
 
 
 def relative_update_norm(model: EngineModel, theta_prime: dict[str, torch.Tensor]) -> float:
@@ -73,15 +90,16 @@ class UnlearningMethod:
     ) -> QueryState:
         model, cfg = prepared.model, prepared.cfg
         encoded_query = encode_item(model, query, cfg)
+        recorded: dict = {}
         theta_prime = unlearn(
             model, encoded_query, prepared.artifacts["fisher"], cfg, len(prepared.train_set),
-            progress,
+            progress, statistics=recorded,
         )  # fmt: skip
         return QueryState(
             tensors={name: value.detach().cpu() for name, value in theta_prime.items()},
             meta={
                 "query": query_record(query),
-                "statistics": {"update_relative_norm": relative_update_norm(model, theta_prime)},
+                "statistics": {**update_statistics(model, theta_prime), **recorded},
             },
         )
 

@@ -17,8 +17,12 @@ class Command(BaseCommand):
         parser.add_argument("prompt")
         parser.add_argument("--seconds", type=float, default=4.0, help="duration (default 4)")
         parser.add_argument("--seed", type=int, default=0)
-        parser.add_argument("--steps", type=int, default=50, help="denoising steps (default 50)")
-        parser.add_argument("--cfg-scale", type=float, default=6.0)
+        parser.add_argument(
+            "--steps", type=int, default=None, help="denoising steps (default: the model's)"
+        )
+        parser.add_argument(
+            "--cfg-scale", type=float, default=None, help="guidance scale (default: the model's)"
+        )
         parser.add_argument("--out", type=Path, default=Path("out.wav"))
         parser.add_argument(
             "--checkpoint", type=Path, default=None, help="default DATA_DIR/demo/model"

@@ -42,3 +42,17 @@ def test_bad_requests_are_refused(model_and_config):
         generate(model, config, "x", 10.0, seed=0, steps=2)
     with pytest.raises(ValueError, match="prompt is empty"):
         generate(model, config, "  ", 0.1, seed=0, steps=2)
+
+
+def test_sampling_defaults_are_the_models_own():
+    from attribution.engine.sampling import STABLE_AUDIO_OPEN, SamplingConfig, sampling_defaults
+    from tests.attribution.stable_audio_open import stable_audio_open_config
+
+    assert sampling_defaults(tiny_config()) == SamplingConfig()  # the demo's log_mel model
+    published = stable_audio_open_config()
+    assert sampling_defaults(published) == STABLE_AUDIO_OPEN
+    assert STABLE_AUDIO_OPEN.steps == 100 and STABLE_AUDIO_OPEN.sampler_type == "dpmpp-3m-sde"
+    tuned = {**published, "sampling": {"steps": 250, "cfg_scale": 9.0}}
+    assert sampling_defaults(tuned).steps == 250 and sampling_defaults(tuned).sigma_max == 500.0
+    with pytest.raises(ValueError, match="unknown key"):
+        sampling_defaults({**published, "sampling": {"stepz": 3}})

@@ -13,7 +13,7 @@ from attribution.engine.methods import unlearning_scores
 def test_common_random_numbers_give_zero_scores_when_nothing_is_unlearned(
     monkeypatch, tiny_model, tiny_train_set, tiny_cfg
 ):
-    def no_update(model, query, fisher, cfg, n_train, progress=None):
+    def no_update(model, query, fisher, cfg, n_train, progress=None, **kwargs):
         params = target_parameters(model, cfg.target_layers)
         return {name: p.detach().clone() for name, p in params.items()}  # theta' = theta0
 

@@ -77,7 +77,7 @@ def test_unlearned_targets_rank_at_the_top_with_the_papers_step_in_the_first_ord
 
 
 def test_unlearning_nothing_ties_every_item_so_no_target_stands_out(world, monkeypatch):
-    def theta0_unchanged(model, query, fisher, cfg, n_train, progress=None):
+    def theta0_unchanged(model, query, fisher, cfg, n_train, progress=None, **kwargs):
         params = target_parameters(model, cfg.target_layers)
         return {name: p.detach().clone() for name, p in params.items()}  # theta' = theta0
 

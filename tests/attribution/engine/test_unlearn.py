@@ -92,3 +92,60 @@ def test_two_fixed_point_steps_iterate_eq6_from_theta0(tiny_model, tiny_train_se
     # the two rules differ as soon as there are two steps
     accumulated = unlearn(tiny_model, query, fisher, cfg, n_train=6)
     assert any(not torch.allclose(accumulated[n], theta2[n]) for n in names)
+
+
+def test_a_target_update_norm_sets_the_step_by_its_effect(tiny_model, tiny_train_set, tiny_cfg):
+    from attribution.engine.artifacts import ArtifactStore
+    from attribution.engine.items import query_from_training_item
+    from attribution.engine.methods import METHODS
+    from attribution.engine.pipeline import attribute
+
+    store = ArtifactStore(None)
+    query = query_from_training_item(tiny_train_set.items[1])
+    cfg = tiny_cfg.replace(target_update_norm=3e-4, first_order_timesteps=32)
+    exact = attribute(METHODS["unlearning"], tiny_model, query, tiny_train_set, cfg, store=store)
+    stats = exact.provenance["statistics"]
+    assert abs(stats["update_relative_norm"] / 3e-4 - 1) < 1e-3, stats
+    assert stats["eta"] != tiny_cfg.lr and stats["update_regime"] == "first_order"
+    # The first-order method predicts the same step from the same gradient and Fisher.
+    fast = attribute(METHODS["first_order"], tiny_model, query, tiny_train_set, cfg, store=store)
+    assert abs(fast.provenance["statistics"]["eta"] / stats["eta"] - 1) < 1e-4
+    assert abs(fast.provenance["statistics"]["update_relative_norm"] / 3e-4 - 1) < 1e-4
+
+
+def test_the_update_regime_names_steps_float32_cannot_resolve_or_first_order_cannot_read(
+    tiny_model, tiny_train_set, tiny_cfg
+):
+    from attribution.engine.items import query_from_training_item
+    from attribution.engine.methods import unlearning_scores
+    from attribution.engine.unlearn import unresolved_update_message
+
+    query = query_from_training_item(tiny_train_set.items[2])
+    regimes = {}
+    for norm in (1e-12, 1e-4, 1e-1):  # steps chosen by the relative norm they give
+        stats = unlearning_scores(
+            tiny_model, query, tiny_train_set, tiny_cfg.replace(target_update_norm=norm)
+        ).provenance["statistics"]
+        regimes[norm] = stats["update_regime"]
+        assert (unresolved_update_message(stats) is None) == (regimes[norm] != "unresolved")
+    assert regimes == {1e-12: "unresolved", 1e-4: "first_order", 1e-1: "beyond_first_order"}
+    assert "below what float32 arithmetic resolves" in unresolved_update_message(
+        {"update_regime": "unresolved", "weights_changed_fraction": 0.0, "update_relative_norm": 0}
+    )
+
+
+def test_attribution_arithmetic_is_float32_unless_tf32_is_allowed():
+    from attribution.engine.config import EngineConfig
+    from attribution.engine.pipeline import configure_arithmetic
+
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = True  # PyTorch's default for convolutions
+        configure_arithmetic(EngineConfig())
+        assert not torch.backends.cudnn.allow_tf32 and not torch.backends.cuda.matmul.allow_tf32
+        configure_arithmetic(EngineConfig(allow_tf32=True))
+        assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
+    assert "allow_tf32" not in EngineConfig().fisher_key()  # keys of float32 work unchanged
+    assert EngineConfig(allow_tf32=True).scoring_key()["allow_tf32"] is True
