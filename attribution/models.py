@@ -139,6 +139,23 @@ class AttributionRun(models.Model):
     def __str__(self) -> str:
         return f"AttributionRun {self.pk} ({self.status}) for generation {self.generation_id}"
 
+    REGIME_LABELS = {
+        "first_order": "first-order regime",
+        "beyond_first_order": "beyond the first-order regime",
+        "unresolved": "below float32 resolution",
+    }
+
+    @property
+    def step_summary(self) -> str:
+        """The unlearning step's relative norm and regime (engine unlearn.update_regime), as
+        the run's provenance recorded them; empty before the run has scores."""
+        statistics = (self.provenance or {}).get("statistics") or {}
+        norm = statistics.get("update_relative_norm")
+        if norm is None:
+            return ""
+        regime = self.REGIME_LABELS.get(statistics.get("update_regime", ""))
+        return f"step {norm:.1e}" + (f", {regime}" if regime else "")
+
 
 class AttributionShard(models.Model):
     """One contiguous slice of the training set scored by the run's method (for unlearning:

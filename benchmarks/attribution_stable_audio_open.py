@@ -83,6 +83,11 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=24, help="DiT blocks (published: 24)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--keep", action="store_true", help="keep the written checkpoint")
+    parser.add_argument(
+        "--activation-checkpointing",
+        action="store_true",
+        help="recompute the DiT blocks' activations in backward (EngineConfig)",
+    )
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
 
@@ -132,7 +137,12 @@ def main() -> None:
     print(counts, flush=True)
     model = stages.run("load", lambda: load_engine_model(checkpoint, text_encoder_dirs=[encoders]))
     cfg = EngineConfig(
-        unlearn_timesteps=1, score_timesteps=1, fisher_timesteps=1, batch_size=1, lr=1e-9
+        unlearn_timesteps=1,
+        score_timesteps=1,
+        fisher_timesteps=1,
+        batch_size=1,
+        lr=1e-9,
+        activation_checkpointing=args.activation_checkpointing,
     )
     rate = model.sample_rate
     training = [
@@ -173,7 +183,8 @@ def main() -> None:
     report = {
         "benchmark": "stable_audio_open_stages",
         "command": "benchmarks/attribution_stable_audio_open.py "
-        + f"--depth {args.depth} --threads {args.threads}",
+        + f"--depth {args.depth} --threads {args.threads}"
+        + (" --activation-checkpointing" if args.activation_checkpointing else ""),
         "date": date.today().isoformat(),
         "commit": commit,
         "machine": "2-core CPU machine (24 GiB)",
@@ -188,7 +199,9 @@ def main() -> None:
         "tau": tau,
         "update_relative_norm": relative,
     }
-    write_json(Path(args.out) / f"stable_audio_open_stages-{report['date']}-{commit}.json", report)
+    variant = "-activation-checkpointing" if args.activation_checkpointing else ""
+    name = f"stable_audio_open_stages-{report['date']}-{commit}{variant}.json"
+    write_json(Path(args.out) / name, report)
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
 

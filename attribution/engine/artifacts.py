@@ -74,7 +74,7 @@ def encoded_row(item: EncodedItem) -> dict[str, Any]:
             return {k: to_cpu(v) for k, v in value.items()}
         return value
 
-    return to_cpu(
+    row = to_cpu(
         {
             "item_id": item.item_id,
             "latents": item.latents,
@@ -83,6 +83,15 @@ def encoded_row(item: EncodedItem) -> dict[str, Any]:
             "seconds_total": item.seconds_total,
         }
     )
+    if item.more_windows:  # a one-window item is stored as before (the same bytes)
+        row["more_windows"] = [encoded_row(window) for window in item.more_windows]
+    return row
+
+
+def encoded_item(row: dict[str, Any]) -> EncodedItem:
+    """An encoded item from its stored row (`encoded_row`)."""
+    more = tuple(encoded_item(window) for window in row.get("more_windows", ()))
+    return EncodedItem(**{**row, "more_windows": more})
 
 
 class EncodedItems(Sequence):
@@ -107,7 +116,7 @@ class EncodedItems(Sequence):
                     f"The stored encodings in {self.folder} are missing or corrupted."
                 )
             rows = torch.load(path, map_location=self.device, weights_only=True)
-            self._chunk = (index, [EncodedItem(**row) for row in rows])
+            self._chunk = (index, [encoded_item(row) for row in rows])
         return self._chunk[1]
 
     def __getitem__(self, index):

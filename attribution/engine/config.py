@@ -93,6 +93,14 @@ class EngineConfig:
     # None: eta = lr / N (or lr). Eq. 2 reads as a first-order effect only while the update is
     # small, and float32 resolves it only while it is not too small (unlearn.update_regime).
     target_update_norm: float | None = None
+    # A training track longer than the model's window is scored on up to this many windows,
+    # one per stratum of its possible crops (items.window_offsets); draw k of its losses uses
+    # window k mod W, so its loss averages over them. 1: the first window only.
+    max_windows: int = 1
+    # Recompute each transformer block's activations in the backward pass (stable-audio-tools'
+    # training does) instead of keeping them: less memory per gradient row, one more forward.
+    # The values are the same either way, so it is not part of any artifact's key.
+    activation_checkpointing: bool = False
     # TF32 matrix products and convolutions on CUDA (faster, 10 mantissa bits: an update near
     # float32 resolution would vanish). Off: attribution arithmetic is float32 throughout.
     allow_tf32: bool = False
@@ -107,6 +115,7 @@ class EngineConfig:
         assert self.score_timesteps >= 1 and self.fisher_timesteps >= 1 and self.batch_size >= 1
         assert self.damping >= 0.0 and self.lr > 0.0
         assert self.target_update_norm is None or self.target_update_norm > 0.0
+        assert self.max_windows >= 1
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -115,13 +124,14 @@ class EngineConfig:
         return dataclasses.replace(self, **changes)
 
     def encoding_key(self) -> dict[str, Any]:
-        """The fields the training-set encodings depend on (a stochastic encoder's draws and
-        where they run)."""
+        """The fields the training-set encodings depend on (a stochastic encoder's draws, where
+        they run, and which windows of long tracks are encoded)."""
         # TF32 changes every number computed on a GPU; keys without it stay as they were.
         return {
             "seed": self.seed,
             "device": self.device,
             **({"allow_tf32": True} if self.allow_tf32 else {}),
+            **({"max_windows": self.max_windows} if self.max_windows != 1 else {}),
         }
 
     def scoring_key(self) -> dict[str, Any]:

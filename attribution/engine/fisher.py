@@ -68,7 +68,10 @@ def add_squared_gradients(
     t_all, noise_all = draw(model, item, cfg, "fisher", range(cfg.fisher_timesteps))
     for k in range(cfg.fisher_timesteps):
         # one draw per backward pass: a per-sample gradient, squared before any averaging
-        loss = row_losses(model, item, t_all[k : k + 1], noise_all[k : k + 1], mask=False)[0]
+        loss = row_losses(
+            model, item, t_all[k : k + 1], noise_all[k : k + 1], mask=False,
+            activation_checkpointing=cfg.activation_checkpointing, indices=range(k, k + 1),
+        )[0]  # fmt: skip
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
         for name, grad in zip(names, grads, strict=True):
             if grad is not None:

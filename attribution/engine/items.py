@@ -10,6 +10,7 @@ conditioner is not among the unlearned weights, so it is the same under theta0 a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -27,7 +28,8 @@ import torch.nn.functional as F
 from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
 from attribution.engine.errors import EngineError
-from attribution.engine.randomness import stable_seed
+from attribution.engine.memory import return_freed_memory
+from attribution.engine.randomness import keyed_generator, stable_seed
 
 SILENCE_PEAK = 1e-5  # peak |amplitude| below which audio counts as silent
 
@@ -107,13 +109,27 @@ class TrainingSet:
 
 @dataclass(eq=False)
 class EncodedItem:
-    """An item as the diffusion model sees it during training."""
+    """An item as the diffusion model sees it during training.
+
+    A training track longer than the model's window is seen through several windows
+    (`window_offsets`): this item is the first, `more_windows` the others, and draw k of any
+    of its losses uses window k mod `window_count` (`window`)."""
 
     item_id: str
     latents: torch.Tensor  # (C_lat, L) pretransform output, scaled as in training
     padding_mask: torch.Tensor  # (L,) bool, True on latent frames that hold real audio
     conditioning: dict[str, Any]  # model.conditioner([metadata]) output, batch of 1
     seconds_total: float
+    more_windows: tuple[EncodedItem, ...] = ()
+
+    @property
+    def window_count(self) -> int:
+        return 1 + len(self.more_windows)
+
+    def window(self, draw_index: int) -> EncodedItem:
+        """The window draw `draw_index` of this item's losses is taken on."""
+        position = draw_index % self.window_count
+        return self if position == 0 else self.more_windows[position - 1]
 
 
 def check_audio(audio: torch.Tensor, *, what: str) -> None:
@@ -262,10 +278,29 @@ def query_from_training_item(item: TrainingItem) -> QueryItem:
     )
 
 
+def window_offsets(cfg: EngineConfig, item_id: str, length: int, window: int) -> list[int]:
+    """Start samples of the windows a training track of `length` samples is scored on.
+
+    Training crops a long track at a uniformly random offset; the engine averages its losses
+    over up to cfg.max_windows windows instead, one in each of as many equal strata of the
+    possible offsets [0, length - window], at a keyed uniform position inside its stratum (the
+    same in every process). A track that fits the window, or cfg.max_windows = 1, gives [0]:
+    the first window only."""
+    if length <= window or cfg.max_windows <= 1:
+        return [0]
+    count = min(cfg.max_windows, math.ceil(length / window))
+    span = length - window
+    offsets = []
+    for index in range(count):
+        u = float(torch.rand(1, generator=keyed_generator(cfg.seed, "window", item_id, index)))
+        offsets.append(min(span, int((index + u) / count * span)))
+    return offsets
+
+
 @torch.no_grad()
 def encode_item(model: EngineModel, item: AudioItem, cfg: EngineConfig) -> EncodedItem:
-    """Pad to sample_size, encode through the pretransform, padding mask at latent resolution."""
-    module = model.module
+    """Pad to sample_size, encode through the pretransform, padding mask at latent resolution;
+    a training track longer than the window gets one such encoding per `window_offsets`."""
     check_audio(item.audio, what=f"Item {item.item_id}")
     audio = item.audio.to(torch.float32)  # (C, T)
     if audio.shape[0] != model.audio_channels:
@@ -275,17 +310,32 @@ def encode_item(model: EngineModel, item: AudioItem, cfg: EngineConfig) -> Encod
             field="audio",
         )
     n = audio.shape[-1]
-    if n > model.sample_size:
-        if isinstance(item, QueryItem):
-            raise EngineError(
-                f"The query is {n / model.sample_rate:.2f} s long; the model takes at most "
-                f"{model.sample_size / model.sample_rate:.2f} s.",
-                field="audio",
-            )
-        audio, n = (
-            audio[:, : model.sample_size],
-            model.sample_size,
-        )  # training crops; we take the start
+    if n > model.sample_size and isinstance(item, QueryItem):
+        raise EngineError(
+            f"The query is {n / model.sample_rate:.2f} s long; the model takes at most "
+            f"{model.sample_size / model.sample_rate:.2f} s.",
+            field="audio",
+        )
+    size = model.sample_size
+    windows = []
+    for index, offset in enumerate(window_offsets(cfg, item.item_id, n, size)):
+        # as training's PadCrop: seconds_start is the crop's start, in whole seconds
+        start = item.seconds_start if offset == 0 else math.floor(offset / model.sample_rate)
+        piece = audio[:, offset : offset + size]  # (C, <= S)
+        windows.append(_encode_window(model, item, cfg, piece, float(start), index))
+    return dataclasses.replace(windows[0], more_windows=tuple(windows[1:]))
+
+
+def _encode_window(
+    model: EngineModel,
+    item: AudioItem,
+    cfg: EngineConfig,
+    audio: torch.Tensor,
+    seconds_start: float,
+    window_index: int,
+) -> EncodedItem:
+    module = model.module
+    n = audio.shape[-1]  # (C, n), n <= S
     chunk = audio.new_zeros(audio.shape[0], model.sample_size)  # (C, S) zero-padded as in PadCrop
     chunk[:, :n] = audio
     sample_mask = torch.zeros(model.sample_size)  # (S,)
@@ -293,10 +343,10 @@ def encode_item(model: EngineModel, item: AudioItem, cfg: EngineConfig) -> Encod
     chunk = chunk.to(cfg.device)[None]  # (1, C, S)
     pretransform = getattr(module, "pretransform", None)
     if pretransform is not None:
-        # A VAE bottleneck samples; seed it per item so the latents are reproducible.
+        # A VAE bottleneck samples; seed it per item (and window) so latents are reproducible.
         devices = [torch.device(cfg.device)] if torch.device(cfg.device).type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(stable_seed(cfg.seed, "encode", item.item_id, 0))
+            torch.manual_seed(stable_seed(cfg.seed, "encode", item.item_id, window_index))
             latents = pretransform.encode(chunk)  # (1, C_lat, L)
     else:
         latents = chunk  # (1, C, S)
@@ -306,11 +356,13 @@ def encode_item(model: EngineModel, item: AudioItem, cfg: EngineConfig) -> Encod
     ].bool()  # (L,)
     metadata = {
         "prompt": item.prompt,
-        "seconds_start": item.seconds_start,
+        "seconds_start": seconds_start,
         "seconds_total": item.seconds_total,
         "padding_mask": [sample_mask.bool()],
     }
     conditioning = module.conditioner([metadata], cfg.device)
+    del chunk
+    return_freed_memory()  # the pretransform's activations over the whole window
     return EncodedItem(
         item_id=item.item_id,
         latents=latents[0].detach().float(),  # (C_lat, L)

@@ -17,15 +17,15 @@ does not match its config is refused with the keys that differ.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import ctypes
 import functools
 import json
 import typing as tp
 from pathlib import Path
 
 import torch
+
+from attribution.engine.memory import return_freed_memory
 
 CONFIG_NAME = "model_config.json"
 WEIGHT_NAMES = ("model.safetensors", "model.ckpt")
@@ -95,13 +95,6 @@ def build_model(
             info, conditioning["cond_dim"]
         )
     return model
-
-
-def _return_freed_memory() -> None:
-    """Hand freed heap pages back to the system (glibc keeps them for reuse otherwise, and a
-    worker's resident memory would carry a second model's worth of them)."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def read_config(checkpoint_dir: Path) -> dict[str, tp.Any]:
@@ -197,5 +190,5 @@ def load_model(
     del expected
     model.load_state_dict(state, strict=True, assign=True)
     del state
-    _return_freed_memory()  # the random weights just replaced: gigabytes at full size
+    return_freed_memory()  # the random weights just replaced: gigabytes at full size
     return model.to(device).eval(), config

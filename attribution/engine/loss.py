@@ -141,12 +141,35 @@ def no_activation_checkpointing(module: torch.nn.Module) -> bool:
 
 
 def row_losses(
-    model: EngineModel, item: EncodedItem, t: torch.Tensor, noise: torch.Tensor, *, mask: bool
+    model: EngineModel,
+    item: EncodedItem,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    mask: bool,
+    activation_checkpointing: bool = False,
+    indices: range | None = None,
 ) -> torch.Tensor:
     """L_t(z, theta) for K draws of one item, shape (K,) (Sec. 2, the v-objective of training).
 
     With `mask`, the mean runs over the item's non-padded latent frames only (M_U / M_L, Sec. 2.3).
+    `indices` are the draws' indices: an item seen through several windows takes draw k on
+    window k mod W (EncodedItem.window), each window's rows in one forward pass.
     """
+    if indices is not None and item.window_count > 1:
+        windows = [index % item.window_count for index in indices]
+        pieces, order = [], []
+        for window in sorted(set(windows)):
+            rows = [k for k, w in enumerate(windows) if w == window]
+            window_losses = row_losses(
+                model, item.window(window), t[rows], noise[rows], mask=mask,
+                activation_checkpointing=activation_checkpointing,
+            )  # fmt: skip
+            pieces.append(window_losses)  # (len(rows),)
+            order += rows
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        return torch.cat(pieces)[inverse]  # (K,) in draw order
     module = model.module
     rows = t.shape[0]
     x = item.latents[None]  # (1, C, L)
@@ -158,8 +181,8 @@ def row_losses(
     extra: dict[str, Any] = {}
     if no_activation_checkpointing(module):
         # stable-audio-tools recomputes each block in backward to save memory; the values are
-        # the same either way, so we skip the recomputation (faster per-sample gradients)
-        extra["use_checkpointing"] = False
+        # the same either way, so by default the engine keeps the activations (faster)
+        extra["use_checkpointing"] = activation_checkpointing
     if model.attention_padding_mask:  # training passed the padding mask to the transformer
         extra["mask"] = item.padding_mask[None].expand(rows, -1)  # (K, L)
     output = module(
@@ -192,7 +215,8 @@ def item_loss(
     with torch.no_grad():
         for indices in chunks(timesteps, cfg.batch_size):
             t, noise = draw(model, item, cfg, stream, indices)
-            per_draw.append(row_losses(model, item, t, noise, mask=mask).double().cpu())  # (K,)
+            losses = row_losses(model, item, t, noise, mask=mask, indices=indices)  # (K,)
+            per_draw.append(losses.double().cpu())
     # summed in timestep order, in float64, whatever the chunking
     return float(torch.cat(per_draw).sum()) / timesteps  # (T,) -> scalar
 

@@ -56,7 +56,10 @@ def mean_gradient(
     try:
         for indices in chunks(timesteps, cfg.batch_size):
             t, noise = draw(model, item, cfg, stream, indices)
-            losses = row_losses(model, item, t, noise, mask=mask)  # (K,)
+            losses = row_losses(
+                model, item, t, noise, mask=mask, indices=indices,
+                activation_checkpointing=cfg.activation_checkpointing,
+            )  # (K,)  # fmt: skip
             (losses.sum() / timesteps).backward(inputs=tensors)
             if progress is not None:
                 progress(stream, indices.stop, timesteps)

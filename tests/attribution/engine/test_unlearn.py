@@ -149,3 +149,30 @@ def test_attribution_arithmetic_is_float32_unless_tf32_is_allowed():
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
     assert "allow_tf32" not in EngineConfig().fisher_key()  # keys of float32 work unchanged
     assert EngineConfig(allow_tf32=True).scoring_key()["allow_tf32"] is True
+
+
+def test_activation_checkpointing_changes_memory_not_the_numbers(
+    tiny_model, tiny_train_set, tiny_cfg, monkeypatch
+):
+    import torch.utils.checkpoint
+
+    from attribution.engine.items import query_from_training_item
+    from attribution.engine.methods import unlearning_scores
+
+    recomputed_blocks = []
+    original = torch.utils.checkpoint.checkpoint
+
+    def counting(function, *args, **kwargs):
+        recomputed_blocks.append(function)
+        return original(function, *args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint", counting)
+    query = query_from_training_item(tiny_train_set.items[0])
+    kept = unlearning_scores(tiny_model, query, tiny_train_set, tiny_cfg)
+    assert not recomputed_blocks
+    recomputed = unlearning_scores(
+        tiny_model, query, tiny_train_set, tiny_cfg.replace(activation_checkpointing=True)
+    )
+    assert recomputed_blocks  # the blocks ran under torch.utils.checkpoint
+    assert recomputed.tau.tobytes() == kept.tau.tobytes()
+    assert recomputed.provenance["artifact_sha256"] == kept.provenance["artifact_sha256"]
