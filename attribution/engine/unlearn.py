@@ -122,7 +122,7 @@ def eq6_update(
 # with the step, so Eq. 4's expansion is in doubt (BENCHMARKS.md, "Step size and the
 # first-order regime"). Below, the arithmetic is the limit: a float32 weight moves only by at
 # least half its last bit, and a step most weights do not feel is rounding noise.
-FIRST_ORDER_LIMIT = 1e-2
+FIRST_ORDER_LIMIT = 1e-3
 RESOLVED_FRACTION = 0.5
 
 
