@@ -97,12 +97,12 @@ def main() -> None:
     from attribution.engine.config import EngineConfig
     from attribution.engine.fisher import accumulate_fisher, empty_sums, finalize_fisher
     from attribution.engine.items import TrainingItem, encode_item, make_query
-    from attribution.engine.loading import build_model
     from attribution.engine.loss import dataset_losses
     from attribution.engine.methods.unlearning import relative_update_norm
     from attribution.engine.unlearn import parameters_swapped, unlearn
     from tests.attribution.stable_audio_open import (
         T5_NAME,
+        build_random_model,
         stable_audio_open_config,
         write_checkpoint,
         write_t5_encoder,
@@ -117,12 +117,7 @@ def main() -> None:
 
     def build() -> dict:
         write_t5_encoder(encoders / T5_NAME, num_layers=12, d_ff=3072, vocab_size=32128)
-        torch.manual_seed(0)
-        module = build_model(config, text_encoder_dirs=[encoders])
-        with torch.no_grad():  # DiT zero-initialises output projections; a trained one has none
-            for param in module.model.parameters():
-                if not param.any():
-                    param.normal_(0.0, 0.02)
+        module = build_random_model(config, encoders)
         counts = {
             "parameters": sum(p.numel() for p in module.parameters()),
             "dit_parameters": sum(p.numel() for p in module.model.parameters()),

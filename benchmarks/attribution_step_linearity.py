@@ -38,10 +38,10 @@ def main() -> None:
     from attribution.engine.checkpoint import load_engine_model
     from attribution.engine.config import EngineConfig
     from attribution.engine.items import TrainingItem, TrainingSet, make_query
-    from attribution.engine.loading import build_model
     from attribution.engine.methods import unlearning_scores
     from tests.attribution.stable_audio_open import (
         T5_NAME,
+        build_random_model,
         stable_audio_open_config,
         write_checkpoint,
         write_t5_encoder,
@@ -52,12 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         encoders = Path(tmp) / "text_encoders"
         write_t5_encoder(encoders / T5_NAME)
-        torch.manual_seed(0)
-        module = build_model(config, text_encoder_dirs=[encoders])
-        with torch.no_grad():
-            for param in module.model.parameters():
-                if not param.any():
-                    param.normal_(0.0, 0.02)
+        module = build_random_model(config, encoders)
         write_checkpoint(Path(tmp) / "checkpoint", config, module)
         del module
         model = load_engine_model(Path(tmp) / "checkpoint", text_encoder_dirs=[encoders])

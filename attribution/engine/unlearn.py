@@ -126,6 +126,21 @@ FIRST_ORDER_LIMIT = 1e-3
 RESOLVED_FRACTION = 0.5
 
 
+def relative_norm_per_unit_step(
+    theta0: dict[str, torch.Tensor],
+    grad: dict[str, torch.Tensor],
+    fisher: dict[str, torch.Tensor],
+    damping: float,
+) -> float:
+    """||(F + lambda)^-1 grad|| / ||theta0|| over the target weights: the relative norm of the
+    Eq. 6 update for eta = 1 (it scales linearly with eta)."""
+    direction = sum(
+        float((grad[n] / (fisher[n].to(grad[n]) + damping)).double().pow(2).sum()) for n in grad
+    )
+    size = sum(float(theta0[n].detach().double().pow(2).sum()) for n in grad)
+    return (direction / size) ** 0.5 if size > 0 else 0.0
+
+
 def step_for_target_norm(
     theta0: dict[str, torch.Tensor],
     grad: dict[str, torch.Tensor],
@@ -134,13 +149,10 @@ def step_for_target_norm(
     target: float,
 ) -> float:
     """eta with ||eta (F + lambda)^-1 grad|| = target * ||theta0|| over the target weights."""
-    direction = sum(
-        float((grad[n] / (fisher[n].to(grad[n]) + damping)).double().pow(2).sum()) for n in grad
-    )
-    size = sum(float(theta0[n].double().pow(2).sum()) for n in grad)
-    if direction == 0.0 or size == 0.0:
+    per_unit = relative_norm_per_unit_step(theta0, grad, fisher, damping)
+    if per_unit == 0.0:
         raise EngineError("The query's gradient is zero: there is nothing to unlearn.")
-    return target * (size / direction) ** 0.5
+    return target / per_unit
 
 
 def update_regime(relative_norm: float, changed_fraction: float | None = None) -> str:

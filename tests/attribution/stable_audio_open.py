@@ -195,3 +195,18 @@ def write_checkpoint(folder: Path, config: dict, module: torch.nn.Module) -> Pat
     save_file(state, str(folder / "model.safetensors"))
     (folder / "model_config.json").write_text(json.dumps(config, indent=2))
     return folder
+
+
+def build_random_model(config: dict, encoders: Path, *, seed: int = 0) -> torch.nn.Module:
+    """The model a config describes with random weights (``seed``), its T5 read from
+    ``encoders``. The DiT zero-initialises its output projections, which a trained model does
+    not have (its gradients would vanish there), so those get small random values too."""
+    from attribution.engine.loading import build_model
+
+    torch.manual_seed(seed)
+    module = build_model(config, text_encoder_dirs=[encoders])
+    with torch.no_grad():
+        for param in module.model.parameters():
+            if not param.any():
+                param.normal_(0.0, 0.02)
+    return module

@@ -14,7 +14,6 @@ from attribution.engine.checkpoint import load_engine_model
 from attribution.engine.config import EngineConfig
 from attribution.engine.fisher import target_parameters
 from attribution.engine.items import load_training_set, make_query
-from attribution.engine.loading import build_model
 from attribution.engine.methods import unlearning as unlearning_method
 from attribution.engine.methods import unlearning_scores
 from attribution.engine.t5_conditioner import LocalT5Conditioner, encoder_folder
@@ -22,6 +21,7 @@ from attribution.models import AttributionRun, Generation, ModelArtifact
 from tests.attribution.conftest import TEST_ENGINE, tone, wav_bytes, write_catalog, write_manifest
 from tests.attribution.stable_audio_open import (
     T5_NAME,
+    build_random_model,
     stable_audio_open_config,
     write_checkpoint,
     write_t5_encoder,
@@ -46,12 +46,7 @@ def sao_world(tmp_path_factory):
     encoders = root / "text_encoders"
     write_t5_encoder(encoders / T5_NAME)
     config = stable_audio_open_config(depth=2, sample_size=WINDOW)
-    torch.manual_seed(0)
-    module = build_model(config, text_encoder_dirs=[encoders])
-    with torch.no_grad():  # DiT zero-initialises its output projections; a trained one has none
-        for param in module.model.parameters():
-            if not param.any():
-                param.normal_(0.0, 0.02)
+    module = build_random_model(config, encoders)
     catalog, tracks = write_catalog(
         root, N_TRACKS, lambda i: stereo_tone(i, 0.9 if i == 0 else 1.3), SAMPLE_RATE
     )

@@ -19,17 +19,19 @@ instead of the exact method's N x T_s forward passes.
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from attribution.engine.artifacts import ArtifactStore, array_sha256, tensors_sha256
 from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
-from attribution.engine.errors import EngineError
 from attribution.engine.features import FeatureMap
 from attribution.engine.items import QueryItem, TrainingSet, encode_item
 from attribution.engine.loss import Progress
 from attribution.engine.pipeline import Prepared, QueryState, query_record
-from attribution.engine.unlearn import update_regime
+from attribution.engine.unlearn import (
+    relative_norm_per_unit_step,
+    step_for_target_norm,
+    update_regime,
+)
 
 
 def step_size(cfg: EngineConfig, n_train: int) -> float:
@@ -78,13 +80,12 @@ class FirstOrderMethod:
         feature_map = FeatureMap(model, prepared.artifacts["fisher"], cfg)
         grads = feature_map.query_gradient(encode_item(model, query, cfg))
         psi = feature_map(grads)  # (k,) float64
+        preconditioning = (feature_map.params, grads, feature_map.fisher, feature_map.damping)
         eta = step_size(cfg, len(prepared.train_set))
         if cfg.target_update_norm is not None:  # the step the exact method would choose
-            per_unit = predicted_relative_norm(feature_map, grads, 1.0)
-            if per_unit == 0.0:
-                raise EngineError("The query's gradient is zero: there is nothing to unlearn.")
-            eta = cfg.target_update_norm / per_unit
-        relative = predicted_relative_norm(feature_map, grads, eta) * cfg.steps
+            eta = step_for_target_norm(*preconditioning, cfg.target_update_norm)
+        # the relative norm the exact method's Eq. 6 update would have
+        relative = eta * relative_norm_per_unit_step(*preconditioning) * cfg.steps
         return QueryState(
             tensors={"psi": psi},
             meta={
@@ -122,21 +123,3 @@ class FirstOrderMethod:
         self, prepared: Prepared, state: QueryState, values: np.ndarray
     ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         return values, {}
-
-
-def predicted_relative_norm(
-    feature_map: FeatureMap, grads: dict[str, torch.Tensor], eta: float
-) -> float:
-    """||eta (F + lambda)^-1 ghat|| / ||theta0|| over the target weights: the relative norm the
-    exact method's Eq. 6 update would have (one step)."""
-    moved = sum(
-        float(
-            (eta * grads[n] / (feature_map.fisher[n].to(grads[n]) + feature_map.damping))
-            .double()
-            .pow(2)
-            .sum()
-        )
-        for n in grads
-    )
-    size = sum(float(p.detach().double().pow(2).sum()) for p in feature_map.params.values())
-    return (moved / size) ** 0.5 if size > 0 else 0.0
