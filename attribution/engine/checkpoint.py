@@ -82,13 +82,19 @@ class EngineModel:
 
 
 def state_sha256(module: torch.nn.Module, config: dict[str, Any]) -> str:
-    """Content hash of a checkpoint: config (canonical JSON) + every state-dict tensor."""
+    """Content hash of a checkpoint: config (canonical JSON) + every state-dict tensor + the
+    files of any frozen encoder kept outside the state dict."""
     digest = hashlib.sha256()
     digest.update(json.dumps(config, sort_keys=True, separators=(",", ":")).encode())
     for name, tensor in sorted(module.state_dict().items()):
         flat = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}|{flat.dtype}|{tuple(flat.shape)}|".encode())
         digest.update(flat.reshape(-1).view(torch.uint8).numpy().tobytes())  # (numel*itemsize,)
+    for name, submodule in sorted(module.named_modules()):
+        # frozen encoders read from their own files (t5_conditioner), outside the state_dict
+        encoder = getattr(submodule, "frozen_encoder_sha256", None)
+        if encoder is not None:
+            digest.update(f"frozen encoder {name}|{encoder}".encode())
     return digest.hexdigest()
 
 
@@ -122,11 +128,13 @@ def load_engine_model(
     device: str = "cpu",
     *,
     text_encoder_dirs: Sequence[str | Path] = (),
+    weights_file: str | Path | None = None,
 ) -> EngineModel:
     """Load `model_config.json` + weights from a checkpoint folder, with readable errors.
 
     ``text_encoder_dirs``: where to look first for a text encoder the config names (a ``t5``
-    prompt conditioner; see `t5_conditioner.encoder_folder`)."""
+    prompt conditioner; see `t5_conditioner.encoder_folder`); ``weights_file``: the weights to
+    read (default: the folder's model.safetensors, else model.ckpt)."""
     from attribution.engine.loading import load_model
 
     checkpoint_dir = Path(checkpoint_dir)
@@ -136,7 +144,10 @@ def load_engine_model(
         )
     try:
         module, config = load_model(
-            checkpoint_dir, device=device, text_encoder_dirs=text_encoder_dirs
+            checkpoint_dir,
+            device=device,
+            text_encoder_dirs=text_encoder_dirs,
+            weights_file=weights_file,
         )
     except EngineError:
         raise

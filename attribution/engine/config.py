@@ -126,11 +126,14 @@ class EngineConfig:
     def encoding_key(self) -> dict[str, Any]:
         """The fields the training-set encodings depend on (a stochastic encoder's draws, where
         they run, and which windows of long tracks are encoded)."""
-        # TF32 changes every number computed on a GPU; keys without it stay as they were.
+        # TF32 changes every number a GPU computes; on CPU it does nothing, so CPU keys stay as
+        # they were. (CUDA artifacts made before the engine turned it off used cuDNN's TF32:
+        # their keys lack the field, so they are not reused.)
+        on_gpu = self.device.startswith("cuda")
         return {
             "seed": self.seed,
             "device": self.device,
-            **({"allow_tf32": True} if self.allow_tf32 else {}),
+            **({"allow_tf32": self.allow_tf32} if on_gpu or self.allow_tf32 else {}),
             **({"max_windows": self.max_windows} if self.max_windows != 1 else {}),
         }
 

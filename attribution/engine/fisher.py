@@ -71,6 +71,7 @@ def add_squared_gradients(
         loss = row_losses(
             model, item, t_all[k : k + 1], noise_all[k : k + 1], mask=False,
             activation_checkpointing=cfg.activation_checkpointing, indices=range(k, k + 1),
+            timesteps=cfg.fisher_timesteps,
         )[0]  # fmt: skip
         grads = torch.autograd.grad(loss, tensors, allow_unused=True)
         for name, grad in zip(names, grads, strict=True):

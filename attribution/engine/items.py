@@ -4,8 +4,9 @@ An item is z = (audio, caption, timing). Encoding mirrors `DiffusionCondTraining
 (training/diffusion.py) and `PadCrop_Normalized_T` (data/utils.py): the audio is zero-padded to
 the model's `sample_size`, passed through the pretransform, and the sample-level padding mask is
 brought to latent resolution with nearest interpolation. The conditioning (prompt, seconds_start,
-seconds_total) is computed once per item by the model's own conditioner and cached: the
-conditioner is not among the unlearned weights, so it is the same under theta0 and theta'.
+seconds_total) is computed once per item (and window, for a track longer than the model's
+window: `window_offsets`) by the model's own conditioner and cached: the conditioner is not
+among the unlearned weights, so it is the same under theta0 and theta'.
 """
 
 from __future__ import annotations
@@ -112,8 +113,9 @@ class EncodedItem:
     """An item as the diffusion model sees it during training.
 
     A training track longer than the model's window is seen through several windows
-    (`window_offsets`): this item is the first, `more_windows` the others, and draw k of any
-    of its losses uses window k mod `window_count` (`window`)."""
+    (`window_offsets`): this item is the first, `more_windows` the others, and the T draws of
+    any of its losses are split into `window_count` consecutive blocks, one per window
+    (`window_of`)."""
 
     item_id: str
     latents: torch.Tensor  # (C_lat, L) pretransform output, scaled as in training
@@ -126,9 +128,17 @@ class EncodedItem:
     def window_count(self) -> int:
         return 1 + len(self.more_windows)
 
-    def window(self, draw_index: int) -> EncodedItem:
-        """The window draw `draw_index` of this item's losses is taken on."""
-        position = draw_index % self.window_count
+    def window_of(self, draw_index: int, timesteps: int) -> int:
+        """The window draw `draw_index` of `timesteps` draws is taken on: draws in consecutive
+        blocks, so each window's timesteps are a run of the (stream, item)'s Sobol sequence
+        (its first 2^m points, and every aligned run of 2^m, put one t in each of 2^m equal
+        intervals; dealing draws out k mod W would give a window only every W-th point, which
+        for W a power of two leaves it half or less of [0, 1)). With fewer draws than windows,
+        the last windows get none."""
+        return min(self.window_count - 1, draw_index * self.window_count // timesteps)
+
+    def window(self, position: int) -> EncodedItem:
+        """Window `position` (0: this item)."""
         return self if position == 0 else self.more_windows[position - 1]
 
 
@@ -319,8 +329,8 @@ def encode_item(model: EngineModel, item: AudioItem, cfg: EngineConfig) -> Encod
     size = model.sample_size
     windows = []
     for index, offset in enumerate(window_offsets(cfg, item.item_id, n, size)):
-        # as training's PadCrop: seconds_start is the crop's start, in whole seconds
-        start = item.seconds_start if offset == 0 else math.floor(offset / model.sample_rate)
+        # as training's PadCrop: the crop's start, in whole seconds, from the item's own start
+        start = item.seconds_start + math.floor(offset / model.sample_rate)
         piece = audio[:, offset : offset + size]  # (C, <= S)
         windows.append(_encode_window(model, item, cfg, piece, float(start), index))
     return dataclasses.replace(windows[0], more_windows=tuple(windows[1:]))

@@ -153,13 +153,18 @@ def load_model(
     device: str | torch.device = "cpu",
     *,
     text_encoder_dirs: tp.Sequence[str | Path] = (),
+    weights_file: str | Path | None = None,
 ) -> tuple[torch.nn.Module, dict]:
-    """(model in eval mode on ``device``, model_config) from a checkpoint directory."""
+    """(model in eval mode on ``device``, model_config) from a checkpoint directory; the
+    weights from ``weights_file`` (the one a registration hashed) or the first of
+    WEIGHT_NAMES there."""
     checkpoint_dir = Path(checkpoint_dir)
     if not checkpoint_dir.is_dir():
         raise CheckpointError(f"{checkpoint_dir} is not a directory")
     config = read_config(checkpoint_dir)
-    weights = weights_path(checkpoint_dir)
+    weights = Path(weights_file) if weights_file is not None else weights_path(checkpoint_dir)
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is not a file")
     try:
         model = build_model(
             config, text_encoder_dirs=text_encoder_dirs, checkpoint_dir=checkpoint_dir

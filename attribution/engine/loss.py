@@ -149,15 +149,17 @@ def row_losses(
     mask: bool,
     activation_checkpointing: bool = False,
     indices: range | None = None,
+    timesteps: int | None = None,
 ) -> torch.Tensor:
     """L_t(z, theta) for K draws of one item, shape (K,) (Sec. 2, the v-objective of training).
 
     With `mask`, the mean runs over the item's non-padded latent frames only (M_U / M_L, Sec. 2.3).
-    `indices` are the draws' indices: an item seen through several windows takes draw k on
-    window k mod W (EncodedItem.window), each window's rows in one forward pass.
+    `indices` are the draws' indices among `timesteps`: an item seen through several windows
+    takes each draw on its window (EncodedItem.window_of), each window's rows in one forward
+    pass.
     """
-    if indices is not None and item.window_count > 1:
-        windows = [index % item.window_count for index in indices]
+    if indices is not None and timesteps is not None and item.window_count > 1:
+        windows = [item.window_of(index, timesteps) for index in indices]
         pieces, order = [], []
         for window in sorted(set(windows)):
             rows = [k for k, w in enumerate(windows) if w == window]
@@ -215,7 +217,9 @@ def item_loss(
     with torch.no_grad():
         for indices in chunks(timesteps, cfg.batch_size):
             t, noise = draw(model, item, cfg, stream, indices)
-            losses = row_losses(model, item, t, noise, mask=mask, indices=indices)  # (K,)
+            losses = row_losses(
+                model, item, t, noise, mask=mask, indices=indices, timesteps=timesteps
+            )  # (K,)
             per_draw.append(losses.double().cpu())
     # summed in timestep order, in float64, whatever the chunking
     return float(torch.cat(per_draw).sum()) / timesteps  # (T,) -> scalar

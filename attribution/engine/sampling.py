@@ -3,7 +3,7 @@
 The model generates its full window (``sample_size``) conditioned on ``seconds_total``; the
 result is cut to the requested length, as Stable Audio's own interface does. The sampler's
 settings are the model's own (`sampling_defaults`): a ``"sampling"`` section of its config
-where it has one, Stable Audio Open's published settings for a model on a VAE
+where it has one, Stable Audio Open's published settings for a v-objective model on a VAE
 (``autoencoder``) pretransform, the demo model's otherwise.
 """
 
@@ -39,8 +39,11 @@ def sampling_defaults(model_config: dict) -> SamplingConfig:
 
     A config's ``"sampling"`` section may set any `SamplingConfig` field; unknown keys are
     refused."""
-    pretransform = (model_config.get("model") or {}).get("pretransform") or {}
-    base = STABLE_AUDIO_OPEN if pretransform.get("type") == "autoencoder" else SamplingConfig()
+    model = model_config.get("model") or {}
+    pretransform = model.get("pretransform") or {}
+    objective = (model.get("diffusion") or {}).get("diffusion_objective", "v")
+    like_stable_audio_open = pretransform.get("type") == "autoencoder" and objective == "v"
+    base = STABLE_AUDIO_OPEN if like_stable_audio_open else SamplingConfig()
     section = dict(model_config.get("sampling") or {})
     unknown = set(section) - set(SamplingConfig.__dataclass_fields__)
     if unknown:

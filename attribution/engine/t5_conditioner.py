@@ -19,13 +19,17 @@ The module mirrors ``T5Conditioner`` exactly, so a published checkpoint's weight
 conditioning are the ones it was trained with: the encoder in float16 outside the state_dict
 (frozen), the ``proj_out`` of the base class (Identity for t5-base at cond_dim 768), the
 last hidden state times the attention mask. Frozen and deterministic, its outputs are
-cached per text.
+cached per text (the recent ones). Being outside the state_dict, the encoder's files are
+hashed into the checkpoint's hash instead (`frozen_encoder_sha256`), so another T5 folder
+gives another checkpoint and none of the first one's artifacts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import typing as tp
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +43,10 @@ ENVIRONMENT_VARIABLE = "ATTRIBUTION_TEXT_ENCODER_DIR"
 CHECKPOINT_SUBFOLDER = "text_encoders"
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 TOKENIZER_FILE = "tokenizer.json"
+# Texts whose encoder outputs are kept (about 192 KiB each at t5-base's width and 128 tokens):
+# the prompts of work in flight. Training captions are encoded once per checkpoint and stored
+# with the training-set encodings, so they need no cache.
+CACHE_TEXTS = 256
 
 
 class TextEncoderMissingError(EngineError):
@@ -128,6 +136,18 @@ def encoder_folder(
     )
 
 
+def folder_sha256(folder: Path) -> str:
+    """SHA-256 over the encoder's files (names and bytes, in name order): its identity, which
+    the state_dict does not hold."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in Path(folder).iterdir() if p.is_file()):
+        digest.update(f"{path.name}|".encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def _load_encoder(folder: Path) -> tuple[tp.Any, tp.Any]:
     """(tokenizer, T5EncoderModel) from ``folder`` with the hub offline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -176,7 +196,8 @@ class LocalT5Conditioner(Conditioner):
             self.model = model
         else:
             self.__dict__["model"] = model  # frozen, outside the state_dict
-        self._cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.frozen_encoder_sha256 = folder_sha256(folder)  # in the checkpoint's hash
+        self._cache: OrderedDict[str, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
     def _run(self, texts: list[str], device: torch.device | str) -> tuple[torch.Tensor, ...]:
         self.model.to(device)
@@ -199,12 +220,17 @@ class LocalT5Conditioner(Conditioner):
         if self.enable_grad:  # a trainable encoder: nothing may be cached
             return self._run(texts, device)
         missing = sorted({t for t in texts if t not in self._cache})
+        found = {t: self._cache[t] for t in texts if t in self._cache}
         if missing:
             hidden, mask = self._run(missing, device)
             for i, text in enumerate(missing):
-                self._cache[text] = (hidden[i].detach(), mask[i])
-        hidden = torch.stack([self._cache[t][0] for t in texts]).to(device)  # (B, L, dim)
-        mask = torch.stack([self._cache[t][1] for t in texts]).to(device)  # (B, L)
+                found[text] = self._cache[text] = (hidden[i].detach(), mask[i])
+        for text in texts:  # most recently used last; the oldest beyond the bound go
+            self._cache.move_to_end(text)
+        while len(self._cache) > CACHE_TEXTS:
+            self._cache.popitem(last=False)
+        hidden = torch.stack([found[t][0] for t in texts]).to(device)  # (B, L, dim)
+        mask = torch.stack([found[t][1] for t in texts]).to(device)  # (B, L)
         return hidden, mask
 
     def forward(self, texts: list[str], device: torch.device | str) -> list[torch.Tensor]:

@@ -5,7 +5,9 @@ Minimising Eq. 5, -L(z_hat, theta) + (N/2)(theta - theta0)^T F (theta - theta0),
     theta' = theta0 + eta (F + lambda)^-1 grad_theta L(z_hat, theta)
 
 on the target weights only (the others keep theta0). eta is cfg.lr; the paper's 1/N is absorbed
-into it unless cfg.lr_times_inverse_n, then eta = lr / N. lambda = cfg.damping * mean(F) over
+into it unless cfg.lr_times_inverse_n, then eta = lr / N; with cfg.target_update_norm, eta is
+the step whose first update has that norm relative to the weights' (update_regime says
+whether the step is one Eq. 4 and float32 can read). lambda = cfg.damping * mean(F) over
 the target weights. L(z_hat, theta) is averaged over cfg.unlearn_timesteps draws (2048 in the
 paper) from the "unlearn" stream, with the padding mask M_U when cfg.unlearn_mask. With
 cfg.steps > 1 the gradient of step k is taken at theta_{k-1}, and the update is added to the
@@ -57,7 +59,7 @@ def mean_gradient(
         for indices in chunks(timesteps, cfg.batch_size):
             t, noise = draw(model, item, cfg, stream, indices)
             losses = row_losses(
-                model, item, t, noise, mask=mask, indices=indices,
+                model, item, t, noise, mask=mask, indices=indices, timesteps=timesteps,
                 activation_checkpointing=cfg.activation_checkpointing,
             )  # (K,)  # fmt: skip
             (losses.sum() / timesteps).backward(inputs=tensors)

@@ -222,15 +222,18 @@ def generation_generate(
     device = engine_config().device
     loaded = loaded_model_for(model_version, device=device)
     options = {"steps": steps} if steps else {}
-    audio, sample_rate = generate(
-        loaded.model.module,
-        loaded.model.config,
-        prompt,
-        seconds_total,
-        seed,
-        device=device,
-        **options,
-    )  # (C, T)
+    try:
+        audio, sample_rate = generate(
+            loaded.model.module,
+            loaded.model.config,
+            prompt,
+            seconds_total,
+            seed,
+            device=device,
+            **options,
+        )  # (C, T)
+    except ValueError as exc:  # e.g. an unknown key in the model config's "sampling"
+        raise ApplicationError(f"The model cannot generate: {exc}") from exc
     return generation_record(
         model_version=model_version,
         prompt=prompt,

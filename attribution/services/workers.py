@@ -172,7 +172,12 @@ def loaded_model_for(model_version: ModelVersion, *, device: str) -> LoadedModel
             field="model_version",
         )
     try:
-        model = load_engine_model(folder, device=device, text_encoder_dirs=text_encoder_dirs())
+        model = load_engine_model(
+            folder,
+            device=device,
+            text_encoder_dirs=text_encoder_dirs(),
+            weights_file=checkpoint,  # the file whose hash was checked above
+        )
         train_set = load_training_set(manifest, model)
     except EngineError as exc:
         raise ApplicationError(str(exc), field="model_version") from exc

@@ -36,8 +36,8 @@ class ModelVersionForm(forms.Form):
     checkpoint_dir = forms.CharField(
         max_length=1000,
         label="Checkpoint folder",
-        help_text="Folder on the server with model_config.json, model.safetensors and "
-        "training_manifest.json",
+        help_text="Folder on the server with model_config.json, model.safetensors (or "
+        "model.ckpt) and training_manifest.json",
     )
     override_reason = forms.CharField(
         required=False,

@@ -188,3 +188,27 @@ def test_scores_are_linear_in_a_small_step(sao_engine):
     assert 1e-6 < relative < 1e-3, relative  # small, and well above float32 resolution
     assert np.all(small.tau > 0)
     np.testing.assert_allclose(large.tau / small.tau, 10.0, rtol=0.05)
+
+
+def test_the_t5_encoders_files_are_part_of_the_checkpoints_identity(sao_world, tmp_path):
+    _, checkpoint, encoders = sao_world
+    other = write_t5_encoder(tmp_path / T5_NAME, seed=1)  # same layout, other weights
+    first = load_engine_model(checkpoint, text_encoder_dirs=[encoders])
+    again = load_engine_model(checkpoint, text_encoder_dirs=[encoders])
+    swapped = load_engine_model(checkpoint, text_encoder_dirs=[other.parent])
+    assert first.checkpoint_sha256 == again.checkpoint_sha256
+    assert swapped.checkpoint_sha256 != first.checkpoint_sha256
+
+
+def test_the_prompt_cache_keeps_recent_texts_only_and_changes_no_output(sao_world, monkeypatch):
+    from attribution.engine import t5_conditioner
+
+    _, checkpoint, encoders = sao_world
+    conditioner = load_engine_model(checkpoint, text_encoder_dirs=[encoders]).module.conditioner
+    prompt = conditioner.conditioners["prompt"]
+    monkeypatch.setattr(t5_conditioner, "CACHE_TEXTS", 2)
+    first, _ = prompt(["a slow organ chorale", "a fast fiddle reel"], "cpu")
+    prompt(["a bright piano tone", "a dark cello tone"], "cpu")
+    assert len(prompt._cache) == 2 and "a slow organ chorale" not in prompt._cache
+    again, _ = prompt(["a slow organ chorale", "a fast fiddle reel"], "cpu")  # recomputed
+    assert torch.equal(first, again)

@@ -11,7 +11,10 @@ from core.exceptions import ApplicationError
 
 
 class Command(BaseCommand):
-    help = "Register a model version from model_config.json, model.safetensors, manifest."
+    help = (
+        "Register a model version from model_config.json, model.safetensors (or model.ckpt) "
+        "and training_manifest.json."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("name")

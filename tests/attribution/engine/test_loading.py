@@ -105,3 +105,20 @@ def test_a_ckpt_with_a_state_dict_loads_as_stable_audio_tools_reads_it(saved, tm
     loaded, _ = load_model(tmp_path)
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor), name
+
+
+def test_the_weights_file_named_is_the_one_read(saved, tmp_path):
+    """A registration hashes one file; the worker must read that one even if the folder
+    also holds the other format."""
+    model, config, folder = saved
+    (tmp_path / "model_config.json").write_text(json.dumps(config))
+    (tmp_path / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes())
+    other = {name: tensor + 1.0 for name, tensor in model.state_dict().items()}
+    torch.save({"state_dict": other}, tmp_path / "model.ckpt")
+    default, _ = load_model(tmp_path)
+    named, _ = load_model(tmp_path, weights_file=tmp_path / "model.ckpt")
+    name = next(iter(other))
+    assert torch.equal(default.state_dict()[name], model.state_dict()[name])
+    assert torch.equal(named.state_dict()[name], other[name])
+    with pytest.raises(CheckpointError, match="is not a file"):
+        load_model(tmp_path, weights_file=tmp_path / "missing.ckpt")

@@ -147,8 +147,9 @@ def test_attribution_arithmetic_is_float32_unless_tf32_is_allowed():
         assert torch.backends.cudnn.allow_tf32 and torch.backends.cuda.matmul.allow_tf32
     finally:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
-    assert "allow_tf32" not in EngineConfig().fisher_key()  # keys of float32 work unchanged
+    assert "allow_tf32" not in EngineConfig().fisher_key()  # CPU keys unchanged
     assert EngineConfig(allow_tf32=True).scoring_key()["allow_tf32"] is True
+    assert EngineConfig(device="cuda").fisher_key()["allow_tf32"] is False  # GPU work says so
 
 
 def test_activation_checkpointing_changes_memory_not_the_numbers(

@@ -42,7 +42,7 @@ def test_windows_are_one_per_stratum_keyed_and_inside_the_track(tiny_cfg):
 
 def test_a_long_track_is_encoded_per_window_with_its_seconds_start(tiny_model, tiny_cfg):
     cfg = tiny_cfg.replace(max_windows=3)
-    item = long_item()
+    item = long_item(seconds_start=5.0)  # an excerpt starting 5 s into its recording
     encoded = encode_item(tiny_model, item, cfg)
     assert encoded.window_count == 3
     offsets = window_offsets(cfg, item.item_id, item.audio.shape[-1], SAMPLE_SIZE)
@@ -52,7 +52,7 @@ def test_a_long_track_is_encoded_per_window_with_its_seconds_start(tiny_model, t
             item.item_id,
             item.audio[:, offset : offset + SAMPLE_SIZE],
             item.prompt,
-            math.floor(offset / SAMPLE_RATE) if offset else 0.0,
+            item.seconds_start + math.floor(offset / SAMPLE_RATE),
             item.seconds_total,
         )
         alone = encode_item(tiny_model, piece, tiny_cfg)
@@ -62,11 +62,11 @@ def test_a_long_track_is_encoded_per_window_with_its_seconds_start(tiny_model, t
     # One window (the default): the track's start, as before.
     first = encode_item(tiny_model, item, tiny_cfg)
     assert first.window_count == 1
-    start = TrainingItem(item.item_id, item.audio[:, :SAMPLE_SIZE], item.prompt, 0.0, 2.0)
+    start = TrainingItem(item.item_id, item.audio[:, :SAMPLE_SIZE], item.prompt, 5.0, 2.0)
     assert torch.equal(first.latents, encode_item(tiny_model, start, tiny_cfg).latents)
 
 
-def test_a_long_tracks_loss_averages_its_windows_draw_by_draw(tiny_model, tiny_cfg):
+def test_a_long_tracks_loss_averages_its_windows_block_by_block(tiny_model, tiny_cfg):
     cfg = tiny_cfg.replace(max_windows=3)
     encoded = encode_item(tiny_model, long_item(), cfg)
     timesteps = 7
@@ -75,7 +75,11 @@ def test_a_long_tracks_loss_averages_its_windows_draw_by_draw(tiny_model, tiny_c
         by_hand = [
             float(
                 row_losses(
-                    tiny_model, encoded.window(k), t[k : k + 1], noise[k : k + 1], mask=False
+                    tiny_model,
+                    encoded.window(encoded.window_of(k, timesteps)),
+                    t[k : k + 1],
+                    noise[k : k + 1],
+                    mask=False,
                 )[0]
             )
             for k in range(timesteps)
@@ -100,3 +104,20 @@ def test_stored_windows_round_trip_and_scores_use_them(tmp_path, tiny_model, tin
     first_only = unlearning_scores(tiny_model, query, train_set, tiny_cfg)
     assert windowed.tau[-1] != first_only.tau[-1]  # the long track is scored on its windows
     assert "max_windows" in cfg.scoring_key() and "max_windows" not in tiny_cfg.scoring_key()
+
+
+def test_each_window_gets_a_block_of_draws_spread_over_every_noise_level(tiny_model, tiny_cfg):
+    """Four windows, 32 Sobol draws: each window's eight timesteps fall one in each eighth of
+    [0, 1), not in a half of it (what dealing the draws out k mod 4 would give)."""
+    from attribution.engine.loss import sobol_points
+
+    cfg = tiny_cfg.replace(max_windows=4)
+    item = TrainingItem("four-windows", long_item().audio.repeat(1, 2), "a long glide", 0, 4)
+    encoded = encode_item(tiny_model, item, cfg)
+    assert encoded.window_count == 4
+    t = sobol_points(cfg.seed, "score", item.item_id, range(32))
+    for window in range(4):
+        draws = [k for k in range(32) if encoded.window_of(k, 32) == window]
+        assert len(draws) == 8
+        assert sorted(int(t[k] * 8) for k in draws) == list(range(8))
+    assert [encoded.window_of(k, 3) for k in range(3)] == [0, 1, 2]  # fewer draws: last has none
