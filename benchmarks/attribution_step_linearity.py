@@ -31,7 +31,6 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
     args = parser.parse_args()
 
-    import numpy as np
     import torch
 
     from attribution.engine.artifacts import ArtifactStore
@@ -43,6 +42,7 @@ def main() -> None:
         T5_NAME,
         build_random_model,
         stable_audio_open_config,
+        stereo_tone,
         write_checkpoint,
         write_t5_encoder,
     )
@@ -60,11 +60,7 @@ def main() -> None:
     rate = model.sample_rate
 
     def tone(index: int, seconds: float) -> torch.Tensor:
-        time_axis = np.arange(int(seconds * rate)) / rate
-        rng = np.random.default_rng(index)
-        wave = 0.4 * np.sin(2 * np.pi * (110 + 47 * index) * time_axis)
-        left = wave + 0.02 * rng.standard_normal(time_axis.shape)
-        return torch.from_numpy(np.stack([left, 0.8 * np.roll(left, 37)]).astype(np.float32))
+        return torch.from_numpy(stereo_tone(index, seconds, rate).T.copy())  # (2, T)
 
     items = [
         TrainingItem(f"track-{i}", tone(i, 0.9 if i == 0 else 1.3), f"tone {i}", 0, 1)

@@ -94,8 +94,9 @@ class EngineConfig:
     # small, and float32 resolves it only while it is not too small (unlearn.update_regime).
     target_update_norm: float | None = None
     # A training track longer than the model's window is scored on up to this many windows,
-    # one per stratum of its possible crops (items.window_offsets); draw k of its losses uses
-    # window k mod W, so its loss averages over them. 1: the first window only.
+    # one per stratum of its possible crops (items.window_offsets); the draws of each of its
+    # losses are split into consecutive blocks, one per window (EncodedItem.window_of), so its
+    # loss averages over them. 1: the first window only.
     max_windows: int = 1
     # Recompute each transformer block's activations in the backward pass (stable-audio-tools'
     # training does) instead of keeping them: less memory per gradient row, one more forward.

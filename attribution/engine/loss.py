@@ -17,6 +17,7 @@ and L(z, theta') use the same (t, noise) for every item: common random numbers.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -159,19 +160,17 @@ def row_losses(
     pass.
     """
     if indices is not None and timesteps is not None and item.window_count > 1:
-        windows = [item.window_of(index, timesteps) for index in indices]
-        pieces, order = [], []
-        for window in sorted(set(windows)):
-            rows = [k for k, w in enumerate(windows) if w == window]
+        # windows take consecutive blocks of draws, so each window's rows are one run here
+        pieces, start = [], 0
+        for window, run in itertools.groupby(item.window_of(i, timesteps) for i in indices):
+            stop = start + len(list(run))
             window_losses = row_losses(
-                model, item.window(window), t[rows], noise[rows], mask=mask,
+                model, item.window(window), t[start:stop], noise[start:stop], mask=mask,
                 activation_checkpointing=activation_checkpointing,
             )  # fmt: skip
-            pieces.append(window_losses)  # (len(rows),)
-            order += rows
-        inverse = torch.empty(len(order), dtype=torch.long)
-        inverse[torch.tensor(order)] = torch.arange(len(order))
-        return torch.cat(pieces)[inverse]  # (K,) in draw order
+            pieces.append(window_losses)  # (stop - start,)
+            start = stop
+        return torch.cat(pieces)  # (K,) in draw order
     module = model.module
     rows = t.shape[0]
     x = item.latents[None]  # (1, C, L)

@@ -19,7 +19,7 @@ current weights as the reference implementation of Wang et al. does (cfg.step_ru
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 
@@ -240,11 +240,8 @@ def unlearn(
     theta0 = {name: params[name].detach() for name in names}
     current: dict[str, torch.Tensor] | None = None  # None: the model is at theta0
     for _ in range(cfg.steps):
-        if current is None:
+        with nullcontext() if current is None else parameters_swapped(model, current):
             grad = query_gradient(model, query, cfg, params, progress)
-        else:
-            with parameters_swapped(model, current):
-                grad = query_gradient(model, query, cfg, params, progress)
         if current is None and cfg.target_update_norm is not None:
             eta = step_for_target_norm(theta0, grad, fisher, damping, cfg.target_update_norm)
         start = current if cfg.step_rule == "accumulate" and current is not None else theta0

@@ -48,6 +48,7 @@ from attribution.services.workers import (
     loaded_model_for,
     loaded_models_clear,
     run_engine_config,
+    text_encoder_dirs,
 )
 
 __all__ = [
@@ -83,5 +84,6 @@ __all__ = [
     "model_version_artifacts_queue",
     "model_version_register",
     "run_engine_config",
+    "text_encoder_dirs",
     "wav_float_bytes",
 ]

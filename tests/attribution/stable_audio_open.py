@@ -8,6 +8,7 @@ import copy
 import json
 from pathlib import Path
 
+import numpy as np
 import torch
 
 T5_NAME = "t5-base"
@@ -210,3 +211,13 @@ def build_random_model(config: dict, encoders: Path, *, seed: int = 0) -> torch.
             if not param.any():
                 param.normal_(0.0, 0.02)
     return module
+
+
+def stereo_tone(index: int, seconds: float, sample_rate: int = 44100) -> np.ndarray:
+    """(T, 2): the test tone of the attribution tests at ``sample_rate``, its right channel a
+    little quieter and delayed."""
+    from tests.attribution.conftest import tone
+
+    left = tone(index, seconds, sample_rate)
+    right = 0.8 * np.roll(left, 37)
+    return np.stack([left, right], axis=1)

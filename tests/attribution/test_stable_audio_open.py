@@ -18,11 +18,12 @@ from attribution.engine.methods import unlearning as unlearning_method
 from attribution.engine.methods import unlearning_scores
 from attribution.engine.t5_conditioner import LocalT5Conditioner, encoder_folder
 from attribution.models import AttributionRun, Generation, ModelArtifact
-from tests.attribution.conftest import TEST_ENGINE, tone, wav_bytes, write_catalog, write_manifest
+from tests.attribution.conftest import TEST_ENGINE, wav_bytes, write_catalog, write_manifest
 from tests.attribution.stable_audio_open import (
     T5_NAME,
     build_random_model,
     stable_audio_open_config,
+    stereo_tone,
     write_checkpoint,
     write_t5_encoder,
 )
@@ -30,13 +31,6 @@ from tests.attribution.stable_audio_open import (
 SAMPLE_RATE = 44100
 WINDOW = 2048 * 32  # 65,536 samples (1.49 s): 32 latent frames
 N_TRACKS = 3
-
-
-def stereo_tone(index: int, seconds: float) -> np.ndarray:
-    """(T, 2): a tone, its right channel a little quieter and delayed."""
-    left = tone(index, seconds, SAMPLE_RATE)
-    right = 0.8 * np.roll(left, 37)
-    return np.stack([left, right], axis=1)
 
 
 @pytest.fixture(scope="module")

@@ -90,7 +90,6 @@ class FirstOrderMethod:
             tensors={"psi": psi},
             meta={
                 "query": query_record(query),
-                "eta": eta,
                 "statistics": {
                     "update_relative_norm": relative,
                     "update_regime": update_regime(relative),
@@ -113,7 +112,8 @@ class FirstOrderMethod:
         cfg = prepared.cfg
         rows = np.asarray(prepared.artifacts["features"][start:stop], dtype=np.float64)  # (S, k)
         psi = state.tensors["psi"].numpy()  # (k,)
-        eta = state.meta.get("eta", step_size(cfg, len(prepared.train_set)))
+        statistics = state.meta.get("statistics", {})
+        eta = statistics.get("eta", step_size(cfg, len(prepared.train_set)))
         scale = eta * cfg.steps
         if progress is not None:
             progress("first_order", stop - start, stop - start)

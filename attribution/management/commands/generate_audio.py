@@ -37,13 +37,14 @@ class Command(BaseCommand):
         from attribution.engine.errors import EngineError
         from attribution.engine.loading import CheckpointError, load_model
         from attribution.engine.sampling import generate
+        from attribution.services import text_encoder_dirs
 
         checkpoint = checkpoint or Path(settings.DATA_DIR) / "demo" / "model"
         try:
             model, config = load_model(
                 checkpoint,
                 device=device,
-                text_encoder_dirs=[settings.ATTRIBUTION_TEXT_ENCODER_DIR],
+                text_encoder_dirs=text_encoder_dirs(),
             )
             audio, sample_rate = generate(
                 model, config, prompt, seconds, seed, steps, cfg_scale=cfg_scale, device=device
