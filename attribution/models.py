@@ -122,9 +122,22 @@ class AttributionRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # What the reconciler (services/reconcile.py) reads to find a run whose next step is
+    # overdue: a worker's last sign of life, when a step was last handed to the broker, and
+    # how many times an overdue step was sent again.
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last progress a worker reported for this run"
+    )
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its next step was last handed to the broker"
+    )
+    redispatches = models.PositiveIntegerField(
+        default=0, help_text="Times the reconciler sent an overdue step again"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status"], name="attribution_run_status")]
         constraints = [
             models.UniqueConstraint(
                 fields=["generation"],

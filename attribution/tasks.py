@@ -105,3 +105,15 @@ def compute_model_artifacts(self, model_version_id: int) -> None:
     services.model_version_artifacts_compute(
         model_version=ModelVersion.objects.get(pk=model_version_id)
     )
+
+
+@shared_task(
+    name="attribution.reconcile_runs",
+    acks_late=False,  # a lost pass costs nothing: the scheduler sends the next one
+    soft_time_limit=240,
+    time_limit=300,
+)
+def reconcile_runs() -> str:
+    """Send the next step of every overdue run again (``services.attribution_runs_reconcile``);
+    the scheduler (``./run scheduler``) sends this every ATTRIBUTION_RECONCILE_INTERVAL_SECONDS."""
+    return services.attribution_runs_reconcile().summary()

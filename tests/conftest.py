@@ -169,3 +169,104 @@ def celery_client(redis_broker_url):
     client.conf.task_serializer = "json"
     yield client
     client.close()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PrivateRedis:
+    """A ``redis-server`` of one test's own, without persistence (as ``./run test`` starts the
+    shared one), so that the test can stop and restart it without touching anyone else's."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import redis
+
+        self.process = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+             "--appendonly", "no", "--dir", str(self.folder)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if client.ping():
+                    return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        raise RuntimeError("the private redis-server did not start")
+
+    def stop(self) -> None:
+        """Stop it the way a crash or a restart does: everything it held is gone."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def private_redis(tmp_path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class ServiceProcess:
+    """A long-running project process (the scheduler, the production web server) started by
+    a test with that test's database and folders, logging to a file."""
+
+    def __init__(self, cmd: list[str], *, env: dict[str, str], log_path: Path, ready: bytes):
+        self.cmd, self.env, self.log_path, self.ready = cmd, env, log_path, ready
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> "ServiceProcess":
+        self.log_file = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.cmd, cwd=REPO_ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.cmd[:4]} exited early:\n{self.log_path.read_text()}")
+            if self.ready in self.log_path.read_bytes():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.cmd[:4]} did not become ready:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log_file.close()
+        self.process = None
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """The environment of a project process sharing this test's database."""
+    env = dict(os.environ)
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=test_database_url())
+    env.update(extra)
+    return env

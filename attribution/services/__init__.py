@@ -3,7 +3,8 @@
 One module per aggregate: ``model_versions`` (registering a checkpoint and its training
 set, the status of its artifacts), ``generations`` (recording and generating audio),
 ``runs`` (the attribution pipeline's stages as idempotent task steps, settlement runs and
-audits), ``artifacts`` (computing a model version's per-checkpoint artifacts; which
+audits), ``dispatch`` and ``reconcile`` (handing steps to the broker, and sending overdue
+ones again), ``artifacts`` (computing a model version's per-checkpoint artifacts; which
 artifacts each method reads is ``attribution.methods``), ``workers`` (the model a worker
 keeps loaded) and ``progress``.
 """
@@ -29,6 +30,7 @@ from attribution.services.model_versions import (
     model_version_register,
 )
 from attribution.services.progress import ThrottledProgress, TimeLimitExceededError
+from attribution.services.reconcile import ReconcileReport, attribution_runs_reconcile
 from attribution.services.runs import (
     ShardPlan,
     attribution_run_audit,
@@ -59,6 +61,7 @@ __all__ = [
     "MANIFEST_FILE",
     "ArtifactsNotReadyError",
     "LoadedModel",
+    "ReconcileReport",
     "ShardPlan",
     "ThrottledProgress",
     "TimeLimitExceededError",
@@ -71,6 +74,7 @@ __all__ = [
     "attribution_run_queue",
     "attribution_run_rerun",
     "attribution_run_score_shard",
+    "attribution_runs_reconcile",
     "engine_config",
     "generation_generate",
     "generation_query",

@@ -24,12 +24,12 @@ import logging
 import math
 import os
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import soundfile
-from celery import signature
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -42,6 +42,7 @@ from attribution.services.artifacts import (
     model_version_artifacts_mark_stale,
     model_version_artifacts_missing,
 )
+from attribution.services.dispatch import run_step_send_on_commit
 from attribution.services.progress import ThrottledProgress, deadline, raise_if_past
 from attribution.services.workers import (
     ArtifactsNotReadyError,
@@ -67,6 +68,8 @@ logger = logging.getLogger(__name__)
 # shards; the last percent is the combine-and-settle step.
 PREPARE_SHARE = 40
 SHARDS_SHARE = 59
+# How often a shard that is still scoring tells the reconciler it is alive.
+HEARTBEAT_SECONDS = 30
 
 
 @transaction.atomic
@@ -94,8 +97,9 @@ def attribution_run_queue(
     )
     if actor is not None:
         audit_record(actor=actor, action="attribution_run.rerun", obj=run, reason=reason)
-    # Enqueued by name (the tasks module imports this one); CELERY_TASK_ROUTES picks the queue.
-    transaction.on_commit(signature("attribution.prepare_run", args=(run.pk,)).delay)
+    # Sent by name (the tasks module imports this one) once the run is committed; a broker
+    # that cannot take it leaves the run queued for the reconciler, and the caller no error.
+    run_step_send_on_commit(run_id=run.pk)
     return run
 
 
@@ -125,7 +129,7 @@ def attribution_run_audit(
     _refuse_active(audits)
     run = _run_create(generation, AUDIT_METHOD, AttributionRun.Purpose.AUDIT, actor)
     audit_record(actor=actor, action="attribution_run.audit", obj=run, reason=reason)
-    transaction.on_commit(signature("attribution.prepare_run", args=(run.pk,)).delay)
+    run_step_send_on_commit(run_id=run.pk)
     return run
 
 
@@ -180,8 +184,16 @@ def _progress_write(run_id: int, stage: str, percent: int) -> None:
         elapsed = (timezone.now() - run.started_at).total_seconds()
         eta = math.ceil(elapsed * (100 - percent) / percent)
     AttributionRun.objects.filter(pk=run_id, status=AttributionRun.Status.RUNNING).update(
-        progress_percent=min(percent, 100), progress_stage=stage[:32], eta_seconds=eta
+        progress_percent=min(percent, 100),
+        progress_stage=stage[:32],
+        eta_seconds=eta,
+        heartbeat_at=timezone.now(),
     )
+
+
+def _heartbeat(run_id: int) -> None:
+    """A sign of life while a step works without moving the progress bar (a long shard)."""
+    AttributionRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
 
 
 def attribution_run_fail(*, run_id: int, reason: str) -> None:
@@ -207,7 +219,11 @@ def attribution_run_mark_retrying(*, run_id: int, reason: str) -> None:
     """A transient error: the task will be retried with backoff."""
     AttributionRun.objects.filter(
         pk=run_id, status__in=[AttributionRun.Status.QUEUED, AttributionRun.Status.RUNNING]
-    ).update(status=AttributionRun.Status.RETRYING, error=f"Retrying after: {reason}")
+    ).update(
+        status=AttributionRun.Status.RETRYING,
+        error=f"Retrying after: {reason}",
+        heartbeat_at=timezone.now(),
+    )
     AttributionRun.objects.filter(pk=run_id).update(retries=F("retries") + 1)
 
 
@@ -276,9 +292,10 @@ def attribution_run_prepare(*, run_id: int) -> ShardPlan | None:
         run.status = AttributionRun.Status.RUNNING
         run.attempts += 1
         run.error = ""
+        run.heartbeat_at = timezone.now()
         if run.started_at is None:
-            run.started_at = timezone.now()
-        run.save(update_fields=["status", "attempts", "error", "started_at"])
+            run.started_at = run.heartbeat_at
+        run.save(update_fields=["status", "attempts", "error", "started_at", "heartbeat_at"])
 
     generation = run.generation
     model_version = run.model_version
@@ -366,9 +383,14 @@ def attribution_run_score_shard(*, run_id: int, shard_index: int) -> int | None:
         start, stop = bounds[shard_index]
         state = engine.loaded.load_query_state(run.query_state_path, run.query_state_sha256)
         limit = deadline()
+        _heartbeat(run_id)
+        last_beat = [time.monotonic()]
 
         def check_deadline(stage: str, done: int, total: int) -> None:
             raise_if_past(limit)
+            if time.monotonic() - last_beat[0] >= HEARTBEAT_SECONDS:
+                last_beat[0] = time.monotonic()
+                _heartbeat(run_id)
 
         piece = score_slice(engine.method, engine.prepared, state, start, stop, check_deadline)
     except (ApplicationError, EngineError) as exc:

@@ -62,6 +62,10 @@ ARTIFACTS_DIR = DATA_DIR / "artifacts"
 STATIC_ROOT = DATA_DIR / "static"
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# WhiteNoise (the middleware below) serves STATIC_ROOT as collectstatic filled it; in debug
+# mode it reads the source folders directly, so nothing has to be collected first.
+WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_AUTOREFRESH = DEBUG
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -84,6 +88,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the application itself (STATIC_ROOT after collectstatic): no
+    # separate file server is needed behind the proxy.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "core.middleware.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -258,7 +265,11 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # Queues are chosen by routing (Celery 5.5+ deprecates the per-task ``queue`` attribute):
 # attribution work goes to GPU workers, everything else to the default queue.
-CELERY_TASK_ROUTES = {"attribution.*": {"queue": "gpu"}, "*": {"queue": "default"}}
+CELERY_TASK_ROUTES = {
+    "attribution.reconcile_runs": {"queue": "default"},  # bookkeeping, not GPU work
+    "attribution.*": {"queue": "gpu"},
+    "*": {"queue": "default"},
+}
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -287,6 +298,29 @@ ATTRIBUTION_SHARD_SIZE = int(os.environ.get("ATTRIBUTION_SHARD_SIZE", "64"))
 ATTRIBUTION_SOFT_TIME_LIMIT = int(os.environ.get("ATTRIBUTION_SOFT_TIME_LIMIT", "3000"))
 ATTRIBUTION_CELERY_SOFT_TIME_LIMIT = ATTRIBUTION_SOFT_TIME_LIMIT + 60
 ATTRIBUTION_TIME_LIMIT = ATTRIBUTION_SOFT_TIME_LIMIT + 120
+# The reconciler (attribution/services/reconcile.py): a run with no step sent and no progress
+# reported for ATTRIBUTION_RECONCILE_AFTER_SECONDS, and none of its steps waiting in the
+# broker, gets its next step sent again, at most ATTRIBUTION_RECONCILE_MAX_REDISPATCHES times
+# before it fails. The lease must exceed the longest silence of a working step (loading a
+# large model); running steps report progress at least every 30 s otherwise.
+ATTRIBUTION_RECONCILE_AFTER_SECONDS = int(
+    os.environ.get("ATTRIBUTION_RECONCILE_AFTER_SECONDS", "900")
+)
+ATTRIBUTION_RECONCILE_MAX_REDISPATCHES = int(
+    os.environ.get("ATTRIBUTION_RECONCILE_MAX_REDISPATCHES", "5")
+)
+ATTRIBUTION_RECONCILE_INTERVAL_SECONDS = float(
+    os.environ.get("ATTRIBUTION_RECONCILE_INTERVAL_SECONDS", "60")
+)
+# The scheduler (./run scheduler, Celery beat) sends the reconciler on the default queue; a
+# pass that waited longer than one interval is dropped, the next one does the same work.
+CELERY_BEAT_SCHEDULE = {
+    "reconcile-attribution-runs": {
+        "task": "attribution.reconcile_runs",
+        "schedule": ATTRIBUTION_RECONCILE_INTERVAL_SECONDS,
+        "options": {"expires": ATTRIBUTION_RECONCILE_INTERVAL_SECONDS},
+    }
+}
 # Where text encoders that model configs name (Stable Audio Open's "t5-base") are read from,
 # as <folder>/<name>; nothing is downloaded. Also searched: text_encoders/<name> inside the
 # checkpoint folder and the Hugging Face cache (docs/operations.md).

@@ -50,11 +50,7 @@ def record_without_enqueue(model_version, key, monkeypatch, engine=None):
 
     monkeypatch.setattr(settings, "ATTRIBUTION_ENGINE", engine or TEST_ENGINE)
 
-    class NotSent:
-        def __init__(self, name, args):
-            self.delay = lambda: None
-
-    monkeypatch.setattr(runs, "signature", NotSent)
+    monkeypatch.setattr(runs, "run_step_send_on_commit", lambda **kwargs: None)
     user, _ = get_user_model().objects.get_or_create(username="generator")
     generation = services.generation_record(
         model_version=model_version,

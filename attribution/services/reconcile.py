@@ -1,0 +1,154 @@
+"""The reconciler: finds runs whose next step is overdue and sends that step again.
+
+A run's steps can be lost between the database and the broker: a step that could not be
+sent because the broker was down, a queue or a chord's counter that a Redis restart without
+persistence forgot, a worker that died for good, a database restart that aborted the finish
+step's transaction after its retries ran out. Each leaves a run ``queued``, ``running`` or
+``retrying`` with nothing left to move it, and a generation unpaid.
+
+A run is overdue when nothing has happened to it for ``ATTRIBUTION_RECONCILE_AFTER_SECONDS``
+(no step sent, no progress reported) and no step of it waits in the broker's queues (where
+the broker can be inspected; Redis can). Its next step is the finish step when every shard
+is scored, and otherwise the prepare step, which reuses a saved query state and re-fans only
+what the shards still need. Every step is idempotent, so a step sent twice books nothing
+twice. A run sent again ``ATTRIBUTION_RECONCILE_MAX_REDISPATCHES`` times without finishing
+fails with the reason; an admin can re-run it.
+
+It runs every ``ATTRIBUTION_RECONCILE_INTERVAL_SECONDS`` from the scheduler (``./run
+scheduler``), and once from ``manage.py reconcile_runs``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce, Greatest
+from django.utils import timezone
+
+from attribution.models import AttributionRun
+from attribution.services.dispatch import (
+    FINISH_STEP,
+    PREPARE_STEP,
+    run_step_send,
+    runs_waiting_in_broker,
+)
+from attribution.services.runs import attribution_run_fail
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_STATUSES = (
+    AttributionRun.Status.QUEUED,
+    AttributionRun.Status.RUNNING,
+    AttributionRun.Status.RETRYING,
+)
+
+
+@dataclass
+class ReconcileReport:
+    checked: int = 0  # active runs looked at
+    waiting: int = 0  # overdue, but a step of theirs waits in the broker's queue
+    resent: list[tuple[int, str]] = field(default_factory=list)  # (run id, step)
+    failed: list[int] = field(default_factory=list)  # gave up after the bounded re-sends
+    broker_unreachable: bool = False  # a send failed: the rest waits for the next pass
+
+    def summary(self) -> str:
+        parts = [f"{self.checked} active run(s) checked"]
+        parts.append(f"{len(self.resent)} step(s) sent again")
+        if self.waiting:
+            parts.append(f"{self.waiting} waiting in the broker")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed after repeated re-sends")
+        if self.broker_unreachable:
+            parts.append("the broker is unreachable; the rest is left for the next pass")
+        return ", ".join(parts) + "."
+
+
+def _next_step(run: AttributionRun) -> str:
+    if run.shard_count and run.shards.count() >= run.shard_count:
+        return FINISH_STEP
+    return PREPARE_STEP
+
+
+def attribution_runs_reconcile(*, now=None, after_seconds: int | None = None) -> ReconcileReport:
+    """Send the next step of every run overdue by ``after_seconds`` (default
+    ATTRIBUTION_RECONCILE_AFTER_SECONDS) again, bounded; see the module docstring."""
+    now = now or timezone.now()
+    if after_seconds is None:
+        after_seconds = settings.ATTRIBUTION_RECONCILE_AFTER_SECONDS
+    overdue_before = now - timedelta(seconds=after_seconds)
+    report = ReconcileReport()
+    active = AttributionRun.objects.filter(status__in=ACTIVE_STATUSES)
+    report.checked = active.count()
+    overdue_ids = list(
+        active.annotate(
+            last_activity=Greatest(
+                F("created_at"),
+                Coalesce(F("heartbeat_at"), F("created_at")),
+                Coalesce(F("dispatched_at"), F("created_at")),
+            )
+        )
+        .filter(last_activity__lt=overdue_before)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if not overdue_ids:
+        return report
+    waiting = runs_waiting_in_broker(["gpu"])
+    for run_id in overdue_ids:
+        if waiting is not None and run_id in waiting:
+            report.waiting += 1
+            continue
+        outcome = _reconcile_one(run_id, overdue_before)
+        if outcome is None:
+            continue
+        if outcome == "failed":
+            report.failed.append(run_id)
+        elif outcome == "unreachable":
+            report.broker_unreachable = True
+            break
+        else:
+            report.resent.append((run_id, outcome))
+    if report.resent or report.failed or report.broker_unreachable:
+        logger.info("reconciler: %s", report.summary())
+    return report
+
+
+def _reconcile_one(run_id: int, overdue_before) -> str | None:
+    """Send one overdue run's next step; the step's name, ``"failed"``, ``"unreachable"``
+    or ``None`` (another pass or a worker got to it first)."""
+    with transaction.atomic():
+        run = (
+            AttributionRun.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=run_id, status__in=ACTIVE_STATUSES)
+            .first()
+        )
+        if run is None:
+            return None
+        last = max(t for t in (run.created_at, run.heartbeat_at, run.dispatched_at) if t)
+        if last >= overdue_before:  # progress arrived since the overdue list was read
+            return None
+        limit = settings.ATTRIBUTION_RECONCILE_MAX_REDISPATCHES
+        give_up = run.redispatches >= limit
+        if not give_up:
+            step = _next_step(run)
+            AttributionRun.objects.filter(pk=run_id).update(redispatches=F("redispatches") + 1)
+    if give_up:
+        attribution_run_fail(
+            run_id=run_id,
+            reason=(
+                f"Made no progress after its next step was sent again {limit} times"
+                + (f"; last error: {run.error}" if run.error else "")
+                + ". Re-run it once the workers, the broker and the database are healthy."
+            ),
+        )
+        return "failed"
+    if not run_step_send(run_id=run_id, step=step):
+        AttributionRun.objects.filter(pk=run_id).update(redispatches=F("redispatches") - 1)
+        return "unreachable"
+    logger.info("run %s: its %s step was overdue and was sent again", run_id, step)
+    return step

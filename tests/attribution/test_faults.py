@@ -1,0 +1,298 @@
+"""Failures of the broker, the database and the workers, with real processes: a private
+Redis the test restarts, Celery workers on the gpu and default queues, the scheduler (Celery
+beat) sending the reconciler, and the production web server. Whatever fails, every
+generation ends settled exactly once and the ledger verifies.
+
+A PostgreSQL restart is reproduced on the test's own database, not by restarting the server
+other test runs share: every session of the database is cut off and new ones are refused for
+a few seconds, then accepted again with every committed row in place, which is what the
+application sees of a restart.
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+import urllib.request
+import uuid
+
+import psycopg
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.db import connection
+
+from attribution.models import AttributionRun, Generation
+from ledger.services.db import LEDGER_ADVISORY_LOCK_KEY
+from tests.attribution.conftest import TEST_ENGINE, tone, wav_bytes
+from tests.attribution.test_tasks import record_without_enqueue, wait_for
+from tests.conftest import ServiceProcess, project_env
+from tests.conftest import test_database_url as database_url
+
+pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+
+# Short leases, so that a lost step is found within seconds (production: minutes).
+RECONCILER_ENV = {
+    "ATTRIBUTION_RECONCILE_AFTER_SECONDS": "6",
+    "ATTRIBUTION_RECONCILE_INTERVAL_SECONDS": "1",
+    "ATTRIBUTION_RECONCILE_MAX_REDISPATCHES": "30",
+}
+
+
+@pytest.fixture
+def redis_broker_url(private_redis):
+    """Every worker and client of these tests uses the test's own Redis, which it restarts."""
+    return private_redis.url
+
+
+@pytest.fixture
+def ready_model_version(tiny_model_version, attribution_settings):
+    from attribution import services
+
+    services.model_version_artifacts_compute(model_version=tiny_model_version)
+    return tiny_model_version
+
+
+@pytest.fixture
+def cluster(queue_worker, private_redis, attribution_settings, tmp_path):
+    """``start(scheduler=True, **env)``: a gpu worker, a default worker and the scheduler, as
+    a deployment runs them (the scheduler sends the reconciler to the default worker)."""
+    processes: list[ServiceProcess] = []
+
+    def start(*, scheduler: bool = True, **env: str):
+        gpu = queue_worker("gpu", engine=TEST_ENGINE, **RECONCILER_ENV, **env)
+        if scheduler:
+            queue_worker("default", **RECONCILER_ENV)
+            beat = ServiceProcess(
+                [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
+                 "--schedule", str(tmp_path / f"beat-{uuid.uuid4().hex[:6]}")],
+                env=project_env(
+                    CELERY_BROKER_URL=private_redis.url,
+                    CELERY_RESULT_BACKEND=private_redis.url,
+                    **RECONCILER_ENV,
+                ),
+                log_path=tmp_path / "beat.log",
+                ready=b"beat: Starting",
+            ).start()  # fmt: skip
+            processes.append(beat)
+        return gpu
+
+    yield start
+    for process in processes:
+        process.stop()
+
+
+def settled_once(runs) -> None:
+    """Every run succeeded, its generation is settled by exactly one settlement, and the
+    ledger's chain, balances and provenance verify."""
+    from ledger.models import Settlement
+    from ledger.selectors.verification import ledger_verify
+
+    for run in runs:
+        run.refresh_from_db()
+        assert run.status == AttributionRun.Status.SUCCEEDED, (run.status, run.error)
+        assert Generation.objects.get(pk=run.generation_id).status == Generation.Status.SETTLED
+        assert Settlement.objects.filter(generation_id=run.generation_id).count() == 1
+    report = ledger_verify()
+    assert report.ok, report.first_break
+
+
+def all_succeeded(runs, timeout=240.0):
+    ids = [run.pk for run in runs]
+    wait_for(
+        lambda: (
+            AttributionRun.objects.filter(
+                pk__in=ids, status=AttributionRun.Status.SUCCEEDED
+            ).count()
+            == len(ids)
+        ),
+        timeout=timeout,
+        what="every run to succeed",
+    )
+
+
+def restart_database(seconds: float = 3.0) -> None:
+    """Cut every session of the test database off (this test's own included) and refuse new
+    ones for ``seconds``; then accept them again."""
+    name = connection.settings_dict["NAME"]
+    # From another database of the server: a database cannot close its own doors.
+    server = database_url().rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            [name],
+        )
+        time.sleep(seconds)
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+    connection.close()  # this process's session was cut off too: the next query reconnects
+
+
+def hold_the_ledger_lock() -> psycopg.Connection:
+    """Another session takes the lock every settlement takes first: the finish step of a run
+    then waits inside its transaction, half-way through booking."""
+    holder = psycopg.connect(database_url(), autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(%s)", [LEDGER_ADVISORY_LOCK_KEY])
+    return holder
+
+
+def a_settlement_waits_for_the_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND wait_event = 'advisory'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+def test_runs_whose_queued_steps_a_redis_restart_forgot_are_sent_again_and_settle_once(
+    ready_model_version, cluster, celery_client, private_redis, monkeypatch
+):
+    runs = [
+        record_without_enqueue(ready_model_version, f"redis-queued-{n}", monkeypatch)
+        for n in range(2)
+    ]
+    for run in runs:  # handed to the broker, no worker yet
+        celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+    assert private_redis_queue_length(private_redis) == 2
+    private_redis.restart()  # no persistence: both steps are gone
+    assert private_redis_queue_length(private_redis) == 0
+    cluster()
+    all_succeeded(runs)
+    settled_once(runs)
+    assert all(AttributionRun.objects.get(pk=run.pk).redispatches >= 1 for run in runs)
+
+
+def private_redis_queue_length(private_redis) -> int:
+    import redis
+
+    return redis.Redis.from_url(private_redis.url).llen("gpu")
+
+
+def test_a_chord_half_done_when_redis_restarts_is_finished_once(
+    ready_model_version, cluster, celery_client, private_redis, monkeypatch
+):
+    # One track per shard: five shard tasks behind one chord counter in Redis.
+    worker = cluster(scheduler=False, ATTRIBUTION_SHARD_SIZE="1")
+    run = record_without_enqueue(ready_model_version, "redis-chord", monkeypatch)
+    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+    wait_for(lambda: run.shards.exists(), what="the first shard to be scored", interval=0.005)
+    pids = [worker.process.pid, *worker.pool_pids()]
+    for pid in pids:  # hold the worker where it is while Redis goes away
+        os.kill(pid, signal.SIGSTOP)
+    done = run.shards.count()
+    private_redis.restart()
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
+    run.refresh_from_db()
+    assert 0 < done < run.shard_count == 5, (done, run.shard_count)
+    cluster()  # the scheduler and the reconciler
+    all_succeeded([run])
+    settled_once([run])
+
+
+def test_a_database_restart_during_the_shards_is_survived_and_books_once(
+    ready_model_version, cluster, celery_client, monkeypatch
+):
+    cluster(ATTRIBUTION_SHARD_SIZE="1")
+    run = record_without_enqueue(ready_model_version, "pg-shards", monkeypatch)
+    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+    wait_for(lambda: run.shards.exists(), what="the first shard", interval=0.005)
+    restart_database()
+    all_succeeded([run])
+    settled_once([run])
+
+
+def test_a_database_restart_during_the_settlement_is_survived_and_books_once(
+    ready_model_version, cluster, celery_client, monkeypatch
+):
+    cluster()
+    run = record_without_enqueue(ready_model_version, "pg-settle", monkeypatch)
+    holder = hold_the_ledger_lock()
+    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+    wait_for(a_settlement_waits_for_the_lock, what="the settlement to be under way")
+    restart_database()  # the settlement's transaction is cut off half-way, and the lock
+    holder.close()
+    all_succeeded([run])
+    settled_once([run])
+
+
+def test_a_worker_killed_during_the_finish_step_books_once(
+    ready_model_version, cluster, celery_client, monkeypatch
+):
+    worker = cluster()
+    run = record_without_enqueue(ready_model_version, "kill-finish", monkeypatch)
+    holder = hold_the_ledger_lock()
+    celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
+    wait_for(a_settlement_waits_for_the_lock, what="the finish step to be booking")
+    for pid in worker.pool_pids():
+        os.kill(pid, signal.SIGKILL)
+    holder.execute("SELECT pg_advisory_unlock(%s)", [LEDGER_ADVISORY_LOCK_KEY])
+    holder.close()
+    all_succeeded([run])
+    settled_once([run])
+
+
+def test_generations_recorded_through_the_api_while_the_broker_is_down_are_all_paid(
+    ready_model_version, cluster, private_redis, tmp_path
+):
+    from rest_framework.authtoken.models import Token
+
+    from tests.core.test_production_server import start_production_server
+
+    user = get_user_model().objects.create_user("generator-api", password="x" * 12)
+    user.user_permissions.add(Permission.objects.get(codename="add_generation"))
+    token = Token.objects.create(user=user)
+    private_redis.stop()
+    server, base = start_production_server(
+        tmp_path,
+        CELERY_BROKER_URL=private_redis.url,
+        CELERY_RESULT_BACKEND=private_redis.url,
+        ATTRIBUTION_ENGINE=json.dumps(TEST_ENGINE),
+    )
+    try:
+        answers = [post_generation(base, token.key, ready_model_version, n) for n in range(3)]
+    finally:
+        server.stop()
+    assert [status for status, _ in answers] == [201, 201, 201], answers
+    runs = [AttributionRun.objects.get(generation_id=body["id"]) for _, body in answers]
+    assert all(run.status == AttributionRun.Status.QUEUED for run in runs)
+    private_redis.start()
+    cluster()
+    all_succeeded(runs)
+    settled_once(runs)
+
+
+def post_generation(base: str, token: str, model_version, n: int) -> tuple[int, dict]:
+    boundary = uuid.uuid4().hex
+    fields = {
+        "model_version": model_version.name,
+        "prompt": f"a bright tone {n}",
+        "revenue_minor": "1000",
+        "currency": "EUR",
+        "idempotency_key": f"api-broker-down-{n}",
+    }
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    )
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="g.wav"\r\n'
+        "Content-Type: audio/wav\r\n\r\n"
+    ).encode()
+    body += wav_bytes(tone(20 + n, 0.4)) + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        f"{base}/attribution/api/generations/",
+        data=body,
+        headers={
+            "Authorization": f"Token {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+        method="POST",
+    )
+    started = time.monotonic()
+    with urllib.request.urlopen(request, timeout=60) as response:
+        answer = response.status, json.loads(response.read())
+    assert time.monotonic() - started < 30, "the request waited on the dead broker"
+    return answer
