@@ -165,3 +165,49 @@ def tiny_model_version(db, attribution_settings, tiny_world):
     report = catalog_import_folder(folder=catalog, actor=None)
     assert report.ok, report
     return model_version_register(name="tiny-v1", checkpoint_dir=checkpoint, actor=None)
+
+
+def post_generation_over_http(
+    base: str, token: str, model_name: str, index: int
+) -> tuple[int, dict, float]:
+    """Record generation ``index`` (its own tone) through a running server's API with a
+    token: (HTTP status, answer, seconds the request took)."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+    import uuid
+
+    boundary = uuid.uuid4().hex
+    fields = {
+        "model_version": model_name,
+        "prompt": f"a bright tone number {index}",
+        "revenue_minor": "1000",
+        "currency": "EUR",
+        "idempotency_key": f"http-{index}",
+    }
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode()
+        for k, v in fields.items()
+    )
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="audio"; filename="g.wav"\r\n'
+        "Content-Type: audio/wav\r\n\r\n"
+    ).encode()
+    body += wav_bytes(tone(1000 + index, 0.4)) + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        f"{base}/attribution/api/generations/",
+        data=body,
+        headers={
+            "Authorization": f"Token {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+        method="POST",
+    )
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=300) as response:
+            status, answer = response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        status, answer = exc.code, {"error": exc.read().decode(errors="replace")}
+    return status, answer, time.perf_counter() - started
