@@ -65,6 +65,12 @@ def run_step_send_on_commit(*, run_id: int, step: str = PREPARE_STEP) -> None:
     transaction.on_commit(lambda: run_step_send(run_id=run_id, step=step))
 
 
+def run_step_queues() -> list[str]:
+    """The queues the routes send a run's steps to (``CELERY_TASK_ROUTES``)."""
+    router = current_app.amqp.router
+    return sorted({router.route({}, step, args=(0,))["queue"].name for step in RUN_STEPS})
+
+
 def runs_waiting_in_broker(queues: list[str]) -> set[int] | None:
     """Ids of the runs that have a step waiting in one of ``queues`` (not yet taken by a
     worker); ``None`` when the broker cannot be inspected (only Redis can be, here).

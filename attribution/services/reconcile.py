@@ -34,6 +34,7 @@ from attribution.models import AttributionRun
 from attribution.services.dispatch import (
     FINISH_STEP,
     PREPARE_STEP,
+    run_step_queues,
     run_step_send,
     runs_waiting_in_broker,
 )
@@ -98,7 +99,7 @@ def attribution_runs_reconcile(*, now=None, after_seconds: int | None = None) ->
     )
     if not overdue_ids:
         return report
-    waiting = runs_waiting_in_broker(["gpu"])
+    waiting = runs_waiting_in_broker(run_step_queues())
     for run_id in overdue_ids:
         if waiting is not None and run_id in waiting:
             report.waiting += 1
@@ -136,7 +137,11 @@ def _reconcile_one(run_id: int, overdue_before) -> str | None:
         give_up = run.redispatches >= limit
         if not give_up:
             step = _next_step(run)
-            AttributionRun.objects.filter(pk=run_id).update(redispatches=F("redispatches") + 1)
+            # Marked sent before the send: a second reconciler pass (a second scheduler)
+            # that reads the run meanwhile finds it no longer overdue.
+            AttributionRun.objects.filter(pk=run_id).update(
+                redispatches=F("redispatches") + 1, dispatched_at=timezone.now()
+            )
     if give_up:
         attribution_run_fail(
             run_id=run_id,
@@ -147,8 +152,10 @@ def _reconcile_one(run_id: int, overdue_before) -> str | None:
             ),
         )
         return "failed"
-    if not run_step_send(run_id=run_id, step=step):
-        AttributionRun.objects.filter(pk=run_id).update(redispatches=F("redispatches") - 1)
+    if not run_step_send(run_id=run_id, step=step):  # as it was: the next pass tries again
+        AttributionRun.objects.filter(pk=run_id).update(
+            redispatches=F("redispatches") - 1, dispatched_at=run.dispatched_at
+        )
         return "unreachable"
     logger.info("run %s: its %s step was overdue and was sent again", run_id, step)
     return step
