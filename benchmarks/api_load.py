@@ -44,19 +44,6 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def start(cmd: list[str], env: dict, log: Path, ready: bytes) -> subprocess.Popen:
-    handle = log.open("wb")
-    process = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{cmd[:4]} exited:\n{log.read_text()[-3000:]}")
-        if ready in log.read_bytes():
-            return process
-        time.sleep(0.2)
-    raise RuntimeError(f"{cmd[:4]} did not start:\n{log.read_text()[-3000:]}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generations", type=int, default=500)
@@ -69,17 +56,12 @@ def main() -> None:
     with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{db_name}"')
     work = Path(tempfile.mkdtemp(prefix="api-load-"))
-    processes: list[subprocess.Popen] = []
+    processes: list = []  # what run() started, each with stop()
     try:
         result = run(args, db_name, work, processes)
     finally:
         for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            process.stop()
         from django.db import connections
 
         connections.close_all()
@@ -97,11 +79,14 @@ def run(args, db_name: str, work: Path, processes: list) -> dict:
         post_generation_over_http,
         write_tiny_world,
     )
-    from tests.conftest import PrivateRedis, free_port
+    from tests.conftest import PrivateRedis, ServiceProcess, free_port
+
+    def start(cmd: list[str], env: dict, log: Path, ready: bytes) -> ServiceProcess:
+        return ServiceProcess(cmd, env=env, log_path=log, ready=ready).start(timeout=120)
 
     redis = PrivateRedis(work)
     redis.start()
-    processes.append(redis.process)
+    processes.append(redis)
     data_dir = work / "data"
     env = dict(os.environ)
     env.update(

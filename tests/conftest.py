@@ -26,7 +26,50 @@ def test_database_url() -> str:
     return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-class WorkerProcess:
+def project_env(**extra: str) -> dict[str, str]:
+    """The environment of a project process sharing this test's database."""
+    env = dict(os.environ)
+    env.update(DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=test_database_url())
+    env.update(extra)
+    return env
+
+
+class ServiceProcess:
+    """A long-running project process (the scheduler, the production web server) started by
+    a test with that test's database and folders, logging to a file."""
+
+    def __init__(self, cmd: list[str], *, env: dict[str, str], log_path: Path, ready: bytes):
+        self.cmd, self.env, self.log_path, self.ready = cmd, env, log_path, ready
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 90) -> "ServiceProcess":
+        self.log_file = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.cmd, cwd=REPO_ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.cmd[:4]} exited early:\n{self.log_path.read_text()}")
+            if self.ready in self.log_path.read_bytes():
+                return self
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.cmd[:4]} did not become ready:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self.log_file.close()
+        self.process = None
+
+
+class WorkerProcess(ServiceProcess):
     """A ``celery worker`` subprocess bound to a private Redis database and queue names."""
 
     def __init__(
@@ -40,58 +83,27 @@ class WorkerProcess:
     ):
         self.queues = queues
         self.broker_url = broker_url
-        self.log_path = log_path
         self.extra_env = extra_env or {}
         self.concurrency = concurrency
-        self.process: subprocess.Popen | None = None
-
-    def env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env.update(
-            DJANGO_SETTINGS_MODULE="config.settings.test",
-            CELERY_BROKER_URL=self.broker_url,
-            CELERY_RESULT_BACKEND=self.broker_url,
-            DATABASE_URL=test_database_url(),
-        )
-        env.update(self.extra_env)
-        return env
-
-    def start(self) -> None:
         cmd = [
             sys.executable, "-m", "celery", "-A", "config", "worker",
-            "--pool=prefork", f"--concurrency={self.concurrency}", "--loglevel=INFO",
-            "-Q", self.queues, "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-heartbeat",
+            "--pool=prefork", f"--concurrency={concurrency}", "--loglevel=INFO",
+            "-Q", queues, "-n", f"test-{uuid.uuid4().hex[:8]}@%h", "--without-heartbeat",
             "--without-gossip", "--without-mingle",
         ]  # fmt: skip
-        self.log_file = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=self.env(), stdout=self.log_file, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"worker exited early:\n{self.log_path.read_text()}")
-            if b"ready." in self.log_path.read_bytes():
-                return
-            time.sleep(0.2)
-        raise RuntimeError(f"worker did not become ready:\n{self.log_path.read_text()}")
+        env = project_env(CELERY_BROKER_URL=broker_url, CELERY_RESULT_BACKEND=broker_url)
+        env.update(self.extra_env)
+        super().__init__(cmd, env=env, log_path=log_path, ready=b"ready.")
+
+    def start(self, timeout: float = 60) -> "WorkerProcess":
+        super().start(timeout)
+        return self
 
     def pool_pids(self) -> list[int]:
         """The prefork children that execute tasks."""
         pid = self.process.pid
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         return [int(child) for child in children]
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log_file.close()
 
 
 @pytest.fixture
@@ -227,46 +239,3 @@ def private_redis(tmp_path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
-
-
-class ServiceProcess:
-    """A long-running project process (the scheduler, the production web server) started by
-    a test with that test's database and folders, logging to a file."""
-
-    def __init__(self, cmd: list[str], *, env: dict[str, str], log_path: Path, ready: bytes):
-        self.cmd, self.env, self.log_path, self.ready = cmd, env, log_path, ready
-        self.process: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 90) -> "ServiceProcess":
-        self.log_file = self.log_path.open("wb")
-        self.process = subprocess.Popen(
-            self.cmd, cwd=REPO_ROOT, env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.cmd[:4]} exited early:\n{self.log_path.read_text()}")
-            if self.ready in self.log_path.read_bytes():
-                return self
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.cmd[:4]} did not become ready:\n{self.log_path.read_text()}")
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log_file.close()
-        self.process = None
-
-
-def project_env(**extra: str) -> dict[str, str]:
-    """The environment of a project process sharing this test's database."""
-    env = dict(os.environ)
-    env.update(DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=test_database_url())
-    env.update(extra)
-    return env

@@ -12,7 +12,7 @@ from attribution.models import AttributionRun, AttributionShard, Generation
 from attribution.services.dispatch import FINISH_STEP, PREPARE_STEP, runs_waiting_in_broker
 from tests.attribution.test_apis import URL, payload
 from tests.attribution.test_tasks import record_without_enqueue
-from tests.flows.conftest import broker_app  # noqa: F401
+from tests.flows.conftest import broker_app, project_celery_app  # noqa: F401
 
 pytestmark = pytest.mark.worker
 
@@ -86,24 +86,11 @@ def test_the_command_sends_overdue_steps_and_reports(broker_app, queued_run, cap
 
 @pytest.fixture
 def dead_broker(settings):
-    """The project's Celery configuration pointed at a port where no broker listens."""
-    from celery import Celery
-
-    from config.celery import app as project_app
+    """The project's Celery app pointed at a port where no broker listens."""
     from tests.conftest import free_port
 
-    url = f"redis://127.0.0.1:{free_port()}/0"
-    settings.CELERY_BROKER_URL = url
-    settings.CELERY_RESULT_BACKEND = url
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    app = Celery("royalties", set_as_current=False)
-    app.config_from_object("django.conf:settings", namespace="CELERY")
-    app.set_current()
-    try:
+    with project_celery_app(settings, f"redis://127.0.0.1:{free_port()}/0") as app:
         yield app
-    finally:
-        project_app.set_current()
-        app.close()
 
 
 def test_recording_while_the_broker_is_down_answers_the_recorded_generation(
