@@ -10,7 +10,6 @@ from core.models import AuditEvent
 from core.roles import ALL_ROLES
 
 
-@transaction.atomic
 def audit_record(
     *,
     actor: AbstractBaseUser | None,
@@ -24,25 +23,28 @@ def audit_record(
     making the change, as late in it as the change allows: from here to that transaction's
     end every other writer of a chain (the audit trail or the journal) waits."""
     actor_id = actor.pk if actor is not None and getattr(actor, "is_authenticated", False) else None
-    chain_lock()
-    tip = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
-    prev_seq, prev_hash = tip if tip else (0, hashing.GENESIS_HASH)
-    event = AuditEvent(
-        seq=prev_seq + 1,
-        prev_hash=prev_hash,
-        actor_id=actor_id,
-        action=action,
-        object_type=type(obj).__name__,
-        object_id=str(getattr(obj, "pk", "")),
-        object_repr=str(obj)[:255],
-        # Stored and hashed as the JSON column gives them back, so the verifier, reading
-        # them from the database, hashes the same content.
-        before=hashing.json_document(before),
-        after=hashing.json_document(after),
-        reason=reason,
-    )
-    event.hash = hashing.audit_event_hash(prev_hash, event)
-    event.save(force_insert=True)
+    # Inside the caller's transaction (no savepoint: an import records thousands), or in a
+    # transaction of its own, so the chain lock is held until the row is committed.
+    with transaction.atomic(savepoint=False):
+        chain_lock()
+        tip = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+        prev_seq, prev_hash = tip if tip else (0, hashing.GENESIS_HASH)
+        event = AuditEvent(
+            seq=prev_seq + 1,
+            prev_hash=prev_hash,
+            actor_id=actor_id,
+            action=action,
+            object_type=type(obj).__name__,
+            object_id=str(getattr(obj, "pk", "")),
+            object_repr=str(obj)[:255],
+            # Stored and hashed as the JSON column gives them back, so the verifier, reading
+            # them from the database, hashes the same content.
+            before=hashing.json_document(before),
+            after=hashing.json_document(after),
+            reason=reason,
+        )
+        event.hash = hashing.audit_event_hash(prev_hash, event)
+        event.save(force_insert=True)
     return event
 
 
