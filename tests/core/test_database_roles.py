@@ -143,3 +143,35 @@ def test_migrate_as_owner_then_the_application_role_cannot_erase(database):
     )
     verified = manage(database, "verify_ledger")
     assert "4 audit events checked" in verified.stdout
+
+
+APPLICATION = {
+    "ENGINE": "django.db.backends.postgresql",
+    "NAME": "royalties",
+    "USER": "royalties_app",
+    "HOST": "db",
+    "PORT": 5432,
+}
+
+
+@pytest.mark.parametrize(
+    ("owner_url", "refusal"),
+    [
+        ("postgres://royalties_app@db:5432/royalties", "same role"),
+        ("postgres://royalties_owner@db:5432/other", "NAME"),
+        ("postgres://royalties_owner@elsewhere:5432/royalties", "HOST"),
+    ],
+)
+def test_the_owner_url_must_name_the_same_database_as_another_role(monkeypatch, owner_url, refusal):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.settings.base import database_owner_from_env
+
+    monkeypatch.setenv("DATABASE_OWNER_URL", owner_url)
+    with pytest.raises(ImproperlyConfigured, match=refusal):
+        database_owner_from_env(APPLICATION)
+    monkeypatch.setenv("DATABASE_OWNER_URL", "postgres://royalties_owner:pw@db:5432/royalties")
+    owner = database_owner_from_env(APPLICATION)
+    assert (owner["USER"], owner["PASSWORD"]) == ("royalties_owner", "pw")
+    monkeypatch.delenv("DATABASE_OWNER_URL")
+    assert database_owner_from_env(APPLICATION) is None
