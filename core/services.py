@@ -4,6 +4,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 
+from core import hashing
+from core.db import chain_lock
 from core.models import AuditEvent
 from core.roles import ALL_ROLES
 
@@ -17,18 +19,33 @@ def audit_record(
     after: dict | None = None,
     reason: str = "",
 ) -> AuditEvent:
-    """Append one audit row for ``obj``. Call it inside the transaction making the change."""
+    """Append one audit row for ``obj`` to the audit chain. Call it inside the transaction
+    making the change, as late in it as the change allows: from here to that transaction's
+    end every other writer of a chain (the audit trail or the journal) waits."""
     actor_id = actor.pk if actor is not None and getattr(actor, "is_authenticated", False) else None
-    return AuditEvent.objects.create(
-        actor_id=actor_id,
-        action=action,
-        object_type=type(obj).__name__,
-        object_id=str(getattr(obj, "pk", "")),
-        object_repr=str(obj)[:255],
-        before=before,
-        after=after,
-        reason=reason,
-    )
+    # Inside the caller's transaction (no savepoint: an import records thousands), or in a
+    # transaction of its own, so the chain lock is held until the row is committed.
+    with transaction.atomic(savepoint=False):
+        chain_lock()
+        tip = AuditEvent.objects.order_by("-seq").values_list("seq", "hash").first()
+        prev_seq, prev_hash = tip if tip else (0, hashing.GENESIS_HASH)
+        event = AuditEvent(
+            seq=prev_seq + 1,
+            prev_hash=prev_hash,
+            actor_id=actor_id,
+            action=action,
+            object_type=type(obj).__name__,
+            object_id=str(getattr(obj, "pk", "")),
+            object_repr=str(obj)[:255],
+            # Stored and hashed as the JSON column gives them back, so the verifier, reading
+            # them from the database, hashes the same content.
+            before=hashing.json_document(before),
+            after=hashing.json_document(after),
+            reason=reason,
+        )
+        event.hash = hashing.audit_event_hash(prev_hash, event)
+        event.save(force_insert=True)
+    return event
 
 
 def roles_ensure() -> list[Group]:

@@ -7,25 +7,26 @@ with microseconds; integers as integers, Decimals as strings. The entry hash cha
     prev_hash_n = hash_{n-1}, prev_hash_1 = 64 zeros
 
 so changing, removing or inserting anything in an earlier entry changes every later hash.
+The primitives are ``core.hashing``'s, shared with the audit trail's chain.
 """
 
-import hashlib
-import json
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
+from core.hashing import canonical_json, chain_hash, sha256_hex, timestamp_canonical
 
-def canonical_json(data: object) -> bytes:
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def timestamp_canonical(value: datetime) -> str:
-    assert value.tzinfo is not None, "ledger timestamps are timezone-aware"
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+__all__ = [
+    "ENTRY_FIELDS",
+    "SETTLEMENT_FIELDS",
+    "canonical_json",
+    "entry_content",
+    "entry_hash",
+    "scores_sha256",
+    "settlement_content",
+    "settlement_sha256",
+    "sha256_hex",
+    "timestamp_canonical",
+]
 
 
 def scores_sha256(scores: Sequence[float]) -> str:
@@ -66,7 +67,7 @@ def entry_content(entry: object, postings: Iterable[tuple[int, str, str, int]]) 
 
 
 def entry_hash(prev_hash: str, content: dict) -> str:
-    return sha256_hex(prev_hash.encode() + b"\n" + canonical_json(content))
+    return chain_hash(prev_hash, content)
 
 
 SETTLEMENT_FIELDS = (

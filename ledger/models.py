@@ -28,8 +28,7 @@ from django.db import models
 
 from attribution.models import AttributionRun, Generation
 from catalog.models import Recording, RightsHolder
-
-GENESIS_HASH = "0" * 64
+from core.hashing import GENESIS_HASH as GENESIS_HASH  # the journal's first prev_hash
 
 
 class Account(models.Model):

@@ -6,9 +6,14 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    import psycopg
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # A Redis database per pytest process (8-15), so that test runs side by side on one machine
@@ -16,14 +21,98 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("TEST_REDIS_URL", f"redis://127.0.0.1:6379/{8 + os.getpid() % 8}")
 
 
-def test_database_url() -> str:
-    """The URL of the database this test process uses (pytest-django's test database)."""
+# The application's database role in the tests (PostgreSQL): it owns nothing and has only
+# what ``core.database_roles`` grants. The test database is created and migrated by
+# DATABASE_URL's user (the owner); every test then runs as this role (below).
+APP_ROLE = os.environ.get("TEST_DATABASE_APP_ROLE", "royalties_test_app")
+
+
+def test_database_url(*, as_owner: bool = False) -> str:
+    """The URL of the database this test process uses (pytest-django's test database), as
+    the application's role (what workers and servers started by a test use) or the owner."""
     from django.db import connection
 
     db = connection.settings_dict
     if db["ENGINE"] != "django.db.backends.postgresql":
         raise RuntimeError("worker processes share the test database only on PostgreSQL")
-    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+    user = db["USER"] if as_owner else db.get("OPTIONS", {}).get("assume_role", db["USER"])
+    return f"postgres://{user}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+@contextmanager
+def database_session(*, as_owner: bool = False) -> Iterator["psycopg.Connection"]:
+    """A connection of its own to the test database, in autocommit, logged in as the
+    application's role (what an attacker holding the application's credentials gets) or as
+    the owner: every statement it runs is committed, or refused, on its own."""
+    import psycopg
+
+    with psycopg.connect(test_database_url(as_owner=as_owner), autocommit=True) as session:
+        yield session
+
+
+def role_ensure(cursor, role: str) -> None:
+    """Create the login role ``role`` if missing (several test processes may race)."""
+    cursor.execute(
+        "DO $$ BEGIN "
+        f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS; "
+        "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    )
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix, django_db_blocker
+) -> None:
+    """Before the test database is created: the application's role exists."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection._nodb_cursor() as cursor:
+            role_ensure(cursor, APP_ROLE)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database is migrated by its owner; then the application's role is granted
+    its privileges and every test connection acts as that role (``SET ROLE``), so a test
+    sees what the application may do, not what the owner may.
+
+    The owner stays the session user, for the harness only: between transactional tests
+    Django empties the database with TRUNCATE, which the ledger and the audit trail refuse;
+    it does so as the owner with triggers off (``SET LOCAL``, one transaction). Tests that
+    tamper with the database on purpose do the same (``tests.ledger.test_db_invariants``).
+    Workers and servers that tests start log in as the application's role itself
+    (``test_database_url``)."""
+    from django.db import connection
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    from core.database_roles import app_role_privileges_grant
+
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with django_db_blocker.unblock():
+        app_role_privileges_grant(role=APP_ROLE)
+    options = connection.settings_dict.setdefault("OPTIONS", {})
+    sql_flush = DatabaseOperations.sql_flush
+
+    def sql_flush_as_owner(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        statements = sql_flush(
+            self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
+        if not statements:
+            return statements
+        return ["SET LOCAL ROLE NONE", "SET LOCAL session_replication_role = replica", *statements]
+
+    options["assume_role"] = APP_ROLE
+    DatabaseOperations.sql_flush = sql_flush_as_owner
+    connection.close()
+    try:
+        yield
+    finally:
+        DatabaseOperations.sql_flush = sql_flush
+        options.pop("assume_role", None)
+        connection.close()
 
 
 def project_env(**extra: str) -> dict[str, str]:

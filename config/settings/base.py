@@ -6,7 +6,12 @@ Environment variables:
 ``DJANGO_SECRET_KEY``     required unless DEBUG is on; a fixed development key is used then.
 ``DJANGO_ALLOWED_HOSTS``  comma-separated; defaults to localhost only.
 ``DATABASE_URL``          any URL dj-database-url understands; default: the embedded
-                          SQLite file ``$ROYALTIES_DATA_DIR/db.sqlite3``.
+                          SQLite file ``$ROYALTIES_DATA_DIR/db.sqlite3``. Every process
+                          (web, workers, scheduler) connects with it.
+``DATABASE_OWNER_URL``    PostgreSQL, optional: the same database as the role that owns
+                          the schema. ``manage.py migrate`` connects with it and then grants
+                          ``DATABASE_URL``'s role what the application needs and no more
+                          (docs/operations.md). Unset: migrate uses ``DATABASE_URL``.
 ``CELERY_BROKER_URL``     e.g. ``redis://127.0.0.1:6379/0``. Unset: tasks run in-process
                           (eager), so a new user needs no broker.
 ``CELERY_RESULT_BACKEND`` defaults to the broker URL when a broker is set.
@@ -140,6 +145,32 @@ def database_from_env() -> dict:
 
 
 DATABASES = {"default": database_from_env()}
+
+
+def database_owner_from_env(application: dict) -> dict | None:
+    """The owner's connection: ``application``'s database, another user and password."""
+    url = os.environ.get("DATABASE_OWNER_URL")
+    if not url:
+        return None
+    owner = dj_database_url.parse(url, conn_max_age=0)
+    if application["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured("DATABASE_OWNER_URL is for PostgreSQL only")
+    differs = [key for key in ("ENGINE", "NAME", "HOST", "PORT") if owner[key] != application[key]]
+    if differs:
+        raise ImproperlyConfigured(
+            f"DATABASE_OWNER_URL must name DATABASE_URL's database; its {', '.join(differs)} differ"
+        )
+    if owner["USER"] == application["USER"]:
+        raise ImproperlyConfigured(
+            "DATABASE_OWNER_URL and DATABASE_URL name the same role; the application's role "
+            "must own nothing"
+        )
+    return owner
+
+
+DATABASE_OWNER = database_owner_from_env(DATABASES["default"])
+# The role granted the application's privileges after each migrate (None: no separate owner).
+DATABASE_APP_ROLE = DATABASES["default"]["USER"] if DATABASE_OWNER else None
 
 _CACHE_URL = os.environ.get("DJANGO_CACHE_URL", "")
 CACHES = {

@@ -1,11 +1,12 @@
 """Verification of the whole ledger: the hash chain, every entry's balance, every
-settlement's provenance, the trial balance."""
+settlement's provenance, the trial balance; and the audit trail's hash chain."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db.models import Q
 
+from core.selectors import AuditTrailReport, audit_trail_verify
 from ledger import hashing
 from ledger.models import (
     GENESIS_HASH,
@@ -29,15 +30,24 @@ class VerificationReport:
     trial_balance: dict[str, int] = field(default_factory=dict)
     head_seq: int = 0
     head_hash: str = GENESIS_HASH
+    audit: AuditTrailReport = field(default_factory=AuditTrailReport)
 
     @property
     def ok(self) -> bool:
-        return self.first_break is None
+        return self.first_break is None and self.audit.ok
+
+    @property
+    def breaks(self) -> list[str]:
+        """The journal's first break and the audit trail's, where each has one."""
+        return [b for b in (self.first_break, self.audit.first_break) if b is not None]
 
     def __str__(self) -> str:
         if self.ok:
-            return f"Ledger OK up to #{self.head_seq} ({self.entries_checked} entries)"
-        return f"Ledger verification failed at {self.first_break}"
+            return (
+                f"Ledger OK up to #{self.head_seq} ({self.entries_checked} entries), "
+                f"audit trail OK up to #{self.audit.head_seq}"
+            )
+        return f"Ledger verification failed at {'; '.join(self.breaks)}"
 
 
 def _chunks(chunk_size: int) -> Iterator[list[JournalEntry]]:
@@ -59,16 +69,28 @@ def _range_rows(queryset, fields: list[str], key: str, lo: int, hi: int) -> dict
 
 
 def ledger_verify(
-    *, chunk_size: int = 500, anchors: dict[int, str] | None = None
+    *,
+    chunk_size: int = 500,
+    anchors: dict[int, str] | None = None,
+    audit_anchors: dict[int, str] | None = None,
 ) -> VerificationReport:
-    """Recompute the hash chain, every entry's balance and every settlement's provenance.
+    """Recompute the journal's hash chain, every entry's balance and every settlement's
+    provenance, then the audit trail's hash chain (``core.selectors.audit_trail_verify``).
 
-    Stops at the first break and says where it is. Memory is bounded by ``chunk_size``
+    Each stops at its first break and says where it is. Memory is bounded by ``chunk_size``
     entries (plus the account table). ``anchors`` ({seq: hash} recorded elsewhere earlier)
-    must all be found in the chain: that is what detects entries cut off the end.
+    must all be found in the journal's chain, ``audit_anchors`` in the audit trail's: that
+    is what detects rows cut off the end.
     """
-    anchors = dict(anchors or {})
     report = VerificationReport()
+    _journal_verify(report, chunk_size=chunk_size, anchors=dict(anchors or {}))
+    report.audit = audit_trail_verify(chunk_size=chunk_size, anchors=audit_anchors)
+    return report
+
+
+def _journal_verify(
+    report: VerificationReport, *, chunk_size: int, anchors: dict[int, str]
+) -> VerificationReport:
     prev_hash = GENESIS_HASH
     expected_seq = 1
     accounts = {

@@ -5,16 +5,15 @@ from collections.abc import Sequence
 
 from django.db import connection
 
-# Any constant works; it only has to be the same for every ledger writer.
-LEDGER_ADVISORY_LOCK_KEY = 0x4C454447  # "LEDG"
+from core.db import CHAIN_ADVISORY_LOCK_KEY, chain_lock
+
+LEDGER_ADVISORY_LOCK_KEY = CHAIN_ADVISORY_LOCK_KEY
 
 
 def ledger_lock() -> None:
-    """Serialise ledger writers until the end of the current transaction."""
-    assert connection.in_atomic_block, "take the ledger lock inside transaction.atomic"
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LEDGER_ADVISORY_LOCK_KEY])
+    """Serialise ledger writers until the end of the current transaction. It is the audit
+    trail's lock too (``core.db``), so a writer of both chains never waits on itself."""
+    chain_lock()
 
 
 def int_array(values) -> str:

@@ -8,11 +8,15 @@ from ledger.selectors.verification import VerificationReport, ledger_verify
 
 
 def ledger_verification_run(
-    *, actor: AbstractBaseUser | None = None, anchors: dict[int, str] | None = None
+    *,
+    actor: AbstractBaseUser | None = None,
+    anchors: dict[int, str] | None = None,
+    audit_anchors: dict[int, str] | None = None,
 ) -> VerificationReport:
     """Run ``ledger_verify`` (a read) and record who ran it and its result in the audit
-    trail, with the head ``seq:hash``: an anchor for a later ``verify_ledger --expect``."""
-    report = ledger_verify(anchors=anchors)
+    trail, with both heads ``seq:hash``: anchors for a later ``verify_ledger --expect``
+    and ``--expect-audit``."""
+    report = ledger_verify(anchors=anchors, audit_anchors=audit_anchors)
     with transaction.atomic():
         audit_record(
             actor=actor,
@@ -25,6 +29,9 @@ def ledger_verification_run(
                 "settlements_checked": report.settlements_checked,
                 "first_break": report.first_break,
                 "head": f"{report.head_seq}:{report.head_hash}",
+                "audit_events_checked": report.audit.events_checked,
+                "audit_first_break": report.audit.first_break,
+                "audit_head": f"{report.audit.head_seq}:{report.audit.head_hash}",
                 "anchors": {str(seq): digest for seq, digest in sorted((anchors or {}).items())},
             },
         )

@@ -115,8 +115,9 @@ def restart_database(seconds: float = 3.0) -> None:
     """Cut every session of the test database off (this test's own included) and refuse new
     ones for ``seconds``; then accept them again."""
     name = connection.settings_dict["NAME"]
-    # From another database of the server: a database cannot close its own doors.
-    server = database_url().rsplit("/", 1)[0] + "/postgres"
+    # As the owner, from another database of the server: a database cannot close its own
+    # doors, and the application's role may not close them at all.
+    server = database_url(as_owner=True).rsplit("/", 1)[0] + "/postgres"
     with psycopg.connect(server, autocommit=True) as admin:
         admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
         admin.execute(

@@ -5,8 +5,9 @@ import pytest
 from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
+from core.models import AuditEvent
 from ledger import selectors, services
-from ledger.models import Account, JournalEntry, Posting
+from ledger.models import Account, JournalEntry, PayoutLine, Posting
 from tests.ledger import factories
 
 # SQLite triggers fire immediately, so a rolled-back test transaction exercises them fully
@@ -28,6 +29,7 @@ def booked():
 def test_settlement_and_verification(booked):
     report = selectors.ledger_verify()
     assert report.ok and report.entries_checked == 2
+    assert report.audit.ok and report.audit.events_checked == AuditEvent.objects.count() > 0
     assert selectors.trial_balance() == {"USD": 0}
 
 
@@ -39,6 +41,8 @@ def test_settlement_and_verification(booked):
         "UPDATE ledger_journalentry SET memo = 'x'",
         "DELETE FROM ledger_journalentry",
         "UPDATE ledger_settlement SET pool = 0",
+        "UPDATE core_auditevent SET reason = 'x'",
+        "DELETE FROM core_auditevent",
     ],
 )
 def test_update_and_delete_are_refused(booked, sql):
@@ -87,3 +91,18 @@ def test_postings_cannot_be_added_to_a_posted_entry(booked):
     account = Account.objects.get(key="revenue_receivable:USD")
     with pytest.raises(DatabaseError, match="posting refused"), transaction.atomic():
         Posting.objects.create(entry_id=1, index=50, account=account, currency="USD", amount=1)
+
+
+def test_an_audit_event_must_extend_the_chain(booked):
+    tip = AuditEvent.objects.order_by("-seq").first()
+    forged = AuditEvent(
+        seq=tip.seq + 1, prev_hash="f" * 64, hash="e" * 64, action="forged", object_type="X"
+    )
+    with pytest.raises(DatabaseError, match="hash chain"), transaction.atomic():
+        forged.save(force_insert=True)
+
+
+def test_a_payout_batch_is_never_deleted(booked):
+    batch = services.payout_batch_create(currency="USD", threshold_minor=1)
+    with pytest.raises(DatabaseError, match="payouts are kept"), transaction.atomic():
+        PayoutLine.objects.filter(batch=batch).delete()

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection  # noqa: F401 (read by the skipif condition below)
 
 from ledger import selectors, services
 from ledger.models import (
@@ -19,6 +19,7 @@ from ledger.models import (
     SettlementHolderLine,
     SettlementTrackLine,
 )
+from tests.conftest import test_database_url as application_database_url
 from tests.ledger import factories
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,9 +31,12 @@ pytestmark = [
 
 
 def worker_env() -> dict[str, str]:
-    s = connection.settings_dict
-    url = f"postgres://{s['USER']}:{s['PASSWORD'] or ''}@{s['HOST']}:{s['PORT']}/{s['NAME']}"
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test", "DATABASE_URL": url}
+    """The environment of a settling process: the test database, as the application's role."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": application_database_url(),
+    }
 
 
 def worker(*args: str) -> subprocess.Popen:

@@ -1,15 +1,17 @@
 """The database itself refuses what the ledger forbids (real commits, PostgreSQL triggers)."""
 
 import io
+import re
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.utils import timezone
 
 from ledger import hashing, selectors, services
 from ledger.models import Account, JournalEntry, Posting, Settlement
+from tests.conftest import database_session
 from tests.ledger import factories
 
 pytestmark = [
@@ -38,36 +40,148 @@ def last_entry_row() -> tuple[int, str]:
     return JournalEntry.objects.order_by("-seq").values_list("seq", "hash").first()
 
 
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "UPDATE ledger_posting SET amount = amount + 1",
-        "DELETE FROM ledger_posting",
-        "UPDATE ledger_journalentry SET memo = 'edited'",
-        "DELETE FROM ledger_journalentry WHERE seq = 3",
-        "UPDATE ledger_account SET currency = 'EUR'",
-        "UPDATE ledger_settlement SET pool = 0",
-        "DELETE FROM ledger_settlementholderline",
-        "UPDATE ledger_settlementtrackline SET amount = 0",
-    ],
-)
-def test_update_and_delete_are_refused(booked, sql):
-    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
-        raw(sql)
+LEDGER_TABLES = [
+    "ledger_account",
+    "ledger_journalentry",
+    "ledger_posting",
+    "ledger_settlement",
+    "ledger_settlementtrackline",
+    "ledger_settlementholderline",
+    "ledger_statementperiod",
+    "ledger_statement",
+    "ledger_payoutbatch",
+    "ledger_payoutline",
+]
+
+ERASING_STATEMENTS = [
+    "UPDATE ledger_posting SET amount = amount + 1",
+    "DELETE FROM ledger_posting",
+    "UPDATE ledger_journalentry SET memo = 'edited'",
+    "DELETE FROM ledger_journalentry WHERE seq = 3",
+    "UPDATE ledger_account SET currency = 'EUR'",
+    "UPDATE ledger_settlement SET pool = 0",
+    "DELETE FROM ledger_settlementholderline",
+    "UPDATE ledger_settlementtrackline SET amount = 0",
+    "DELETE FROM ledger_statement",
+    # the row triggers see every other way of writing the same thing
+    "WITH gone AS (DELETE FROM ledger_posting RETURNING 1) SELECT count(*) FROM gone",
+    "MERGE INTO ledger_posting p USING (SELECT 1) s ON true WHEN MATCHED THEN DELETE",
+    "INSERT INTO ledger_account (key, kind, currency, created_at) "
+    "SELECT key, kind, currency, created_at FROM ledger_account "
+    "ON CONFLICT (key) DO UPDATE SET currency = 'EUR'",
+    # statement-level: no row trigger fires (CASCADE, or a table that another references
+    # would be refused by its foreign keys before any trigger is asked)
+    "TRUNCATE ledger_posting",
+    *[f"TRUNCATE {table} CASCADE" for table in LEDGER_TABLES],
+    # a table the ledger references, emptied with everything that references it
+    "TRUNCATE catalog_rightsholder CASCADE",
+    "TRUNCATE catalog_recording CASCADE",
+    "TRUNCATE attribution_generation CASCADE",
+    "TRUNCATE auth_user CASCADE",
+]
+
+
+def ledger_row_counts(session) -> dict[str, int]:
+    return {
+        table: session.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        for table in LEDGER_TABLES
+    }
+
+
+@pytest.fixture
+def booked_with_statements_and_payouts(booked):
+    """``booked``, plus a closed period with statements and a paid payout batch, so that
+    every ledger table has rows."""
+    from datetime import timedelta
+
+    period = services.statement_period_create(
+        starts_at=booked[0].effective_at - timedelta(seconds=1),
+        ends_at=timezone.now(),
+    )
+    services.statement_period_close(period=period)
+    settlement = Settlement.objects.get(journal_entry=booked[0])
+    for line in settlement.holders.select_related("rights_holder"):
+        services.statement_generate(rights_holder=line.rights_holder, period=period, currency="USD")
+    batch = services.payout_batch_create(currency="USD", threshold_minor=1)
+    services.payout_batch_mark_paid(batch=batch)
+    return booked
+
+
+@pytest.mark.parametrize("as_owner", [True, False], ids=["owner", "application"])
+def test_no_statement_erases_the_ledger(booked_with_statements_and_payouts, as_owner):
+    """Each statement, committed on a connection of its own: as the owner (who holds every
+    privilege) the triggers refuse it; as the application's role it is refused too, by its
+    missing privilege or else by the same triggers. Nothing changes either way."""
+    import psycopg
+
+    with database_session(as_owner=True) as owner:
+        before = ledger_row_counts(owner)
+    assert all(before.values()), before
+    with database_session(as_owner=as_owner) as session:
+        for sql in ERASING_STATEMENTS:
+            with pytest.raises(psycopg.Error) as refused:
+                session.execute(sql)
+            if as_owner:  # restrict_violation, raised by a ledger trigger
+                assert refused.value.sqlstate == "23001", (sql, refused.value)
+                assert re.search("append-only|payouts are kept", str(refused.value)), sql
+            else:  # insufficient_privilege, or else the same triggers
+                assert refused.value.sqlstate in ("42501", "23001"), (sql, refused.value)
+    with database_session(as_owner=True) as owner:
+        assert ledger_row_counts(owner) == before
     assert selectors.ledger_verify().ok
+
+
+def test_owner_can_truncate_a_table_outside_the_ledger(booked):
+    """The refusals are the ledger's: TRUNCATE itself still works where nothing refuses it."""
+    with database_session(as_owner=True) as owner:
+        owner.execute("TRUNCATE django_session")
 
 
 def test_orm_update_and_delete_are_refused(booked):
-    """The ORM's writes reach the same triggers (a posting is referenced by nothing, so
-    Django's own on_delete=PROTECT does not stop its delete first)."""
+    """The ORM's writes are refused: the application's role has no UPDATE or DELETE on the
+    ledger, and as the owner the triggers refuse them (a posting is referenced by nothing,
+    so Django's own on_delete=PROTECT does not stop its delete first)."""
     entry = booked[0]
-    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
-        Posting.objects.filter(entry=entry).update(amount=1)
-    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
-        Posting.objects.filter(entry=entry).delete()
-    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
-        JournalEntry.objects.filter(pk=entry.pk).update(memo="edited")
+    writes = [
+        lambda: Posting.objects.filter(entry=entry).update(amount=1),
+        lambda: Posting.objects.filter(entry=entry).delete(),
+        lambda: JournalEntry.objects.filter(pk=entry.pk).update(memo="edited"),
+    ]
+    for write in writes:
+        with pytest.raises(ProgrammingError, match="permission denied"), transaction.atomic():
+            write()
+        with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+            raw("SET LOCAL ROLE NONE")  # the owner (tests/conftest.py)
+            write()
     assert selectors.ledger_verify().ok
+
+
+def test_a_paid_payout_stays_paid(booked_with_statements_and_payouts):
+    """Payout batches and lines change only forward (draft to paid; pending to paid or
+    failed; paid to failed), even for the owner."""
+    import psycopg
+
+    statements = [
+        "UPDATE ledger_payoutbatch SET status = 'draft', paid_at = NULL",
+        "UPDATE ledger_payoutbatch SET threshold_minor = threshold_minor + 1",
+        "UPDATE ledger_payoutline SET status = 'pending'",
+        "UPDATE ledger_payoutline SET amount_minor = amount_minor + 1",
+    ]
+    with database_session(as_owner=True) as owner:
+        for sql in statements:
+            with pytest.raises(psycopg.errors.RestrictViolation, match="payout"):
+                owner.execute(sql)
+        # the one change left to a paid line: it failed to reach its holder
+        line_id = owner.execute("SELECT min(id) FROM ledger_payoutline").fetchone()[0]
+        owner.execute(
+            "UPDATE ledger_payoutline SET status = 'failed', failure_reason = 'bounced' "
+            "WHERE id = %s",
+            [line_id],
+        )
+        with pytest.raises(psycopg.errors.RestrictViolation, match="payout"):
+            owner.execute(
+                "UPDATE ledger_payoutline SET failure_reason = 'other' WHERE id = %s", [line_id]
+            )
 
 
 def _append(lines: list[tuple[Account, int]], *, prev_hash: str | None = None) -> JournalEntry:
@@ -130,7 +244,10 @@ def test_posting_currency_must_match_account(booked):
 
 
 def _tamper(sql: str) -> None:
+    """Run ``sql`` as a superuser would: the owner (the session user, see tests/conftest.py)
+    with every trigger disabled."""
     with transaction.atomic():
+        raw("SET LOCAL ROLE NONE")
         raw("SET LOCAL session_replication_role = replica")  # disables every trigger
         raw(sql)
 

@@ -12,6 +12,7 @@ from ledger.hashing import scores_sha256
 from ledger.models import Account, JournalEntry, Posting, Settlement
 from ledger.money import ACCRUAL_SCALE
 from ledger.splits import SplitPolicy
+from tests.conftest import APP_ROLE
 from tests.ledger import factories
 
 pytestmark = pytest.mark.django_db
@@ -159,13 +160,15 @@ def test_verify_reports_a_forged_settlement_line(settled_run):
     from django.db import connection
 
     services.generation_settle(attribution_run=settled_run)
-    with connection.cursor() as cursor:
+    with connection.cursor() as cursor:  # as the owner (tests/conftest.py), triggers off
+        cursor.execute("SET LOCAL ROLE NONE")
         cursor.execute("SET LOCAL session_replication_role = replica")
         cursor.execute(
             "UPDATE ledger_settlementholderline SET amount = amount + 1 "
             "WHERE id = (SELECT min(id) FROM ledger_settlementholderline)"
         )
         cursor.execute("SET LOCAL session_replication_role = origin")
+        cursor.execute(f"SET LOCAL ROLE {APP_ROLE}")
     report = selectors.ledger_verify()
     assert not report.ok
     assert report.break_seq == 1 and "provenance" in report.first_break

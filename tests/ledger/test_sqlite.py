@@ -1,4 +1,5 @@
-"""The ledger's SQLite triggers, exercised in a subprocess on a SQLite database."""
+"""The ledger's and the audit trail's SQLite triggers, exercised in a subprocess on a
+SQLite database."""
 
 import os
 import subprocess
@@ -22,4 +23,4 @@ def test_sqlite_enforces_the_ledger_invariants(tmp_path):
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-2000:]
-    assert "9 passed" in result.stdout
+    assert "13 passed" in result.stdout

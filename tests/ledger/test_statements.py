@@ -1,7 +1,7 @@
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, ProgrammingError, connection, transaction
 from django.utils import timezone
 
 from core.exceptions import ApplicationError
@@ -163,13 +163,22 @@ def test_closed_period_is_locked_in_the_database(two_periods):
             prev_hash=last.hash,
             hash="f" * 64,
         )
+    statement = Statement(
+        rights_holder=two_periods[2][0],
+        period=first,
+        currency="USD",
+        opening_balance=0,
+        closing_balance=0,
+        content={},
+        content_sha256="",
+    )
+    # The application's role may not delete a statement; the owner is refused by a trigger.
+    with pytest.raises(ProgrammingError, match="permission denied"), transaction.atomic():
+        statement.save()
+        statement.delete()
     with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
-        Statement.objects.create(
-            rights_holder=two_periods[2][0],
-            period=first,
-            currency="USD",
-            opening_balance=0,
-            closing_balance=0,
-            content={},
-            content_sha256="",
-        ).delete()
+        statement.pk = None
+        statement.save()
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL ROLE NONE")  # the owner (tests/conftest.py)
+        statement.delete()
