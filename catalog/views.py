@@ -23,6 +23,7 @@ from catalog.selectors import (
     holders_for_user,
     opt_outs_visible_to,
     ownership_shares_of_holders,
+    ownership_shares_search,
     recordings_opted_out,
     recordings_with_isrcs,
     rights_holders_visible_to,
@@ -36,8 +37,18 @@ from catalog.services import (
 )
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, user_has_role
+from core.sorting import Sorting
 
 PAGE_SIZE = 50
+MY_CATALOG_SORTING = Sorting(
+    columns={
+        "holder": ("rights_holder__legal_name", "recording__isrc"),
+        "isrc": ("recording__isrc",),
+        "title": ("recording__title", "recording__isrc"),
+        "share": ("percent", "recording__isrc"),
+    },
+    default="holder",
+)
 
 
 @login_required
@@ -48,9 +59,11 @@ def my_catalog(request: HttpRequest) -> HttpResponse:
     summaries = list(
         holders.annotate(recordings=Count("ownership_shares")).order_by("legal_name", "pk")
     )
-    shares = Paginator(ownership_shares_of_holders(holders), PAGE_SIZE).get_page(
-        request.GET.get("page")
+    query = request.GET.get("q", "")
+    shares, sort = MY_CATALOG_SORTING.apply(
+        ownership_shares_search(ownership_shares_of_holders(holders), query), request
     )
+    shares = Paginator(shares, PAGE_SIZE).get_page(request.GET.get("page"))
     on_page = [share.recording_id for share in shares]
     opted = set(recordings_opted_out().filter(pk__in=on_page).values_list("pk", flat=True))
     opt_outs = Paginator(opt_outs_visible_to(request.user), PAGE_SIZE).get_page(
@@ -66,6 +79,8 @@ def my_catalog(request: HttpRequest) -> HttpResponse:
             "opted_out_ids": opted,
             "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
             "opt_outs": opt_outs,
+            "query": query,
+            "sort": sort,
         },
     )
 

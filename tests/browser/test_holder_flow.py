@@ -10,8 +10,8 @@ from django.core.cache import cache
 
 from core.roles import RIGHTS_HOLDER
 from core.services import user_create_or_update
-from ledger.exports import statement_csv
 from ledger.models import Statement
+from ledger.statement_exports import statement_lines_csv
 from tests.ledger.conftest import FORMULA_PROMPT, world_create
 
 PASSWORD = "holder-flow-pass-123"
@@ -67,7 +67,7 @@ def test_holder_opens_a_statement_and_downloads_it(live_server, page, screenshot
     assert download.suggested_filename == (
         f"statement-{world.a.pk}-{world.period.starts_at:%Y-%m-%d}-USD.csv"
     )
-    assert content == statement_csv(statement=statement)
+    assert content == statement_lines_csv(statement=statement)
     rows = list(csv.DictReader(io.StringIO(content.decode())))
     assert [r["kind"] for r in rows] == [
         "opening_balance",
