@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from django.core.cache import cache
+from openpyxl import load_workbook
 
 from core.models import AuditEvent
 from core.roles import FINANCE
@@ -62,8 +63,27 @@ def test_finance_creates_exports_and_pays_a_batch(live_server, page, screenshot)
     ]
     screenshot("2-exported")
 
-    # 3. Mark it paid: one journal entry moves the money out of the payables.
+    with page.expect_download() as info:
+        page.click("text=Export XLSX")
+    sheet = load_workbook(io.BytesIO(Path(info.value.path()).read_bytes())).active
+    header = [cell.value for cell in sheet[1]]
+    amounts = [row[header.index("amount")] for row in sheet.iter_rows(min_row=2)]
+    assert [(cell.data_type, cell.value) for cell in amounts] == [("n", 10), ("n", 5)]
+    assert all(row[header.index("payout_reference")].value for row in sheet.iter_rows(min_row=2))
+
+    # 3. Mark it paid, after a confirmation that says what will be booked: one journal
+    # entry moves the money out of the payables.
     page.click("text=Mark paid")
+    page.wait_for_load_state()
+    assert page.url == f"{live_server.url}/ledger/payouts/{batch.pk}/mark-paid/"
+    what = page.inner_text("#confirm-what")
+    assert f"payout batch {batch.pk}" in what and "2 lines" in what
+    assert page.inner_text("[data-testid=confirm-total]") == "15.00 USD"
+    assert "cannot be undone" in what
+    batch.refresh_from_db()
+    assert batch.status == PayoutBatch.Status.DRAFT  # nothing booked by the first click
+    screenshot("3-confirm")
+    page.click("text=Mark the batch paid")
     page.wait_for_load_state()
     assert page.inner_text("[data-testid=batch-status]") == "Paid"
     entry = JournalEntry.objects.get(kind=JournalEntry.Kind.PAYOUT)
@@ -93,6 +113,7 @@ def test_finance_creates_exports_and_pays_a_batch(live_server, page, screenshot)
     )
     assert actions == [
         "ledger.payout_batch.create",
+        "ledger.payout_batch.export",
         "ledger.payout_batch.export",
         "ledger.payout_batch.mark_paid",
         "ledger.verify",
