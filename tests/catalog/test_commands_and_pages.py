@@ -117,7 +117,7 @@ class TestPages:
             return recordings, opt_outs
 
         recordings, opt_outs = sections()
-        assert 'class="sortable" id="my-recordings"' in recordings
+        assert 'id="my-recordings"' in recordings
         assert "Tune 1" in recordings and "Tune 2" in recordings and "Tune 3" not in recordings
         assert "Page 1 of 2 (3 in all)" in recordings
         assert 'class="sortable" id="opt-outs"' in opt_outs
@@ -128,6 +128,20 @@ class TestPages:
         _, opt_outs = sections(opt_outs_page=2)
         assert "Tune 1" in opt_outs and "Tune 3" not in opt_outs
         assert all("Their Tune" not in part for part in sections() + sections(page=2))
+
+        # Sorted on the server: descending by ISRC, the first page holds the last two.
+        recordings, _ = sections(sort="-isrc")
+        assert "Tune 3" in recordings and "Tune 2" in recordings and "Tune 1" not in recordings
+        recordings, _ = sections(sort="-isrc", page=2)
+        assert "Tune 1" in recordings and "Tune 3" not in recordings
+        assert "sort=-isrc" in recordings  # the page links keep the sort
+        # Searched across every page, by title or by ISRC as people type it.
+        for query in ("tune 3", "USAAA2600003", "US-AAA-26-00003"):
+            recordings, _ = sections(q=query)
+            assert "Tune 3" in recordings and "Tune 1" not in recordings, query
+            assert "Page 1 of" not in recordings  # one match, one page
+        recordings, _ = sections(q="Their")
+        assert "No recording matches" in recordings and "Their Tune" not in recordings
 
     def test_holder_cannot_withdraw_another_holders_opt_out(self, client):
         user = UserFactory(role=RIGHTS_HOLDER)
