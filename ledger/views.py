@@ -1,11 +1,14 @@
 """Ledger pages.
 
 Rights holders (only the holders they act for; finance may open any holder's): the
-dashboard (balances, earnings, next payout) and statements (page, CSV, PDF). Finance:
-accounts, the journal and its entries, ledger verification, statement periods (create,
-close), payout batches. Every finance action is a POST (CSRF-checked) to a service that
-writes the audit trail. The generations' list and pages (under ``/attribution/``), for
-rights holders, catalog admins and finance: what each generation paid, and to whom.
+dashboard (balances, earnings, next payout), statements (page; CSV and XLSX with one line
+per generation and track; PDF) and payments. Finance: accounts, the journal and its
+entries, ledger verification, statement periods (create, close), payout batches. Every
+finance action is a POST (CSRF-checked) to a service that writes the audit trail; the
+irreversible ones (close a period, mark a batch paid, fail a line) first show what they
+will do and run only when that is confirmed. The generations' list and pages (under
+``/attribution/``), for rights holders, catalog admins and finance: what each generation
+paid, and to whom, with its attribution evidence file.
 
 Views parse input, call a selector or service and render; anonymous users are sent to
 log in; holder pages show the holders the user acts for (a user who acts for none gets an
