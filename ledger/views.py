@@ -25,7 +25,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from attribution import selectors as attribution_selectors
 from attribution.charts import attribution_distribution_svg
@@ -303,6 +303,7 @@ def statement_periods(request: HttpRequest) -> HttpResponse:
 
 
 @finance_required
+@require_http_methods(["GET", "POST"])
 def statement_period_close(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: what closing the period will do, with the button that confirms it. POST: close
     it, only with the confirmation of what was shown (else the confirmation again)."""
@@ -385,6 +386,7 @@ def payout_batch_export(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @finance_required
+@require_http_methods(["GET", "POST"])
 def payout_batch_mark_paid(request: HttpRequest, pk: int) -> HttpResponse:
     """GET: what marking the batch paid will book, with the button that confirms it. POST:
     book it, only with the confirmation of what was shown (else the confirmation again)."""

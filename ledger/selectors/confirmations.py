@@ -43,7 +43,7 @@ def statement_period_close_preview(*, period: StatementPeriod) -> PeriodClosePre
         entries=JournalEntry.objects.filter(
             effective_at__gte=period.starts_at, effective_at__lt=period.ends_at
         ).count(),
-        holders=holder_postings.values("account__rights_holder").distinct().count(),
+        holders=holder_postings.order_by().values("account__rights_holder").distinct().count(),
         earned=earned,
         open_periods_before=StatementPeriod.objects.filter(
             closed_at__isnull=True, ends_at__lte=period.starts_at

@@ -30,9 +30,10 @@ def token_of(html: str) -> str:
 
 @pytest.fixture
 def open_period(world):
-    """An ended, open period holding one settlement of 10.00 (5.00 to holder A)."""
+    """An ended, open period holding two settlements of 10.00 (5.00 each to holder A)."""
     starts = world.period.ends_at
-    settle_known(world.entries[0].generation.model_version, heaviest=0, revenue_minor=1000)
+    for _ in range(2):
+        settle_known(world.entries[0].generation.model_version, heaviest=0, revenue_minor=1000)
     return services.statement_period_create(starts_at=starts, ends_at=timezone.now())
 
 
@@ -43,7 +44,8 @@ def test_closing_a_period_is_confirmed_first(finance, open_period):
     page = shown.content.decode()
     assert f"{open_period.starts_at:%Y-%m-%d %H:%M}" in page
     assert f"{open_period.ends_at:%Y-%m-%d %H:%M}" in page
-    assert "<strong>1</strong> journal entry" in page and "5.00000000 USD" in page
+    assert "<strong>2</strong> journal entries" in page and "10.00000000 USD" in page
+    assert "<strong>1</strong> rights holder with movements" in page
     assert "cannot be undone" in page
     for refused in ({}, {"confirm": ""}, {"confirm": "close-period-999-1"}):
         assert finance.post(url, refused).status_code == 400
