@@ -68,6 +68,11 @@ urlpatterns = [
         name="generation-evidence",
     ),
     path(
+        "attribution/api/generations/<int:pk>/evidence/",
+        apis.GenerationEvidenceApi.as_view(),
+        name="api-generation-evidence",
+    ),
+    path(
         "attribution/api/generations/<int:pk>/",
         apis.GenerationDetailApi.as_view(),
         name="api-generation",

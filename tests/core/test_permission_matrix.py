@@ -201,6 +201,7 @@ EXPECTED: dict[str, Expect] = {
     "ledger:payout-batch-mark-paid": api(FIN, ok=405, args=pk("payout_batch")),
     "ledger:payout-batch-fail-line": api(FIN, ok=405, args=pk("payout_batch")),
     "ledger:api-generation": api(owned=True, args=pk("generation_a")),  # /attribution/api/
+    "ledger:api-generation-evidence": api(owned=True, args=pk("generation_a")),
 }
 
 

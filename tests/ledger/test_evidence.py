@@ -147,3 +147,20 @@ def test_the_recompute_script_runs_on_the_file_alone(settled, tmp_path):
         check=False,
     )
     assert bad.returncode == 1 and "FAIL scores hash" in bad.stdout
+
+
+def test_the_api_gives_the_same_evidence_as_the_page(settled):
+    from rest_framework.test import APIClient
+
+    settlement, holders = settled
+    for user in (user_with_role(FINANCE), user_with_role(RIGHTS_HOLDER, [holders[1]])):
+        api = APIClient()
+        api.force_authenticate(user)
+        response = api.get(f"/attribution/api/generations/{settlement.generation_id}/evidence/")
+        assert response.status_code == 200
+        assert response.json() == json.loads(download(user, settlement.generation_id).content)
+        assert evidence_recompute(response.json()).ok
+    outsider = APIClient()
+    outsider.force_authenticate(user_with_role(RIGHTS_HOLDER, [factories.RightsHolderFactory()]))
+    url = f"/attribution/api/generations/{settlement.generation_id}/evidence/"
+    assert outsider.get(url).status_code == 404
