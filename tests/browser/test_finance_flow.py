@@ -83,7 +83,7 @@ def test_finance_creates_exports_and_pays_a_batch(live_server, page, screenshot)
     batch.refresh_from_db()
     assert batch.status == PayoutBatch.Status.DRAFT  # nothing booked by the first click
     screenshot("3-confirm")
-    page.click("text=Mark the batch paid")
+    page.click("#confirm-form button")
     page.wait_for_load_state()
     assert page.inner_text("[data-testid=batch-status]") == "Paid"
     entry = JournalEntry.objects.get(kind=JournalEntry.Kind.PAYOUT)
@@ -118,3 +118,47 @@ def test_finance_creates_exports_and_pays_a_batch(live_server, page, screenshot)
         "ledger.payout_batch.mark_paid",
         "ledger.verify",
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_closing_a_period_asks_first_and_works_without_javascript(live_server, chromium_browser):
+    """The confirmation is plain HTML: with JavaScript off, Cancel leaves the period open
+    and the confirming button closes it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ledger import services
+    from ledger.models import StatementPeriod
+
+    world = world_create()
+    ended = services.statement_period_create(
+        starts_at=world.period.ends_at, ends_at=timezone.now() + timedelta(seconds=2)
+    )
+    user_create_or_update(username="fin-close", password=PASSWORD, role=FINANCE)
+    context = chromium_browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    try:
+        page.goto(f"{live_server.url}/ledger/periods/")
+        page.fill("input[name=username]", "fin-close")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        page.wait_for_timeout(2_500)  # the period has ended now
+        page.reload()
+        page.click(f"text=Close period {ended.pk}")
+        page.wait_for_load_state()
+        what = page.inner_text("#confirm-what")
+        assert f"{ended.starts_at:%Y-%m-%d %H:%M}" in what and "cannot be undone" in what
+        page.click("a.button:has-text('Cancel')")
+        page.wait_for_load_state()
+        assert page.url == f"{live_server.url}/ledger/periods/"
+        assert StatementPeriod.objects.get(pk=ended.pk).closed_at is None
+        page.click(f"text=Close period {ended.pk}")
+        page.click("#confirm-form button")
+        page.wait_for_load_state()
+        assert "closed: its statements can now be opened" in page.inner_text(".messages")
+        assert StatementPeriod.objects.get(pk=ended.pk).closed_at is not None
+    finally:
+        context.close()
