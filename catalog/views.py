@@ -15,7 +15,7 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.importing import KINDS
 from catalog.models import Recording
@@ -131,14 +131,25 @@ def opt_out_request(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def opt_out_withdraw_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: what withdrawing the opt-out means, with the button that confirms it. POST:
+    withdraw it, only with that confirmation (``confirm``; else the page again, 400):
+    a withdrawal cannot be undone, only followed by a new opt-out."""
     opt_out = get_object_or_404(opt_outs_visible_to(request.user), pk=pk)
     may_act = user_has_role(request.user, CATALOG_ADMIN) or (
         holders_for_user(request.user).filter(pk=opt_out.rights_holder_id).exists()
     )
     if not may_act:
         raise PermissionDenied("Only the rights holder's users or catalog admins may withdraw.")
+    token = f"withdraw-opt-out-{opt_out.pk}"
+    if request.method != "POST" or request.POST.get("confirm") != token:
+        return render(
+            request,
+            "catalog/opt_out_withdraw_confirm.html",
+            {"opt_out": opt_out, "token": token, "refused": request.method == "POST"},
+            status=400 if request.method == "POST" else 200,
+        )
     opt_out_withdraw(opt_out=opt_out, actor=request.user)
     messages.success(request, "The opt-out is withdrawn.")
     return redirect("catalog:my-catalog")

@@ -1,5 +1,6 @@
 """Management commands, web pages and the Django admin for catalog admins."""
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -85,8 +86,14 @@ class TestPages:
         # The withdraw button posts to this page's view, not to the API's action of the
         # same name (which answered the holder with JSON).
         withdraw_url = f"/catalog/opt-outs/{OptOut.objects.get().pk}/withdraw/"
-        assert f'action="{withdraw_url}"' in page
-        response = client.post(withdraw_url)
+        assert f'href="{withdraw_url}"' in page
+        # Withdrawing asks first: a POST without the confirmation changes nothing.
+        assert client.post(withdraw_url).status_code == 400
+        assert OptOut.objects.get().withdrawn_at is None
+        confirm = client.get(withdraw_url).content.decode()
+        assert "My Tune" in confirm and "cannot be undone" in confirm
+        token = re.search(r'name="confirm" value="([^"]+)"', confirm).group(1)
+        response = client.post(withdraw_url, {"confirm": token})
         assert response.status_code == 302
         assert OptOut.objects.get().withdrawn_at is not None
         assert "allowed" in client.get("/catalog/").content.decode()

@@ -105,8 +105,8 @@ EXPECTED: dict[str, Expect] = {
     # --- catalog pages
     "catalog:my-catalog": page(),
     "catalog:opt-out-request": page(HOLDER | CATALOG),
-    "catalog:opt-out-withdraw-page": page(
-        HOLDER | CATALOG, ok=405, owned=True, args=pk("opt_out_a")
+    "catalog:opt-out-withdraw-page": page(  # GET: the confirmation
+        HOLDER | CATALOG, owned=True, args=pk("opt_out_a")
     ),
     "catalog:opt-out-rule": Expect(PUBLIC),
     "catalog:import": page(CATALOG),
