@@ -37,13 +37,21 @@ OWNERSHIP_SHARES = "ownership_shares"
 KINDS = (RIGHTS_HOLDERS, RECORDINGS, OWNERSHIP_SHARES)  # also the order they are applied in
 
 COLUMNS = {
-    RIGHTS_HOLDERS: ("legal_name", "kind", "isni", "ipi", "payout_currency", "contact_email"),
+    RIGHTS_HOLDERS: (
+        "legal_name",
+        "kind",
+        "isni",
+        "ipi",
+        "payout_currency",
+        "contact_email",
+        "payout_details",
+    ),
     RECORDINGS: ("isrc", "title", "iswc", "audio_path"),
     OWNERSHIP_SHARES: ("isrc", "rights_holder", "percent"),
 }
 # Columns that may be left out of the header entirely (empty values are allowed too).
 OPTIONAL_COLUMNS = {
-    RIGHTS_HOLDERS: {"isni", "ipi", "payout_currency", "contact_email"},
+    RIGHTS_HOLDERS: {"isni", "ipi", "payout_currency", "contact_email", "payout_details"},
     RECORDINGS: {"iswc"},
     OWNERSHIP_SHARES: set(),
 }
@@ -73,15 +81,19 @@ class HolderRow:
     ipi: str
     payout_currency: str
     contact_email: str
+    payout_details: str = ""  # empty: keep what is stored (a file never erases bank details)
 
     def values(self) -> dict:
-        return {
+        values = {
             "kind": self.kind,
             "isni": self.isni,
             "ipi": self.ipi,
             "payout_currency": self.payout_currency,
             "contact_email": self.contact_email,
         }
+        if self.payout_details:
+            values["payout_details"] = self.payout_details
+        return values
 
 
 @dataclass(frozen=True)
@@ -396,6 +408,7 @@ def _check_holders(frame: pd.DataFrame, plan: ImportPlan) -> dict[str, HolderRow
                 ipi=values["ipi"],
                 payout_currency=currency,
                 contact_email=email,
+                payout_details=record["payout_details"],
             )
     if not in_file:
         return in_file

@@ -57,6 +57,18 @@ def ownership_shares_of_holders(holders: QuerySet[RightsHolder]) -> QuerySet[Own
     )
 
 
+def ownership_shares_search(
+    shares: QuerySet[OwnershipShare], query: str
+) -> QuerySet[OwnershipShare]:
+    """``shares`` whose recording's title contains ``query`` or whose ISRC starts with it
+    (ignoring case, spaces and dashes in the ISRC as people type it)."""
+    query = query.strip()
+    if not query:
+        return shares
+    isrc = query.replace("-", "").replace(" ", "").upper()
+    return shares.filter(Q(recording__title__icontains=query) | Q(recording__isrc__startswith=isrc))
+
+
 def ownership_shares_for_recordings(
     recording_ids: Iterable[int],
 ) -> dict[int, list[tuple[int, Decimal]]]:

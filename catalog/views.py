@@ -15,7 +15,7 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.importing import KINDS
 from catalog.models import Recording
@@ -23,6 +23,7 @@ from catalog.selectors import (
     holders_for_user,
     opt_outs_visible_to,
     ownership_shares_of_holders,
+    ownership_shares_search,
     recordings_opted_out,
     recordings_with_isrcs,
     rights_holders_visible_to,
@@ -36,8 +37,18 @@ from catalog.services import (
 )
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, user_has_role
+from core.sorting import Sorting
 
 PAGE_SIZE = 50
+MY_CATALOG_SORTING = Sorting(
+    columns={
+        "holder": ("rights_holder__legal_name", "recording__isrc"),
+        "isrc": ("recording__isrc",),
+        "title": ("recording__title", "recording__isrc"),
+        "share": ("percent", "recording__isrc"),
+    },
+    default="holder",
+)
 
 
 @login_required
@@ -48,9 +59,11 @@ def my_catalog(request: HttpRequest) -> HttpResponse:
     summaries = list(
         holders.annotate(recordings=Count("ownership_shares")).order_by("legal_name", "pk")
     )
-    shares = Paginator(ownership_shares_of_holders(holders), PAGE_SIZE).get_page(
-        request.GET.get("page")
+    query = request.GET.get("q", "")
+    shares, sort = MY_CATALOG_SORTING.apply(
+        ownership_shares_search(ownership_shares_of_holders(holders), query), request
     )
+    shares = Paginator(shares, PAGE_SIZE).get_page(request.GET.get("page"))
     on_page = [share.recording_id for share in shares]
     opted = set(recordings_opted_out().filter(pk__in=on_page).values_list("pk", flat=True))
     opt_outs = Paginator(opt_outs_visible_to(request.user), PAGE_SIZE).get_page(
@@ -66,6 +79,8 @@ def my_catalog(request: HttpRequest) -> HttpResponse:
             "opted_out_ids": opted,
             "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
             "opt_outs": opt_outs,
+            "query": query,
+            "sort": sort,
         },
     )
 
@@ -116,14 +131,25 @@ def opt_out_request(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def opt_out_withdraw_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: what withdrawing the opt-out means, with the button that confirms it. POST:
+    withdraw it, only with that confirmation (``confirm``; else the page again, 400):
+    a withdrawal cannot be undone, only followed by a new opt-out."""
     opt_out = get_object_or_404(opt_outs_visible_to(request.user), pk=pk)
     may_act = user_has_role(request.user, CATALOG_ADMIN) or (
         holders_for_user(request.user).filter(pk=opt_out.rights_holder_id).exists()
     )
     if not may_act:
         raise PermissionDenied("Only the rights holder's users or catalog admins may withdraw.")
+    token = f"withdraw-opt-out-{opt_out.pk}"
+    if request.method != "POST" or request.POST.get("confirm") != token:
+        return render(
+            request,
+            "catalog/opt_out_withdraw_confirm.html",
+            {"opt_out": opt_out, "token": token, "refused": request.method == "POST"},
+            status=400 if request.method == "POST" else 200,
+        )
     opt_out_withdraw(opt_out=opt_out, actor=request.user)
     messages.success(request, "The opt-out is withdrawn.")
     return redirect("catalog:my-catalog")

@@ -25,6 +25,7 @@ class NavItem:
 NAV_ITEMS = (
     NavItem("Dashboard", "ledger:dashboard", RIGHTS_HOLDER),
     NavItem("Statements", "ledger:statements", RIGHTS_HOLDER),
+    NavItem("Payments", "ledger:holder-payouts", RIGHTS_HOLDER),
     NavItem("Generations", "ledger:generations", RIGHTS_HOLDER),
     NavItem("My catalog", "catalog:my-catalog", RIGHTS_HOLDER),
     NavItem("Import", "catalog:import", CATALOG_ADMIN),

@@ -1,23 +1,29 @@
-"""Files for people: payout batch exports for finance (CSV and XLSX, pandas) and rights
-holders' statements (CSV and PDF, fpdf2), safe to open in a spreadsheet.
+"""Files for people: payout batch exports for finance (CSV and XLSX) and rights holders'
+statements (PDF, fpdf2; the flat CSV and XLSX are ``ledger.statement_exports``), safe to
+open in a spreadsheet.
 
 Formula injection: a text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a
 carriage return would be run as a formula by Excel/LibreOffice (OWASP "CSV injection");
-such cells are prefixed with a single quote. Amounts are exact decimal strings in major
-units (plus the integer minor units in payout files); never floats. Statement amounts are
+such cells are prefixed with a single quote. Amounts are exact decimals in major units
+(plus the integer minor units in payout files), never floats: text in CSV, numeric cells
+shown with two decimals in XLSX. Statement amounts are
 written as they are even when negative: a number we format from a ``Decimal`` (``-1.25``)
 is read as a number, never as a formula; every text cell (prompts, titles, memos) is
 neutralised.
 """
 
-import csv
 import io
+import re
+import zipfile
+from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 
 import matplotlib
 import pandas as pd
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+from openpyxl import Workbook
 
 from ledger.models import PayoutBatch, Statement
 from ledger.money import accrual_to_text, minor_to_decimal
@@ -36,11 +42,54 @@ COLUMNS = [
     "legal_name",
     "contact_email",
     "payout_details",
+    "payout_reference",
     "currency",
     "amount",
     "amount_minor",
     "status",
 ]
+
+
+_NUMBER_CELL = re.compile(rb'<c r="([A-Z]+[0-9]+)"([^>]*)><v>[^<]*</v>')
+
+
+def xlsx_exact_numbers(data: bytes, exact: Mapping[int, Mapping[str, Decimal]]) -> bytes:
+    """The workbook ``data`` with the numeric cells in ``exact`` (worksheet number from 1
+    -> cell coordinate -> value) holding their exact decimal text.
+
+    openpyxl writes every number through ``"%.16g"``, a float conversion, so a Decimal
+    such as 0.0215743 would be stored as 0.02157429999999999: a spreadsheet reads it as
+    the same double, but the file would no longer say the exact amount the ledger booked.
+    """
+    if not exact:
+        return data
+    source = zipfile.ZipFile(io.BytesIO(data))
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            content = source.read(info)
+            sheet = re.fullmatch(r"xl/worksheets/sheet([0-9]+)\.xml", info.filename)
+            values = exact.get(int(sheet.group(1))) if sheet else None
+            if values:
+
+                def exact_value(match: re.Match, values=values) -> bytes:
+                    value = values.get(match.group(1).decode())
+                    if value is None:
+                        return match.group(0)
+                    text = format(value, "f").encode()
+                    return (
+                        b'<c r="'
+                        + match.group(1)
+                        + b'"'
+                        + match.group(2)
+                        + b"><v>"
+                        + text
+                        + b"</v>"
+                    )
+
+                content = _NUMBER_CELL.sub(exact_value, content)
+            target.writestr(info, content)
+    return buffer.getvalue()
 
 
 def cell_safe(value: object) -> object:
@@ -62,8 +111,9 @@ def payout_batch_frame(*, batch: PayoutBatch) -> pd.DataFrame:
                 "legal_name": holder.legal_name,
                 "contact_email": holder.contact_email,
                 "payout_details": holder.payout_details,
+                "payout_reference": line.reference,
                 "currency": batch.currency,
-                "amount": str(minor_to_decimal(line.amount_minor, batch.currency)),
+                "amount": minor_to_decimal(line.amount_minor, batch.currency),
                 "amount_minor": line.amount_minor,
                 "status": line.status,
             }
@@ -80,10 +130,21 @@ def payout_batch_export(*, batch: PayoutBatch, fmt: str) -> bytes:
     if fmt == "csv":
         return frame.to_csv(index=False).encode("utf-8")
     if fmt == "xlsx":
+        # Written cell by cell: pandas would store the Decimal amounts as text.
+        workbook = Workbook()
+        sheet = workbook.active
+        sheet.title = f"payout-batch-{batch.pk}"
+        sheet.append(COLUMNS)
+        amount_column = COLUMNS.index("amount") + 1
+        exact = {}
+        for record in frame.itertuples(index=False):
+            sheet.append(list(record))
+            cell = sheet.cell(row=sheet.max_row, column=amount_column)
+            cell.number_format = "#,##0.00"
+            exact[cell.coordinate] = cell.value
         buffer = io.BytesIO()
-        with pd.ExcelWriter(buffer, engine="openpyxl") as writer:
-            frame.to_excel(writer, index=False, sheet_name=f"payout-batch-{batch.pk}")
-        return buffer.getvalue()
+        workbook.save(buffer)
+        return xlsx_exact_numbers(buffer.getvalue(), {1: exact})
     raise ValueError(f"unknown export format {fmt!r}")
 
 
@@ -165,22 +226,6 @@ def statement_rows(*, content: dict) -> list[dict]:
         {column: row.get(column, "") for column in STATEMENT_COLUMNS} | {"currency": currency}
         for row in rows
     ]
-
-
-def statement_csv(*, statement: Statement) -> bytes:
-    """The statement as CSV (UTF-8, one header row, ``statement_rows``)."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=STATEMENT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in statement_rows(content=statement.content):
-        writer.writerow(
-            {
-                **row,
-                "description": cell_safe(row["description"]),
-                "tracks": cell_safe(row["tracks"]),
-            }
-        )
-    return buffer.getvalue().encode("utf-8")
 
 
 _FONT_DIR = Path(matplotlib.get_data_path()) / "fonts" / "ttf"  # DejaVu ships with matplotlib

@@ -90,3 +90,22 @@ class StatementPeriodCreateForm(forms.Form):
         help_text="Excluded: the next period starts here",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
+
+
+class ConfirmForm(forms.Form):
+    """The confirmation of an irreversible action: ``confirm`` must post back the token of
+    the preview the user was shown (``ledger.selectors.confirmations``)."""
+
+    confirm = forms.CharField(max_length=200)
+
+    def __init__(self, *args, expected: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.expected = expected
+
+    def clean_confirm(self) -> str:
+        if self.cleaned_data["confirm"] != self.expected:
+            raise forms.ValidationError(
+                "What this action would do has changed since the confirmation was shown: "
+                "review it again."
+            )
+        return self.cleaned_data["confirm"]

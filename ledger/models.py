@@ -329,3 +329,9 @@ class PayoutLine(models.Model):
 
     def __str__(self) -> str:
         return f"Payout line {self.pk}: {self.rights_holder_id} {self.amount_minor}"
+
+    @property
+    def reference(self) -> str:
+        """The payment reference: in the payment file for the bank transfer's reference
+        field, and on the holder's payouts page, so both sides name the same payment."""
+        return f"RL-{self.batch_id}-{self.pk}"

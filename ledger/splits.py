@@ -195,6 +195,19 @@ def revenue_split(*, revenue: int, pool_fraction: Decimal) -> tuple[int, int, in
     return pool, platform, residue
 
 
+def ownership_split(
+    *, amount: int, shares: Sequence[tuple[int, Decimal]], position: int
+) -> tuple[tuple[int, int], ...]:
+    """A track's ``amount`` over its recording's ownership ``shares`` ((rights_holder_id,
+    percent), in rights-holder-id order: the order breaks allocation ties), as
+    (rights_holder_id, accrual units) that sum to ``amount``."""
+    share_weights = [int(Decimal(percent) * PERCENT_SCALE) for _, percent in shares]
+    if sum(share_weights) != 100 * PERCENT_SCALE:
+        raise ValueError(f"ownership shares of position {position} do not sum to 100%")
+    parts = allocate(amount, share_weights)
+    return tuple((holder_id, part) for (holder_id, _), part in zip(shares, parts, strict=True))
+
+
 def generation_split(
     *,
     revenue_minor: int,
@@ -217,13 +230,7 @@ def generation_split(
         shares = sorted(ownership.get(tw.position, ()))
         if not shares:
             raise ValueError(f"training-set position {tw.position} has no ownership shares")
-        share_weights = [int(Decimal(percent) * PERCENT_SCALE) for _, percent in shares]
-        if sum(share_weights) != 100 * PERCENT_SCALE:
-            raise ValueError(f"ownership shares of position {tw.position} do not sum to 100%")
-        parts = allocate(amount, share_weights)
-        holder_amounts = tuple(
-            (holder_id, part) for (holder_id, _), part in zip(shares, parts, strict=True)
-        )
+        holder_amounts = ownership_split(amount=amount, shares=shares, position=tw.position)
         for holder_id, part in holder_amounts:
             per_holder[holder_id] = per_holder.get(holder_id, 0) + part
         tracks.append(TrackSplit(tw.position, tw.weight, amount, holder_amounts))

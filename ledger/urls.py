@@ -31,6 +31,13 @@ ledger_urlpatterns = [
     path(
         f"{statement}pdf/", views.statement_download, {"fmt": "pdf"}, name="statement-download-pdf"
     ),
+    path(
+        f"{statement}xlsx/",
+        views.statement_download,
+        {"fmt": "xlsx"},
+        name="statement-download-xlsx",
+    ),
+    path("payments/", views.holder_payouts, name="holder-payouts"),
     # Finance.
     path("journal/", views.journal, name="journal"),
     path("journal/<int:seq>/", views.entry_detail, name="entry"),
@@ -55,6 +62,16 @@ urlpatterns = [
     # Rights holders, catalog admins and finance.
     path("attribution/generations/", views.generation_list, name="generations"),
     path("attribution/generations/<int:pk>/", views.generation_detail, name="generation"),
+    path(
+        "attribution/generations/<int:pk>/evidence.json",
+        views.generation_evidence_download,
+        name="generation-evidence",
+    ),
+    path(
+        "attribution/api/generations/<int:pk>/evidence/",
+        apis.GenerationEvidenceApi.as_view(),
+        name="api-generation-evidence",
+    ),
     path(
         "attribution/api/generations/<int:pk>/",
         apis.GenerationDetailApi.as_view(),

@@ -1,16 +1,21 @@
 """Ledger pages.
 
 Rights holders (only the holders they act for; finance may open any holder's): the
-dashboard (balances, earnings, next payout) and statements (page, CSV, PDF). Finance:
-accounts, the journal and its entries, ledger verification, statement periods (create,
-close), payout batches. Every finance action is a POST (CSRF-checked) to a service that
-writes the audit trail. The generations' list and pages (under ``/attribution/``), for
-rights holders, catalog admins and finance: what each generation paid, and to whom.
+dashboard (balances, earnings, next payout), statements (page; CSV and XLSX with one line
+per generation and track; PDF) and payments. Finance: accounts, the journal and its
+entries, ledger verification, statement periods (create, close), payout batches. Every
+finance action is a POST (CSRF-checked) to a service that writes the audit trail; the
+irreversible ones (close a period, mark a batch paid, fail a line) first show what they
+will do and run only when that is confirmed. The generations' list and pages (under
+``/attribution/``), for rights holders, catalog admins and finance: what each generation
+paid, and to whom, with its attribution evidence file.
 
 Views parse input, call a selector or service and render; anonymous users are sent to
 log in; holder pages show the holders the user acts for (a user who acts for none gets an
 explanation, another holder's statement is 404); finance pages are 403 for other roles.
 """
+
+import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -20,7 +25,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from attribution import selectors as attribution_selectors
 from attribution.charts import attribution_distribution_svg
@@ -30,11 +35,13 @@ from attribution.views import require_generation_reader, run_status_url
 from catalog.models import RightsHolder
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, FINANCE, role_required, user_has_role
+from core.sorting import Sorting
 from ledger import selectors, services
 from ledger.charts import earnings_per_month_svg
-from ledger.exports import CONTENT_TYPES, statement_csv, statement_pdf
+from ledger.exports import CONTENT_TYPES, statement_pdf
 from ledger.filters import AccountFilter, JournalEntryFilter
 from ledger.forms import (
+    ConfirmForm,
     PayoutBatchCreateForm,
     PayoutExportForm,
     PayoutLineFailForm,
@@ -42,7 +49,15 @@ from ledger.forms import (
     VerifyForm,
 )
 from ledger.models import JournalEntry, PayoutBatch, PayoutLine, Statement, StatementPeriod
+from ledger.selectors.confirmations import (
+    payout_batch_mark_paid_preview,
+    payout_line_fail_preview,
+    statement_period_close_preview,
+)
+from ledger.selectors.evidence import generation_evidence
 from ledger.selectors.generations import METHOD_LABELS
+from ledger.selectors.holder_payouts import holder_payout_lines
+from ledger.statement_exports import statement_lines_csv, statement_xlsx
 
 PAGE_SIZE = 50
 finance_required = role_required(FINANCE)
@@ -190,7 +205,7 @@ def statement_download(
         )
     except ApplicationError as exc:
         return render(request, "ledger/statement_error.html", {"message": exc.message}, status=409)
-    write = statement_csv if fmt == "csv" else statement_pdf
+    write = {"csv": statement_lines_csv, "xlsx": statement_xlsx, "pdf": statement_pdf}[fmt]
     data = write(statement=statement)
     return file_response(
         data, content_type=CONTENT_TYPES[fmt], filename=_statement_filename(statement, fmt)
@@ -200,15 +215,29 @@ def statement_download(
 # --- finance: accounts, journal, verification ------------------------------------------------
 
 
+ACCOUNT_SORTING = Sorting(
+    columns={
+        # Holder ids compare as numbers (the keys, as text, would put :10 before :2).
+        "account": ("kind", "currency", "rights_holder_id"),
+        "holder": ("rights_holder__legal_name", "currency"),
+        "currency": ("currency", "kind", "rights_holder_id"),
+        "balance": ("balance",),
+    },
+    default="account",
+)
+
+
 @finance_required
 def account_list(request: HttpRequest) -> HttpResponse:
     accounts = AccountFilter(request.GET, queryset=selectors.accounts_with_balances())
+    rows, sort = ACCOUNT_SORTING.apply(accounts.qs, request)
     return render(
         request,
         "ledger/accounts.html",
         {
             "filter": accounts,
-            "page": _page(request, accounts.qs),
+            "page": _page(request, rows),
+            "sort": sort,
             "trial_balance": selectors.trial_balance(),
         },
     )
@@ -274,9 +303,20 @@ def statement_periods(request: HttpRequest) -> HttpResponse:
 
 
 @finance_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def statement_period_close(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: what closing the period will do, with the button that confirms it. POST: close
+    it, only with the confirmation of what was shown (else the confirmation again)."""
     period = get_object_or_404(StatementPeriod, pk=pk)
+    preview = statement_period_close_preview(period=period)
+    form = ConfirmForm(request.POST or None, expected=preview.token)
+    if request.method != "POST" or not form.is_valid():
+        return render(
+            request,
+            "ledger/confirm_period_close.html",
+            {"preview": preview, "form": form},
+            status=400 if request.method == "POST" else 200,
+        )
     try:
         period = services.statement_period_close(period=period, actor=request.user)
     except ApplicationError as exc:
@@ -346,9 +386,20 @@ def payout_batch_export(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @finance_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def payout_batch_mark_paid(request: HttpRequest, pk: int) -> HttpResponse:
+    """GET: what marking the batch paid will book, with the button that confirms it. POST:
+    book it, only with the confirmation of what was shown (else the confirmation again)."""
     batch = get_object_or_404(PayoutBatch, pk=pk)
+    preview = payout_batch_mark_paid_preview(batch=batch)
+    form = ConfirmForm(request.POST or None, expected=preview.token)
+    if request.method != "POST" or not form.is_valid():
+        return render(
+            request,
+            "ledger/confirm_mark_paid.html",
+            {"preview": preview, "form": form},
+            status=400 if request.method == "POST" else 200,
+        )
     try:
         entry = services.payout_batch_mark_paid(batch=batch, actor=request.user)
     except ApplicationError as exc:
@@ -366,6 +417,19 @@ def payout_line_fail(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Give the reason the payment failed.")
         return redirect("ledger:payout", pk=line.batch_id)
+    # The reason's form posts here first; the action runs once the page that says what it
+    # will do (reverse a paid line, or leave a pending one out) has been confirmed.
+    preview = payout_line_fail_preview(line=line, reason=form.cleaned_data["reason"])
+    confirm = ConfirmForm(
+        request.POST if "confirm" in request.POST else None, expected=preview.token
+    )
+    if not confirm.is_valid():
+        return render(
+            request,
+            "ledger/confirm_line_fail.html",
+            {"preview": preview, "form": confirm, "hidden": [("reason", preview.reason)]},
+            status=400 if "confirm" in request.POST else 200,
+        )
     try:
         entry = services.payout_line_fail(
             line=line, reason=form.cleaned_data["reason"], actor=request.user
@@ -383,6 +447,14 @@ def payout_line_fail(request: HttpRequest, pk: int) -> HttpResponse:
 # --- generations: what each paid -------------------------------------------------------------
 
 
+GENERATION_SORTING = Sorting(
+    columns={"date": ("created_at",), "revenue": ("revenue_minor",)}, default="-date"
+)
+HOLDER_GENERATION_SORTING = Sorting(
+    columns={"date": ("created_at",), "amount": ("holder_amount",)}, default="-date"
+)
+
+
 @login_required
 @require_GET
 def generation_list(request: HttpRequest) -> HttpResponse:
@@ -398,6 +470,14 @@ def generation_list(request: HttpRequest) -> HttpResponse:
         )
         if request.GET.get("status") in Generation.Status.values:
             generations = generations.filter(status=request.GET["status"])
+    periods = list(selectors.statement_periods())
+    period = next((p for p in periods if str(p.pk) == request.GET.get("period")), None)
+    if period is not None:
+        generations = generations.filter(
+            created_at__gte=period.starts_at, created_at__lt=period.ends_at
+        )
+    sorting = HOLDER_GENERATION_SORTING if for_holder else GENERATION_SORTING
+    generations, sort = sorting.apply(generations, request)
     page = _page(request, generations)
     rows = selectors.generation_rows(page.object_list, for_holder=for_holder)
     active = [row.run.pk for row in rows if row.status is not None and not row.status["done"]]
@@ -411,6 +491,9 @@ def generation_list(request: HttpRequest) -> HttpResponse:
             "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
             "statuses": Generation.Status.choices,
             "status_url": run_status_url(active),
+            "sort": sort,
+            "periods": periods,
+            "period": period,
         },
     )
 
@@ -463,4 +546,45 @@ def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "may_audit": _may_audit(request, detail),
             "status_url": run_status_url([run.pk for run, status, _ in runs if not status["done"]]),
         },
+    )
+
+
+# --- rights holders: payouts, attribution evidence -------------------------------------------
+
+
+@login_required
+@require_GET
+def holder_payouts(request: HttpRequest) -> HttpResponse:
+    """The payments to a holder the user acts for (finance: any, ``?holder=``): date,
+    amount, batch, status and the payment reference the bank transfer carries."""
+    own = selectors.rights_holders_for_user(user=request.user)
+    holder = _selected_holder(request, own)
+    if holder is None:
+        return _no_holder(request)
+    return render(
+        request,
+        "ledger/holder_payouts.html",
+        {
+            "holder": holder,
+            "holders": list(own.order_by("legal_name")),
+            "page": _page(request, holder_payout_lines(rights_holder=holder)),
+        },
+    )
+
+
+@login_required
+@require_GET
+def generation_evidence_download(request: HttpRequest, pk: int) -> HttpResponse:
+    """The generation's attribution evidence as JSON (``ledger.selectors.evidence``): a
+    rights holder's users get their own lines only; 404 before the generation is settled."""
+    require_generation_reader(request)
+    generation = get_object_or_404(attribution_selectors.generations_for_user(request.user), pk=pk)
+    evidence = generation_evidence(generation=generation, user=request.user)
+    if evidence is None:
+        raise Http404("This generation has not been settled: there is no split to show.")
+    data = json.dumps(evidence, indent=1, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return file_response(
+        data,
+        content_type="application/json; charset=utf-8",
+        filename=f"evidence-generation-{generation.pk}.json",
     )

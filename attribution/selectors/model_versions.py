@@ -2,7 +2,7 @@
 tracks were opted out since, and the status of their artifacts (pages, API, engine)."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from attribution.methods import artifact_kinds
 from attribution.models import ModelArtifact, ModelVersion, TrainingSetEntry
@@ -33,6 +33,20 @@ def training_set_entries(model_version: ModelVersion) -> QuerySet[TrainingSetEnt
         TrainingSetEntry.objects.filter(model_version=model_version)
         .select_related("recording")
         .order_by("position")
+    )
+
+
+def training_set_search(
+    entries: QuerySet[TrainingSetEntry], query: str
+) -> QuerySet[TrainingSetEntry]:
+    """``entries`` whose recording's title contains ``query`` or whose ISRC starts with it
+    (ignoring case, and spaces and dashes in the ISRC as people type it)."""
+    query = query.strip()
+    if not query:
+        return entries
+    isrc = query.replace("-", "").replace(" ", "").upper()
+    return entries.filter(
+        Q(recording__title__icontains=query) | Q(recording__isrc__startswith=isrc)
     )
 
 

@@ -26,6 +26,7 @@ from attribution.models import AttributionRun
 from attribution.streaming import ranged_file_response
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, user_has_role
+from core.sorting import Sorting
 
 PAGE_SIZE = 50
 MAX_STATUS_IDS = 200
@@ -60,6 +61,18 @@ def generation_audio(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+JOB_SORTING = Sorting(
+    columns={
+        "run": ("id",),
+        "generation": ("generation_id",),
+        "model": ("model_version__name",),
+        "started": ("created_at",),
+        "attempts": ("attempts",),
+    },
+    default="-run",
+)
+
+
 @login_required
 @require_GET
 def job_list(request: HttpRequest) -> HttpResponse:
@@ -69,6 +82,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
     status = request.GET.get("status")
     if status in AttributionRun.Status.values:
         runs = runs.filter(status=status)
+    runs, sort = JOB_SORTING.apply(runs, request)
     page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [(run, selectors.run_status(run), selectors.run_may_rerun(run)) for run in page]
     return render(
@@ -79,6 +93,7 @@ def job_list(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "statuses": AttributionRun.Status.choices,
             "status": status,
+            "sort": sort,
             "status_url": run_status_url([run.pk for run, s, _ in rows if not s["done"]]),
         },
     )

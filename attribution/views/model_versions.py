@@ -18,10 +18,12 @@ from attribution.models import ModelVersion
 from attribution.selectors.model_versions import (
     model_version_artifact_statuses,
     training_set_entries,
+    training_set_search,
 )
 from attribution.services import model_version_artifacts_queue, model_version_register
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, user_has_role
+from core.sorting import Sorting
 
 PAGE_SIZE = 50
 
@@ -79,12 +81,26 @@ def model_version_register_page(request: HttpRequest) -> HttpResponse:
     return render(request, "attribution/model_version_register.html", {"form": form})
 
 
+TRAINING_SET_SORTING = Sorting(
+    columns={
+        "position": ("position",),
+        "isrc": ("recording__isrc",),
+        "title": ("recording__title", "position"),
+    },
+    default="position",
+)
+
+
 @login_required
 @require_GET
 def model_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
     _require_catalog_admin(request)
     version = get_object_or_404(ModelVersion, pk=pk)
-    entries = Paginator(training_set_entries(version), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.get("q", "").strip()
+    entries, sort = TRAINING_SET_SORTING.apply(
+        training_set_search(training_set_entries(version), query), request
+    )
+    entries = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
     artifacts = model_version_artifact_statuses(version)
     return render(
         request,
@@ -95,6 +111,8 @@ def model_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "can_compute": all(a["done"] for a in artifacts)
             and any(a["status"] != "ready" for a in artifacts),
             "page_obj": entries,
+            "query": query,
+            "sort": sort,
             "status_url": reverse("attribution:model-version-status", args=[version.pk]),
         },
     )

@@ -187,11 +187,28 @@ def write_catalog(
     for index, name in enumerate(names):
         h = holders[name]
         rows_holders.append(
-            [h.legal_name, h.kind, make_isni(index + 1), h.ipi, h.payout_currency, h.contact_email]
+            [
+                h.legal_name,
+                h.kind,
+                make_isni(index + 1),
+                h.ipi,
+                h.payout_currency,
+                h.contact_email,
+                # Fictional: finance's payment file needs somewhere to send each payout.
+                f"Demo bank, account DEMO-{index + 1:04d}",
+            ]
         )
     files = {
         "rights_holders.csv": (
-            ["legal_name", "kind", "isni", "ipi", "payout_currency", "contact_email"],
+            [
+                "legal_name",
+                "kind",
+                "isni",
+                "ipi",
+                "payout_currency",
+                "contact_email",
+                "payout_details",
+            ],
             rows_holders,
         ),
         "recordings.csv": (

@@ -18,6 +18,7 @@ from ledger.apis.generations import (
     AttributedTrackSerializer,
     GenerationDetailApi,
     GenerationDetailSerializer,
+    GenerationEvidenceApi,
 )
 from ledger.apis.journal import (
     JournalEntryDetailSerializer,
@@ -62,6 +63,7 @@ __all__ = [
     "CSVRenderer",
     "GenerationDetailApi",
     "GenerationDetailSerializer",
+    "GenerationEvidenceApi",
     "IsFinance",
     "JournalEntryDetailSerializer",
     "JournalEntrySerializer",

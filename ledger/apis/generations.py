@@ -3,13 +3,19 @@ generation as the generations API lists it, plus the tracks its settlement paid 
 holder's user: only the holders they act for) and their total. Scoping is the pages'
 (``attribution.selectors.generations_for_user``)."""
 
-from drf_spectacular.utils import extend_schema_field
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import RetrieveAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from attribution.apis import GenerationSerializer
 from attribution.models import Generation
 from attribution.selectors import generations_for_user
+from ledger.selectors.evidence import generation_evidence
 from ledger.selectors.generations import GenerationDetail, generation_detail
 
 
@@ -107,3 +113,17 @@ class GenerationDetailApi(RetrieveAPIView):
 
     def get_queryset(self):
         return generations_for_user(self.request.user)
+
+
+class GenerationEvidenceApi(APIView):
+    """The generation's attribution evidence (``ledger.selectors.evidence``), the same file
+    as the page's download: recompute its split with ``python -m ledger.evidence``. A
+    rights holder's user gets their own lines only; 404 before the generation is settled."""
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, pk: int):
+        generation = get_object_or_404(generations_for_user(request.user), pk=pk)
+        evidence = generation_evidence(generation=generation, user=request.user)
+        if evidence is None:
+            raise NotFound("This generation has not been settled: there is no split to show.")
+        return Response(evidence)

@@ -9,9 +9,10 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from ledger import selectors
-from ledger.apis.common import MAX_ID, CSVRenderer, PDFRenderer
-from ledger.exports import CONTENT_TYPES, statement_csv, statement_pdf
+from ledger.apis.common import MAX_ID, XLSX, CSVRenderer, PDFRenderer, XLSXRenderer
+from ledger.exports import CONTENT_TYPES, statement_pdf
 from ledger.models import Statement
+from ledger.statement_exports import statement_lines_csv, statement_xlsx
 from ledger.views import file_response, statement_for
 
 
@@ -137,11 +138,23 @@ class StatementViewSet(viewsets.ReadOnlyModelViewSet):
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, CSVRenderer])
     def csv(self, request, pk=None, **kwargs):
+        """One row per generation and track (``ledger.statement_exports``)."""
         statement = self.get_object()
         return file_response(
-            statement_csv(statement=statement),
+            statement_lines_csv(statement=statement),
             content_type=CONTENT_TYPES["csv"],
             filename=f"statement-{statement.pk}.csv",
+        )
+
+    @extend_schema(responses={(200, XLSX): OpenApiTypes.BINARY})
+    @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, XLSXRenderer])
+    def xlsx(self, request, pk=None, **kwargs):
+        """The usage lines, the summary and the header as sheets of one workbook."""
+        statement = self.get_object()
+        return file_response(
+            statement_xlsx(statement=statement),
+            content_type=CONTENT_TYPES["xlsx"],
+            filename=f"statement-{statement.pk}.xlsx",
         )
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})

@@ -9,12 +9,21 @@ from core.exceptions import ApplicationError
 from core.services import audit_record
 from ledger import hashing
 from ledger.models import Account, JournalEntry, PayoutBatch, PayoutLine, StatementPeriod
-from ledger.money import ACCRUAL_SCALE, accrual_to_minor_floor
+from ledger.money import ACCRUAL_SCALE, accrual_to_minor_floor, minor_to_decimal
 from ledger.selectors.holders import holder_payable_balances, holder_payable_due
 from ledger.selectors.payouts import payout_minimum_minor, payout_reserved_minor
 from ledger.services.accounts import accounts_ensure
 from ledger.services.db import ledger_lock
 from ledger.services.journal import Line, entry_post
+
+_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+
+
+def _money_text(amount_minor: int, currency: str) -> str:
+    """``$10.00``, ``€5.00``, ``CHF 7.50``: an amount as people read it in a message."""
+    amount = f"{minor_to_decimal(amount_minor, currency):,}"
+    symbol = _SYMBOLS.get(currency)
+    return f"{symbol}{amount}" if symbol else f"{currency} {amount}"
 
 
 @transaction.atomic
@@ -35,7 +44,8 @@ def payout_batch_create(
     threshold = payout_minimum_minor(currency) if threshold_minor is None else threshold_minor
     if threshold < 1:
         raise ApplicationError(
-            "The payout threshold must be at least one minor unit.", field="threshold_minor"
+            f"The minimum payout must be at least {_money_text(1, currency)}.",
+            field="threshold_minor",
         )
     if period is not None:
         period.refresh_from_db()
@@ -56,7 +66,10 @@ def payout_batch_create(
         if available >= threshold:
             lines.append((holder_id, available))
     if not lines:
-        raise ApplicationError(f"No rights holder has at least {threshold} {currency} minor units.")
+        raise ApplicationError(
+            f"No rights holder is owed at least {_money_text(threshold, currency)} "
+            "(not already in a draft batch)."
+        )
     batch = PayoutBatch.objects.create(
         currency=currency,
         threshold_minor=threshold,
@@ -115,8 +128,8 @@ def payout_batch_mark_paid(
     for line in lines:
         if balances.get(line.rights_holder_id, 0) < line.amount_minor * ACCRUAL_SCALE:
             raise ApplicationError(
-                f"Rights holder {line.rights_holder_id} no longer has {line.amount_minor} "
-                "minor units payable; fail that line first."
+                f"Rights holder {line.rights_holder_id} is no longer owed "
+                f"{_money_text(line.amount_minor, batch.currency)}; fail that line first."
             )
     K = Account.Kind
     accounts = accounts_ensure(

@@ -317,6 +317,28 @@ def test_register_a_model_version_through_the_page(client, admin, tmp_path):
     assert f'href="/attribution/model-versions/{version.pk}/"' in listing
 
 
+def test_training_set_is_sorted_and_searched_across_pages(client, admin, tmp_path, monkeypatch):
+    monkeypatch.setattr("attribution.views.model_versions.PAGE_SIZE", 2)
+    recordings = [RecordingFactory(title=title) for title in ("Bolero", "Aria", "Canon")]
+    folder = write_checkpoint(tmp_path / "ckpt", recordings)
+    version = model_version_register(name="v-sort", checkpoint_dir=folder, actor=None)
+    url = f"/attribution/model-versions/{version.pk}/"
+
+    def titles(**query) -> list[str]:
+        html = client.get(url, query).content.decode()
+        table = html.split('id="training-set"')[1].split("</table>")[0]
+        return [t for t in ("Aria", "Bolero", "Canon") if t in table]
+
+    assert titles() == ["Aria", "Bolero"]  # by position: Bolero 0, Aria 1
+    assert titles(sort="title") == ["Aria", "Bolero"]
+    assert titles(sort="title", page=2) == ["Canon"]
+    assert titles(sort="-title") == ["Bolero", "Canon"]
+    assert titles(sort="-title", page=2) == ["Aria"]
+    assert titles(q="can") == ["Canon"]
+    isrc = recordings[1].isrc
+    assert titles(q=f"{isrc[:2]}-{isrc[2:5]}-{isrc[5:]}") == ["Aria"]
+
+
 def test_model_version_page_shows_artifacts_and_queues_their_computation(
     client, admin, tmp_path, monkeypatch, django_capture_on_commit_callbacks
 ):

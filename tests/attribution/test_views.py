@@ -1,6 +1,8 @@
 """The attribution-job pages and the run API for each role, and a generation's audio
 (the generations' pages are the ledger's: ``tests/ledger/test_generation_pages.py``)."""
 
+import re
+
 import pytest
 from django.contrib.auth.models import Permission
 from django.utils.html import escape
@@ -124,6 +126,18 @@ def test_jobs_page_shows_live_status_failures_and_reruns_a_failed_run(
     assert queued == [rerun.pk]
     event = AuditEvent.objects.get(action="attribution_run.rerun", object_id=str(rerun.pk))
     assert event.actor == world.admin and event.reason == "artifacts computed now"
+
+    # Sorted on the server: oldest run first across pages, the status filter kept.
+    ids = [
+        int(i)
+        for i in re.findall(
+            r'<tr data-run="(\d+)"',
+            client.get("/attribution/jobs/", {"sort": "run"}).content.decode(),
+        )
+    ]
+    assert ids == sorted(AttributionRun.objects.values_list("pk", flat=True))
+    newest = client.get("/attribution/jobs/", {"sort": "-run"}).content.decode()
+    assert re.findall(r'<tr data-run="(\d+)"', newest)[0] == str(rerun.pk)
 
     # The old run cannot be re-run again: its generation has a newer run.
     page = client.get("/attribution/jobs/").content.decode()

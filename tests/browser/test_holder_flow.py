@@ -3,15 +3,17 @@ downloads it as CSV and PDF; the pages hold at 390 px."""
 
 import csv
 import io
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.core.cache import cache
+from openpyxl import load_workbook
 
 from core.roles import RIGHTS_HOLDER
 from core.services import user_create_or_update
-from ledger.exports import statement_csv
 from ledger.models import Statement
+from ledger.statement_exports import statement_lines_csv
 from tests.ledger.conftest import FORMULA_PROMPT, world_create
 
 PASSWORD = "holder-flow-pass-123"
@@ -67,17 +69,22 @@ def test_holder_opens_a_statement_and_downloads_it(live_server, page, screenshot
     assert download.suggested_filename == (
         f"statement-{world.a.pk}-{world.period.starts_at:%Y-%m-%d}-USD.csv"
     )
-    assert content == statement_csv(statement=statement)
+    assert content == statement_lines_csv(statement=statement)
+    # One row per generation and track, the reversal as its negative: summed as finance
+    # would, the rows give the statement's movement from opening to closing balance.
     rows = list(csv.DictReader(io.StringIO(content.decode())))
-    assert [r["kind"] for r in rows] == [
-        "opening_balance",
-        "generation",
-        "generation",
-        "reversal",
-        "closing_balance",
-    ]
-    assert rows[1]["description"] == "'" + FORMULA_PROMPT  # neutralised for spreadsheets
-    assert rows[-1]["amount"] == "10.00500000"
+    assert [r["kind"] for r in rows] == ["earning", "earning", "reversal"]
+    assert all(len(r["isrc"]) == 12 for r in rows)
+    opening = Decimal(page.inner_text("[data-testid=opening]"))
+    closing = Decimal(page.inner_text("[data-testid=closing]"))
+    assert sum(Decimal(r["amount"]) for r in rows) == closing - opening == Decimal("10.005")
+
+    with page.expect_download() as info:
+        page.click("text=Download XLSX")
+    sheet = load_workbook(io.BytesIO(Path(info.value.path()).read_bytes()))["Lines"]
+    amounts = [row[-1] for row in sheet.iter_rows(min_row=2)]
+    assert [cell.data_type for cell in amounts] == ["n", "n", "n"]
+    assert all(cell.number_format == "#,##0.00" for cell in amounts)
 
     with page.expect_download() as info:
         page.click("text=Download PDF")

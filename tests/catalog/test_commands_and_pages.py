@@ -1,5 +1,6 @@
 """Management commands, web pages and the Django admin for catalog admins."""
 
+import re
 from datetime import date
 from decimal import Decimal
 
@@ -85,13 +86,19 @@ class TestPages:
         # The withdraw button posts to this page's view, not to the API's action of the
         # same name (which answered the holder with JSON).
         withdraw_url = f"/catalog/opt-outs/{OptOut.objects.get().pk}/withdraw/"
-        assert f'action="{withdraw_url}"' in page
-        response = client.post(withdraw_url)
+        assert f'href="{withdraw_url}"' in page
+        # Withdrawing asks first: a POST without the confirmation changes nothing.
+        assert client.post(withdraw_url).status_code == 400
+        assert OptOut.objects.get().withdrawn_at is None
+        confirm = client.get(withdraw_url).content.decode()
+        assert "My Tune" in confirm and "cannot be undone" in confirm
+        token = re.search(r'name="confirm" value="([^"]+)"', confirm).group(1)
+        response = client.post(withdraw_url, {"confirm": token})
         assert response.status_code == 302
         assert OptOut.objects.get().withdrawn_at is not None
         assert "allowed" in client.get("/catalog/").content.decode()
 
-    def test_my_catalog_pages_recordings_and_opt_outs_in_sortable_tables(self, client, monkeypatch):
+    def test_my_catalog_sorts_searches_and_pages(self, client, monkeypatch):
         """A large catalog is paged (recordings by ISRC, opt-outs newest first), each
         page naming how many there are; another holder's recordings never show."""
         monkeypatch.setattr("catalog.views.PAGE_SIZE", 2)
@@ -117,10 +124,10 @@ class TestPages:
             return recordings, opt_outs
 
         recordings, opt_outs = sections()
-        assert 'class="sortable" id="my-recordings"' in recordings
+        assert 'id="my-recordings"' in recordings
         assert "Tune 1" in recordings and "Tune 2" in recordings and "Tune 3" not in recordings
         assert "Page 1 of 2 (3 in all)" in recordings
-        assert 'class="sortable" id="opt-outs"' in opt_outs
+        assert 'id="opt-outs"' in opt_outs
         assert "Tune 3" in opt_outs and "Tune 1" not in opt_outs  # newest first
         assert "Page 1 of 2 (3 in all)" in opt_outs
         recordings, _ = sections(page=2)
@@ -128,6 +135,20 @@ class TestPages:
         _, opt_outs = sections(opt_outs_page=2)
         assert "Tune 1" in opt_outs and "Tune 3" not in opt_outs
         assert all("Their Tune" not in part for part in sections() + sections(page=2))
+
+        # Sorted on the server: descending by ISRC, the first page holds the last two.
+        recordings, _ = sections(sort="-isrc")
+        assert "Tune 3" in recordings and "Tune 2" in recordings and "Tune 1" not in recordings
+        recordings, _ = sections(sort="-isrc", page=2)
+        assert "Tune 1" in recordings and "Tune 3" not in recordings
+        assert "sort=-isrc" in recordings  # the page links keep the sort
+        # Searched across every page, by title or by ISRC as people type it.
+        for query in ("tune 3", "USAAA2600003", "US-AAA-26-00003"):
+            recordings, _ = sections(q=query)
+            assert "Tune 3" in recordings and "Tune 1" not in recordings, query
+            assert "Page 1 of" not in recordings  # one match, one page
+        recordings, _ = sections(q="Their")
+        assert "No recording matches" in recordings and "Their Tune" not in recordings
 
     def test_holder_cannot_withdraw_another_holders_opt_out(self, client):
         user = UserFactory(role=RIGHTS_HOLDER)

@@ -473,3 +473,32 @@ def test_concurrent_imports_of_the_same_folder_register_it_once(catalog_folder):
     assert ImportBatch.objects.count() == 1
     for recording in Recording.objects.all():
         assert sum(recording.ownership_shares.values_list("percent", flat=True)) == 100
+
+
+def test_payout_details_are_imported_and_an_empty_cell_keeps_them(catalog_folder):
+    folder = catalog_folder.write()
+    holders = catalog_folder.holders
+    header = ["legal_name", "kind", "isni", "ipi", "payout_currency", "contact_email"]
+    write_csv(
+        folder / "rights_holders.csv",
+        [*header, "payout_details"],
+        [[*holders[0], "IBAN DE00 1234"], [*holders[1], ""]],
+    )
+    assert catalog_import_folder(folder=folder, actor=None).ok
+    aria = RightsHolder.objects.get(legal_name="Aria Artist")
+    assert aria.payout_details == "IBAN DE00 1234"
+    assert RightsHolder.objects.get(legal_name="Lumen Label").payout_details == ""
+    # A later file without the column (or with the cell empty) never erases them.
+    write_csv(folder / "rights_holders.csv", header, holders)
+    report = catalog_import_folder(folder=folder, actor=None)
+    assert report.ok and report.no_op
+    aria.refresh_from_db()
+    assert aria.payout_details == "IBAN DE00 1234"
+    write_csv(
+        folder / "rights_holders.csv",
+        [*header, "payout_details"],
+        [[*holders[0], "IBAN FR00 9"], [*holders[1], ""]],
+    )
+    assert catalog_import_folder(folder=folder, actor=None).ok
+    aria.refresh_from_db()
+    assert aria.payout_details == "IBAN FR00 9"

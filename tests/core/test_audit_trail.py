@@ -9,6 +9,7 @@ be added without deciding how this test covers it.
 
 import ast
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -163,14 +164,22 @@ def payout_batch_export(client, world, tmp):
     return client.post(url, {"fmt": "csv"})
 
 
+def confirmed(client, url, data=None):
+    """POST ``url`` with the token its confirmation page shows (irreversible actions)."""
+    data = dict(data or {})
+    shown = (client.post(url, data) if data else client.get(url)).content.decode()
+    token = re.search(r'name="confirm" value="([^"]+)"', shown)
+    return client.post(url, data | {"confirm": token.group(1) if token else ""})
+
+
 def payout_batch_mark_paid(client, world, tmp):
-    return client.post(reverse("ledger:payout-mark-paid", args=[world.payout_batch.pk]))
+    return confirmed(client, reverse("ledger:payout-mark-paid", args=[world.payout_batch.pk]))
 
 
 def payout_line_fail(client, world, tmp):
     payout_batch_mark_paid(client, world, tmp)
     url = reverse("ledger:payout-line-fail", args=[world.payout_line_a.pk])
-    return client.post(url, {"reason": "the bank returned it"})
+    return confirmed(client, url, {"reason": "the bank returned it"})
 
 
 def ledger_verify(client, world, tmp):
@@ -190,7 +199,7 @@ def statement_period_close(client, world, tmp):
     period = create(
         starts_at=datetime(2020, 1, 1, tzinfo=UTC), ends_at=datetime(2020, 2, 1, tzinfo=UTC)
     )
-    return client.post(reverse("ledger:period-close", args=[period.pk]))
+    return confirmed(client, reverse("ledger:period-close", args=[period.pk]))
 
 
 def statement_generate(client, world, tmp):

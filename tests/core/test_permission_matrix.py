@@ -105,8 +105,8 @@ EXPECTED: dict[str, Expect] = {
     # --- catalog pages
     "catalog:my-catalog": page(),
     "catalog:opt-out-request": page(HOLDER | CATALOG),
-    "catalog:opt-out-withdraw-page": page(
-        HOLDER | CATALOG, ok=405, owned=True, args=pk("opt_out_a")
+    "catalog:opt-out-withdraw-page": page(  # GET: the confirmation
+        HOLDER | CATALOG, owned=True, args=pk("opt_out_a")
     ),
     "catalog:opt-out-rule": Expect(PUBLIC),
     "catalog:import": page(CATALOG),
@@ -157,20 +157,24 @@ EXPECTED: dict[str, Expect] = {
     "ledger:statement": page(owned=True, sees_all=FIN, args=statement_args),
     "ledger:statement-download-csv": page(owned=True, sees_all=FIN, args=statement_args),
     "ledger:statement-download-pdf": page(owned=True, sees_all=FIN, args=statement_args),
+    "ledger:statement-download-xlsx": page(owned=True, sees_all=FIN, args=statement_args),
+    # Payments to the holders the user acts for (finance: any holder, picked with ?holder=).
+    "ledger:holder-payouts": page(),
     "ledger:journal": page(FIN),
     "ledger:entry": page(FIN, args=lambda w: {"seq": w.entry_a.seq}),
     "ledger:accounts": page(FIN),
     "ledger:verify": page(FIN),
     "ledger:periods": page(FIN),
-    "ledger:period-close": page(FIN, ok=405, args=pk("period")),  # POST only
+    "ledger:period-close": page(FIN, args=pk("period")),  # GET: the confirmation
     "ledger:payouts": page(FIN),
     "ledger:payout": page(FIN, args=pk("payout_batch")),
     "ledger:payout-export": page(FIN, ok=405, args=pk("payout_batch")),
-    "ledger:payout-mark-paid": page(FIN, ok=405, args=pk("payout_batch")),
+    "ledger:payout-mark-paid": page(FIN, args=pk("payout_batch")),  # GET: the confirmation
     "ledger:payout-line-fail": page(FIN, ok=405, args=pk("payout_line_a")),
     # What generations paid (under /attribution/generations/): holders see those that paid them.
     "ledger:generations": page(),
     "ledger:generation": page(owned=True, args=pk("generation_a")),
+    "ledger:generation-evidence": page(owned=True, args=pk("generation_a")),
     # --- ledger API
     "ledger:api-root": api(),
     "ledger:api-balances": api(),
@@ -187,6 +191,7 @@ EXPECTED: dict[str, Expect] = {
     "ledger:statement-detail": api(owned=True, sees_all=FIN, args=pk("statement_a")),
     "ledger:statement-csv": api(owned=True, sees_all=FIN, args=pk("statement_a")),
     "ledger:statement-pdf": api(owned=True, sees_all=FIN, args=pk("statement_a")),
+    "ledger:statement-xlsx": api(owned=True, sees_all=FIN, args=pk("statement_a")),
     "ledger:statement-period-list": api(FIN),
     "ledger:statement-period-detail": api(FIN, args=pk("period")),
     "ledger:statement-period-close": api(FIN, ok=405, args=pk("period")),
@@ -196,6 +201,7 @@ EXPECTED: dict[str, Expect] = {
     "ledger:payout-batch-mark-paid": api(FIN, ok=405, args=pk("payout_batch")),
     "ledger:payout-batch-fail-line": api(FIN, ok=405, args=pk("payout_batch")),
     "ledger:api-generation": api(owned=True, args=pk("generation_a")),  # /attribution/api/
+    "ledger:api-generation-evidence": api(owned=True, args=pk("generation_a")),
 }
 
 

@@ -96,7 +96,7 @@ def test_entries_filter_by_kind_and_booking_date(world):
 
 
 def test_statements_are_scoped_to_the_holder_and_downloadable(world):
-    from ledger.exports import statement_csv
+    from ledger.statement_exports import statement_lines_csv
     from tests.ledger.conftest import user_with_role
 
     own = services.statement_generate(rights_holder=world.a, period=world.period, currency="USD")
@@ -109,7 +109,7 @@ def test_statements_are_scoped_to_the_holder_and_downloadable(world):
     assert holder.get(f"/ledger/api/statements/{other.pk}/csv/").status_code == 404
     assert holder.get(f"/ledger/api/statements/{other.pk}/pdf/").status_code == 404
     response = holder.get(f"/ledger/api/statements/{own.pk}/csv/", HTTP_ACCEPT="text/csv")
-    assert response.status_code == 200 and response.content == statement_csv(statement=own)
+    assert response.status_code == 200 and response.content == statement_lines_csv(statement=own)
     pdf = holder.get(f"/ledger/api/statements/{own.pk}/pdf/")
     assert pdf["Content-Type"] == "application/pdf" and pdf.content.startswith(b"%PDF-")
     everyone = api_for(user_with_role(FINANCE)).get("/ledger/api/statements/").json()
@@ -119,7 +119,7 @@ def test_statements_are_scoped_to_the_holder_and_downloadable(world):
     assert catalog_admin.get("/ledger/api/statements/").json()["results"] == []
     assert catalog_admin.get(f"/ledger/api/statements/{own.pk}/").status_code == 404
     # The router's format suffix reaches the download too.
-    assert holder.get(f"/ledger/api/statements/{own.pk}/csv.json").content == statement_csv(
+    assert holder.get(f"/ledger/api/statements/{own.pk}/csv.json").content == statement_lines_csv(
         statement=own
     )
 
@@ -255,8 +255,9 @@ def test_schema_documents_the_ledger_api_without_warnings():
 
 def test_a_holder_finds_generates_and_downloads_statements_with_the_api_alone(world):
     from core.models import AuditEvent
-    from ledger.exports import statement_csv, statement_pdf
+    from ledger.exports import statement_pdf
     from ledger.models import Statement
+    from ledger.statement_exports import statement_lines_csv
     from tests.ledger.conftest import user_with_role
 
     user = user_with_role(RIGHTS_HOLDER, [world.a])
@@ -299,7 +300,7 @@ def test_a_holder_finds_generates_and_downloads_statements_with_the_api_alone(wo
         statement.pk
     ]
     csv_file = holder.get(f"/ledger/api/statements/{statement.pk}/csv/")
-    assert csv_file.content == statement_csv(statement=statement)
+    assert csv_file.content == statement_lines_csv(statement=statement)
     pdf = holder.get(f"/ledger/api/statements/{statement.pk}/pdf/")
     assert pdf.content == statement_pdf(statement=statement)
 

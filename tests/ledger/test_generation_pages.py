@@ -56,7 +56,8 @@ def test_holder_lists_the_generations_that_paid_them_with_their_amount(world, cl
         settlement=world.settlement, rights_holder=world.holders[0]
     )
     assert f"{accrual_to_decimal(line.amount, 'USD')} USD" in page
-    assert '<table class="sortable"' in page
+    assert 'class="sort-link"' in page  # sorted on the server, across every page
+    assert f"/attribution/generations/{world.generation.pk}/evidence.json" in page
 
 
 def test_holder_generation_page_has_player_chart_and_only_their_tracks(world, client):

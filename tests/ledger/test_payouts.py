@@ -124,6 +124,33 @@ def test_exports_are_exact_and_formula_safe(earnings):
     assert all(cell.data_type != "f" for row in sheet.iter_rows() for cell in row)
 
 
+def test_payout_files_carry_numeric_amounts_details_and_references(earnings):
+    from openpyxl import load_workbook
+
+    earnings[1].payout_details = "IBAN DE00 0000 0000 0000 0000 00"
+    earnings[1].save(update_fields=["payout_details"])
+    batch = services.payout_batch_create(currency="USD", threshold_minor=1)
+    lines = {line.rights_holder_id: line for line in batch.lines.all()}
+    rows = list(csv.DictReader(io.StringIO(payout_batch_export(batch=batch, fmt="csv").decode())))
+    by_holder = {int(row["rights_holder_id"]): row for row in rows}
+    assert by_holder[earnings[1].pk]["payout_details"] == "IBAN DE00 0000 0000 0000 0000 00"
+    for holder_id, row in by_holder.items():
+        assert (
+            row["payout_reference"]
+            == lines[holder_id].reference
+            == (f"RL-{batch.pk}-{lines[holder_id].pk}")
+        )
+    data = payout_batch_export(batch=batch, fmt="xlsx")
+    sheet = load_workbook(io.BytesIO(data)).active
+    header = [cell.value for cell in sheet[1]]
+    amounts = [row[header.index("amount")] for row in sheet.iter_rows(min_row=2)]
+    assert [cell.data_type for cell in amounts] == ["n"] * len(lines)
+    assert all(cell.number_format == "#,##0.00" for cell in amounts)
+    # The cells hold the exact amounts: they sum (as decimals) to the batch total.
+    total = sum(line.amount_minor for line in lines.values())
+    assert sum(Decimal(str(cell.value)) for cell in amounts) == Decimal(total) / 100
+
+
 def test_payout_command_round_trip(earnings, tmp_path):
     from django.core.management import call_command
     from django.core.management.base import CommandError

@@ -11,6 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from attribution.models import Generation
+from catalog.models import Recording
 from core.models import AuditEvent
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from ledger import selectors, services
@@ -18,7 +19,7 @@ from ledger.hashing import timestamp_canonical
 from ledger.models import JournalEntry, PayoutBatch, PayoutLine, Statement, StatementPeriod
 from ledger.money import ACCRUAL_SCALE
 from tests.ledger import factories
-from tests.ledger.conftest import settle_known, user_with_role
+from tests.ledger.conftest import FORMULA_PROMPT, settle_known, user_with_role
 
 pytestmark = pytest.mark.django_db
 
@@ -32,6 +33,16 @@ def logged_in(user) -> Client:
 def statement_url(world, holder=None, suffix=""):
     holder = holder or world.a
     return f"/ledger/statements/{holder.pk}/{world.period.pk}/USD/{suffix}"
+
+
+def confirmed(client, url, data=None, **kwargs):
+    """POST ``url`` as the confirmation page does: with the token of what it showed (the
+    page is fetched by GET, or, for a form that posts its fields first, by that POST)."""
+    data = dict(data or {})
+    shown = client.post(url, data) if data else client.get(url)
+    assert shown.status_code == 200, shown.status_code
+    token = re.search(r'name="confirm" value="([^"]+)"', shown.content.decode()).group(1)
+    return client.post(url, data | {"confirm": token}, **kwargs)
 
 
 def main_html(response) -> str:
@@ -137,7 +148,13 @@ def test_statement_page_is_identical_each_time_it_is_opened(world):
     assert AuditEvent.objects.filter(action="ledger.statement.generate").count() == 1
 
 
-def test_statement_csv_is_exact_and_formula_safe(world):
+def test_statement_csv_has_one_exact_row_per_generation_and_track(world):
+    """The flat CSV: one row per generation and track (a reversal as its negative), exact
+    amounts, summing to the statement's net earnings; a formula title is neutralised."""
+    e1, _, e3, e4 = world.entries
+    Recording.objects.filter(pk=e1.settlement.tracks.get().recording_id).update(
+        title=FORMULA_PROMPT
+    )
     client = logged_in(user_with_role(RIGHTS_HOLDER, [world.a]))
     response = client.get(statement_url(world, suffix="csv/"))
     assert response.status_code == 200
@@ -146,27 +163,31 @@ def test_statement_csv_is_exact_and_formula_safe(world):
     assert response["Content-Disposition"] == (
         f'attachment; filename="statement-{world.a.pk}-{day}-USD.csv"'
     )
-    e1, _, e3, e4 = world.entries
-    s1, s3 = e1.settlement, e3.settlement
-    isrc = [line.recording.isrc for line in (s1.tracks.get(), s3.tracks.get())]
+    statement = Statement.objects.get()
+    t1, t3 = e1.settlement.tracks.get(), e3.settlement.tracks.get()
+    head = (
+        f"{statement.pk},{world.a.pk},{timestamp_canonical(world.period.starts_at)},"
+        f"{timestamp_canonical(world.period.ends_at)},USD"
+    )
     expected = (
-        "kind,entry,date,generation,attribution_run,description,tracks,share_of_pool,amount,"
-        "currency\n"
-        f"opening_balance,,{timestamp_canonical(world.period.starts_at)},,,,,,0.00000000,USD\n"
-        f"generation,1,{timestamp_canonical(e1.generation.created_at)},{e1.generation_id},"
-        f'{e1.attribution_run_id},"\'=HYPERLINK(""http://evil"",""x"")",'
-        f"{isrc[0]} 10.00500000,1.000000,10.00500000,USD\n"
-        f"generation,3,{timestamp_canonical(e3.generation.created_at)},{e3.generation_id},"
-        f'{e3.attribution_run_id},"{e3.generation.prompt}",{isrc[1]} 5.00000000,1.000000,'
-        "5.00000000,USD\n"
-        f"reversal,4,{timestamp_canonical(e4.effective_at)},,,"
-        "Reversal of #3: duplicate generation,,,-5.00000000,USD\n"
-        f"closing_balance,,{timestamp_canonical(world.period.ends_at)},,,,,,10.00500000,USD\n"
+        "statement,rights_holder,period_start,period_end,currency,kind,entry,date,generation,"
+        "attribution_run,isrc,title,ownership_share_percent,share_of_pool_percent,amount\n"
+        f"{head},earning,1,{timestamp_canonical(e1.generation.created_at)},{e1.generation_id},"
+        f'{e1.attribution_run_id},{t1.recording.isrc},"\'=HYPERLINK(""http://evil"",""x"")",'
+        "100.0000,100,10.00500000\n"
+        f"{head},earning,3,{timestamp_canonical(e3.generation.created_at)},{e3.generation_id},"
+        f"{e3.attribution_run_id},{t3.recording.isrc},{t3.recording.title},100.0000,100,"
+        "5.00000000\n"
+        f"{head},reversal,4,{timestamp_canonical(e4.effective_at)},{e3.generation_id},"
+        f"{e3.attribution_run_id},{t3.recording.isrc},{t3.recording.title},100.0000,-100,"
+        "-5.00000000\n"
     )
     assert response.content.decode() == expected
     rows = list(csv.DictReader(io.StringIO(expected)))
-    movements = [r for r in rows if r["kind"] not in ("opening_balance", "closing_balance")]
-    assert sum(Decimal(r["amount"]) for r in movements) == Decimal(rows[-1]["amount"])
+    content = statement.content
+    assert sum(Decimal(r["amount"]) for r in rows) == Decimal(
+        content["closing_balance_display"]
+    ) - Decimal(content["opening_balance_display"])
 
 
 def test_statement_pdf_is_a_deterministic_pdf(world):
@@ -354,16 +375,16 @@ def test_payout_batch_pages_create_export_pay_and_fail_a_line_all_audited(world)
     assert xlsx.content.startswith(b"PK")  # a zip container
     assert client.get(f"/ledger/payouts/{batch.pk}/export/").status_code == 405
 
-    paid = client.post(f"/ledger/payouts/{batch.pk}/mark-paid/")
+    paid = confirmed(client, f"/ledger/payouts/{batch.pk}/mark-paid/")
     assert paid.url == f"/ledger/payouts/{batch.pk}/"
     batch.refresh_from_db()
     assert batch.status == PayoutBatch.Status.PAID
     assert selectors.holder_balance(rights_holder=world.a, currency="USD") == 500_000
-    again = client.post(f"/ledger/payouts/{batch.pk}/mark-paid/", follow=True)
-    assert "already paid" in again.content.decode()
+    again = client.get(f"/ledger/payouts/{batch.pk}/mark-paid/")
+    assert "is already paid: there is nothing to mark" in again.content.decode()
 
     line_b = lines[world.b.pk]
-    client.post(f"/ledger/payouts/lines/{line_b.pk}/fail/", {"reason": "IBAN closed"})
+    confirmed(client, f"/ledger/payouts/lines/{line_b.pk}/fail/", {"reason": "IBAN closed"})
     line_b.refresh_from_db()
     assert line_b.status == PayoutLine.Status.FAILED and line_b.failure_reason == "IBAN closed"
     assert selectors.holder_balance(rights_holder=world.b, currency="USD") == 500 * ACCRUAL_SCALE
@@ -401,7 +422,8 @@ def test_payout_create_form_errors(world):
     finer = client.post("/ledger/payouts/", {"currency": "USD", "threshold": "0.001"})
     assert "finer than the currency" in finer.content.decode()
     too_high = client.post("/ledger/payouts/", {"currency": "USD", "threshold": "1000"})
-    assert "No rights holder has at least 100000 USD minor units" in too_high.content.decode()
+    assert "No rights holder is owed at least $1,000.00" in too_high.content.decode()
+    assert "USD minor units" not in too_high.content.decode()
     bad = client.post("/ledger/payouts/", {"currency": "US"})
     assert "three-letter currency code" in bad.content.decode()
     assert not PayoutBatch.objects.exists()
@@ -500,20 +522,19 @@ def test_periods_page_creates_and_closes_periods_with_clear_errors_all_audited(w
     holder = logged_in(user_with_role(RIGHTS_HOLDER, [world.a]))
     january_statement = f"/ledger/statements/{world.a.pk}/{period.pk}/USD/"
     assert holder.get(january_statement).status_code == 404
-    closed = client.post(f"/ledger/periods/{period.pk}/close/", follow=True)
+    closed = confirmed(client, f"/ledger/periods/{period.pk}/close/", follow=True)
     period.refresh_from_db()
     assert period.closed_at is not None
     assert "closed: its statements can now be opened" in closed.content.decode()
-    again = client.post(f"/ledger/periods/{period.pk}/close/", follow=True)
+    again = confirmed(client, f"/ledger/periods/{period.pk}/close/", follow=True)
     assert "is already closed (since" in again.content.decode()
     running = services.statement_period_create(
         starts_at=timezone.now(), ends_at=timezone.now() + timedelta(days=1)
     )
-    early = client.post(f"/ledger/periods/{running.pk}/close/", follow=True)
+    early = confirmed(client, f"/ledger/periods/{running.pk}/close/", follow=True)
     assert "can only be closed after it has ended" in early.content.decode()
     running.refresh_from_db()
     assert running.closed_at is None
-    assert client.get(f"/ledger/periods/{period.pk}/close/").status_code == 405
     assert client.post("/ledger/periods/999999/close/").status_code == 404
 
     assert holder.get(january_statement).status_code == 200

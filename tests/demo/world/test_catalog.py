@@ -104,7 +104,9 @@ def test_catalog_files_have_the_agreed_columns(tmp_path):
         "ipi",
         "payout_currency",
         "contact_email",
+        "payout_details",
     ]
+    assert rows[0]["payout_details"]  # the payment files have somewhere to send the money
     with (tmp_path / "recordings.csv").open() as f:
         assert next(iter(csv.DictReader(f))) == {
             "isrc": "DELK42600001",
