@@ -12,7 +12,9 @@ with u_l the output of transformer block l with each token's vector scaled to un
 (the cosine similarity per token; LPIPS's squared distance with uniform weights is 2 - 2 of
 it). A track seen through several windows (cfg.max_windows) scores its best window, as the
 paper's windowed methods take the maximum. A query identical to a training item (same
-audio, prompt and timing) has tau = 1 for it, the largest value tau can take.
+audio, prompt and timing) has tau = 1 for it, the largest value tau can take, when the
+pretransform is deterministic (a VAE that samples draws its latents per item id, so the
+two encodings differ by that sampling).
 
     prepare      the training set's encodings (no other artifact)
     query_state  u_l(z_hat) for every block, (B, K, T, D)

@@ -20,6 +20,7 @@ so that track scores the largest value a cosine takes, 1.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from attribution.engine.artifacts import ArtifactStore
 from attribution.engine.audio_features import (
@@ -34,7 +35,7 @@ from attribution.engine.loss import Progress
 from attribution.engine.pipeline import Prepared, QueryState, query_record
 
 
-def embed(model: EngineModel, item: AudioItem, cfg: EngineConfig):
+def embed(model: EngineModel, item: AudioItem, cfg: EngineConfig) -> torch.Tensor:
     """The windows' embeddings of an item's audio at the model's rate, (W, 62) float64."""
     check_audio(item.audio, what=f"Item {item.item_id}")
     window, hop = window_geometry(
