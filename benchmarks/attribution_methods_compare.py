@@ -3,13 +3,15 @@
 
     .venv/bin/python benchmarks/attribution_methods_compare.py [--generations 16]
         [--methods unlearning,first_order,gradient_similarity,activation_similarity,
-                   representer_points,audio_similarity] [--sampling-steps N] [--tag TAG]
+                   representer_points,audio_similarity] [--workers 2] [--sampling-steps N]
+        [--tag TAG] [engine flags of attribution_common.py]
 
 1. --generations generations sampled from the model, one per distinct prompt (the prompts of
    attribution_fast.py, seed = the generation's index).
 2. Every method's scores for every generation, each through the staged pipeline in one process
-   (`pipeline.attribute`), with the per-checkpoint artifacts from --artifacts; each (generation,
-   method) is kept under DATA_DIR/benchmarks/methods_compare/, so an interrupted run resumes.
+   (`pipeline.attribute`), with the per-checkpoint artifacts from --artifacts (computed first,
+   once; then --workers processes share the generations); each (generation, method) is kept
+   under DATA_DIR/benchmarks/methods_compare/, so an interrupted run resumes.
 3. Fig. 1: the training tracks sorted by the first method's score (the unlearning score by
    default), and every method's scores at those ranks, min-max normalised per generation
    (left) and softmax normalised (right, log axes: the ledger's split, a softmax of the
@@ -141,55 +143,108 @@ def scratch_key(model, train_set, cfg, spec: dict, method: str) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def score_all(args, model, train_set, cfg, methods: list[str]):
-    """(scores[method] (G, N), seconds[method] per generation, generation specs)."""
+_W: dict = {}
+
+
+def _load(args: argparse.Namespace, methods: list[str]) -> None:
+    """Model, training set, config and artifact store, once per process."""
+    import torch
 
     from attribution.engine.artifacts import ArtifactStore
+    from attribution.engine.checkpoint import load_engine_model
+    from attribution.engine.items import load_training_set
+
+    torch.set_num_threads(args.threads)
+    model = load_engine_model(args.checkpoint, device=args.device)
+    manifest = Path(args.manifest or Path(args.checkpoint) / "training_manifest.json")
+    _W.update(
+        args=args,
+        methods=methods,
+        model=model,
+        train_set=load_training_set(manifest, model),
+        cfg=config_for(args),
+        store=ArtifactStore(args.artifacts),
+    )
+
+
+def generation_spec(index: int, model, args: argparse.Namespace) -> dict:
+    prompt, duration = PROMPTS[index]
+    return {
+        "prompt": prompt,
+        "seconds": min(duration, model.sample_size / model.sample_rate),
+        "seed": index,
+        "sampling_steps": args.sampling_steps,
+    }
+
+
+def _generation(index: int) -> tuple[int, dict[str, tuple[np.ndarray, float]]]:
+    """Every method's scores of generation `index` (kept in the scratch folder, reused)."""
     from attribution.engine.items import make_query
     from attribution.engine.methods import method_named
     from attribution.engine.pipeline import attribute
     from attribution.engine.sampling import generate
 
-    store = ArtifactStore(args.artifacts)
+    args, model, train_set, cfg = _W["args"], _W["model"], _W["train_set"], _W["cfg"]
+    spec = generation_spec(index, model, args)
     scratch = DATA_DIR / "benchmarks" / "methods_compare"
     scratch.mkdir(parents=True, exist_ok=True)
+    results: dict[str, tuple[np.ndarray, float]] = {}
+    query = None
+    for name in _W["methods"]:
+        path = scratch / f"{scratch_key(model, train_set, cfg, spec, name)}.json"
+        if path.is_file():
+            saved = json.loads(path.read_text())
+            results[name] = (
+                np.array([float.fromhex(x) for x in saved["tau_hex"]]),
+                saved["seconds"],
+            )
+            continue
+        if query is None:
+            audio, rate = generate(
+                model.module, model.config, spec["prompt"], spec["seconds"], index,
+                steps=args.sampling_steps, device=cfg.device,
+            )  # fmt: skip
+            query = make_query(audio, rate, spec["prompt"], model, item_id=f"gen{index:02d}")
+        started = time.perf_counter()
+        scores = attribute(method_named(name), model, query, train_set, cfg, store=_W["store"])
+        elapsed = time.perf_counter() - started
+        payload = {"tau_hex": [float(x).hex() for x in scores.tau], "seconds": elapsed}
+        path.write_text(json.dumps(payload))
+        results[name] = (scores.tau, elapsed)
+        print(f"generation {index:2d} {name:22s} {elapsed:8.1f} s", flush=True)
+    return index, results
+
+
+def score_all(args: argparse.Namespace, methods: list[str]):
+    """(scores[method] (G, N), seconds[method] per generation, generation specs).
+
+    Every method's per-checkpoint artifacts are computed first, in this process; then the
+    generations are shared by --workers processes (each loads the model and only reads the
+    artifacts)."""
+    from attribution.engine.methods import method_named
+
+    _load(args, methods)
+    model, train_set, cfg, store = _W["model"], _W["train_set"], _W["cfg"], _W["store"]
     bar = Bar()
-    scores = {name: [] for name in methods}
-    seconds: dict[str, list[float]] = {name: [] for name in methods}
-    specs = []
-    for index in range(args.generations):
-        prompt, duration = PROMPTS[index]
-        spec = {
-            "prompt": prompt,
-            "seconds": min(duration, model.sample_size / model.sample_rate),
-            "seed": index,
-            "sampling_steps": args.sampling_steps,
-        }
-        specs.append(spec)
-        query = None
-        for name in methods:
-            path = scratch / f"{scratch_key(model, train_set, cfg, spec, name)}.json"
-            if path.is_file():
-                saved = json.loads(path.read_text())
-                scores[name].append(np.array([float.fromhex(x) for x in saved["tau_hex"]]))
-                seconds[name].append(saved["seconds"])
-                continue
-            if query is None:
-                audio, rate = generate(
-                    model.module, model.config, prompt, spec["seconds"], index,
-                    steps=args.sampling_steps, device=cfg.device,
-                )  # fmt: skip
-                query = make_query(audio, rate, prompt, model, item_id=f"gen{index:02d}")
-            started = time.perf_counter()
-            result = attribute(method_named(name), model, query, train_set, cfg, bar, store=store)
-            elapsed = time.perf_counter() - started
-            payload = {"tau_hex": [float(x).hex() for x in result.tau], "seconds": elapsed}
-            path.write_text(json.dumps(payload))
-            scores[name].append(result.tau)
-            seconds[name].append(elapsed)
-            print(f"generation {index:2d} {name:22s} {elapsed:8.1f} s", flush=True)
+    for name in methods:
+        method_named(name).prepare(model, train_set, cfg, store, bar)
     bar.close()
-    return {name: np.stack(rows) for name, rows in scores.items()}, seconds, specs
+    indices = list(range(args.generations))
+    found: dict[int, dict] = {}
+    if args.workers <= 1:
+        for index in indices:
+            found.update([_generation(index)])
+    else:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(args.workers, initializer=_load, initargs=(args, methods)) as pool:
+            for index, results in pool.imap_unordered(_generation, indices):
+                found[index] = results
+    scores = {name: np.stack([found[i][name][0] for i in indices]) for name in methods}
+    seconds = {name: [found[i][name][1] for i in indices] for name in methods}
+    specs = [generation_spec(i, model, args) for i in indices]
+    return scores, seconds, specs
 
 
 def plot(curves: dict, correlation: dict, stem: Path, generations: int) -> list[Path]:
@@ -278,10 +333,6 @@ def write_csv(curves: dict, correlation: dict, stem: Path) -> list[Path]:
 
 def main() -> None:
     args = parse_args()
-    import torch
-
-    from attribution.engine.checkpoint import load_engine_model
-    from attribution.engine.items import load_training_set
     from attribution.engine.methods import method_named
 
     methods = [name.strip() for name in args.methods.split(",") if name.strip()]
@@ -289,13 +340,9 @@ def main() -> None:
         method_named(name)  # refuses an unknown name before any work
     if len(methods) < 2:
         raise SystemExit("--methods needs at least two methods to compare")
-    torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    model = load_engine_model(args.checkpoint, device=args.device)
-    manifest = Path(args.manifest or Path(args.checkpoint) / "training_manifest.json")
-    train_set = load_training_set(manifest, model)
-    cfg = config_for(args)
-    scores, seconds, specs = score_all(args, model, train_set, cfg, methods)
+    scores, seconds, specs = score_all(args, methods)
+    model, train_set, cfg = _W["model"], _W["train_set"], _W["cfg"]
     curves = sorted_curves(scores, methods[0])
     correlation = correlations(scores)
     commit = subprocess.run(
