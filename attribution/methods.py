@@ -16,17 +16,25 @@ AUDIT_METHOD = "unlearning"
 METHOD_ARTIFACTS = {
     "unlearning": (ModelArtifact.Kind.FISHER, ModelArtifact.Kind.BASE_LOSSES),
     "first_order": (ModelArtifact.Kind.FISHER, ModelArtifact.Kind.FEATURES),
+    # the second opinions: the similarity methods and representer points read the training
+    # set (its encodings, or its audio) and nothing precomputed
+    "audio_similarity": (),
+    "activation_similarity": (),
+    "representer_points": (),
+    "gradient_similarity": (ModelArtifact.Kind.GRADIENTS,),
 }
 # The engine store's name for each artifact kind, and the engine progress stage that fills it.
 STORE_KIND = {
     ModelArtifact.Kind.FISHER: "fisher",
     ModelArtifact.Kind.BASE_LOSSES: "losses",
     ModelArtifact.Kind.FEATURES: "features",
+    ModelArtifact.Kind.GRADIENTS: "gradients",
 }
 STAGE_KIND = {
     "fisher": ModelArtifact.Kind.FISHER,
     "base_losses": ModelArtifact.Kind.BASE_LOSSES,
     "features": ModelArtifact.Kind.FEATURES,
+    "gradients": ModelArtifact.Kind.GRADIENTS,
 }
 
 

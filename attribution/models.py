@@ -259,6 +259,7 @@ class ModelArtifact(models.Model):
         FISHER = "fisher", "Diagonal Fisher information"
         BASE_LOSSES = "base_losses", "Cached training-set losses"
         FEATURES = "features", "First-order gradient features"
+        GRADIENTS = "gradients", "Unwhitened gradient features"
 
     class Status(models.TextChoices):
         MISSING = "missing", "Missing"

@@ -1,6 +1,7 @@
 """Per-checkpoint artifacts on disk: the training-set encodings, the diagonal Fisher
-(Sec. 2.2), the theta0 losses (second term of Eq. 2) and the first-order method's training
-features (features.py), keyed by the checkpoint's SHA-256 and verified on load.
+(Sec. 2.2), the theta0 losses (second term of Eq. 2), the first-order method's training
+features and the gradient-similarity method's unwhitened ones (features.py), keyed by the
+checkpoint's SHA-256 and verified on load.
 
 Layout under the store root:
     <checkpoint_sha256>/encodings-<key>/chunk-*.pt  encoded items, 64 per file (read lazily)
@@ -10,8 +11,10 @@ Layout under the store root:
     <checkpoint_sha256>/losses-<key>/...            the same for the theta0 losses
     <checkpoint_sha256>/features-<key>/features.npy (N, k) float32, read memory-mapped
                                                     (features.partial.npy while incomplete)
+    <checkpoint_sha256>/gradients-<key>/gradients.npy  the same, unwhitened (P gbar_i)
 `<key>` hashes everything the artifact's numbers depend on: the training manifest hash, N, the
-config fields of `EngineConfig.fisher_key` / `scoring_key` / `features_key` (T, seed, timestep
+config fields of `EngineConfig.fisher_key` / `scoring_key` / `features_key` /
+`gradients_key` (T, seed, timestep
 sequence, masks, batch size, device; for the features also damping, target weights and the
 projection), the weights' dtype, the torch version and the format version. (torch's CPU
 thread count can change the last bits too; workers that share artifacts should set the same
@@ -206,7 +209,12 @@ class ArtifactStore:
     artifacts its model version was prepared with, not silently make new ones).
     """
 
-    FILES = {"fisher": "fisher.pt", "losses": "losses.npy", "features": "features.npy"}
+    FILES = {
+        "fisher": "fisher.pt",
+        "losses": "losses.npy",
+        "features": "features.npy",
+        "gradients": "gradients.npy",
+    }
 
     def __init__(
         self, root: str | Path | None, chunk_items: int = 8, checkpoint_seconds: float = 0.0
@@ -230,6 +238,7 @@ class ArtifactStore:
             "fisher": cfg.fisher_key,
             "losses": cfg.scoring_key,
             "features": cfg.features_key,
+            "gradients": cfg.gradients_key,
             "encodings": cfg.encoding_key,
         }[kind]()
         return {
@@ -256,8 +265,8 @@ class ArtifactStore:
     def artifact_file(
         self, model: EngineModel, kind: str, train_set: TrainingSet, cfg: EngineConfig
     ) -> Path | None:
-        """The finished file of an artifact ("fisher", "losses" or "features"), or None if
-        not on disk."""
+        """The finished file of an artifact ("fisher", "losses", "features" or "gradients"),
+        or None if not on disk."""
         folder = self._folder(model, kind, self.artifact_key(model, kind, train_set, cfg))
         if folder is None or not (folder / self.FILES[kind]).is_file():
             return None
@@ -449,7 +458,7 @@ class ArtifactStore:
         self.memory[memo] = losses
         return losses
 
-    # first-order features (features.py) ----------------------------------------------------
+    # first-order features and unwhitened gradients (features.py) ----------------------------
     def features(
         self,
         model: EngineModel,
@@ -459,30 +468,38 @@ class ArtifactStore:
         progress: Progress | None = None,
         *,
         compute: bool = True,
+        whitened: bool = True,
     ) -> np.ndarray:
         """phi_i for every training item, shape (N, k) float32, memory-mapped from disk (rows
-        are read only when used): loaded, resumed or computed. Needs the Fisher (whitening)."""
-        key = self.artifact_key(model, "features", train_set, cfg)
-        memo = ("features", model.checkpoint_sha256, key_hash(key))
+        are read only when used): loaded, resumed or computed. Needs the Fisher (whitening).
+
+        With `whitened=False`, the same projection of the unwhitened gradients, P gbar_i
+        (kind "gradients", the gradient-similarity method's; no Fisher needed)."""
+        kind = "features" if whitened else "gradients"
+        key = self.artifact_key(model, kind, train_set, cfg)
+        memo = (kind, model.checkpoint_sha256, key_hash(key))
         if memo in self.memory:
             return self.memory[memo]
-        folder = self._folder(model, "features", key)
-        if folder is not None and (folder / "features.npy").is_file():
-            features = self._load_array(folder, "features.npy", model, "feature", mmap=True)
+        folder = self._folder(model, kind, key)
+        if folder is not None and (folder / self.FILES[kind]).is_file():
+            features = self._load_array(
+                folder, self.FILES[kind], model, kind.removesuffix("s"), mmap=True
+            )
             self.memory[memo] = features
             return features
         if not compute:
-            raise self._refuse_to_compute("first-order features", model)
-        fisher = self.fisher(model, items, train_set, cfg, progress)
+            what = "first-order features" if whitened else "unwhitened gradient features"
+            raise self._refuse_to_compute(what, model)
+        fisher = self.fisher(model, items, train_set, cfg, progress) if whitened else None
         items = items() if callable(items) else items
         feature_map = FeatureMap(model, fisher, cfg)
         shape = (len(items), feature_map.dim)
-        folder = self._work_folder(model, "features", key)
+        folder = self._work_folder(model, kind, key)
         done = 0
         if folder is None:
             rows = np.empty(shape, dtype=np.float32)
         else:
-            partial = folder / "features.partial.npy"
+            partial = folder / f"{kind}.partial.npy"
             meta_path = folder / "meta.json"
             resumable = partial.is_file() and meta_path.is_file()
             if resumable:
@@ -499,19 +516,19 @@ class ArtifactStore:
             for position in range(done, stop):
                 rows[position] = feature_map.item(items[position]).numpy()
                 if progress is not None:
-                    progress("features", position + 1, len(items))
+                    progress(kind, position + 1, len(items))
             done = stop
             if folder is not None and self._checkpoint_due(done, len(items)):
                 rows.flush()
                 write_json(folder / "meta.json", self._meta(model, key, done, len(items)))
         if folder is not None:
             del rows
-            os.replace(folder / "features.partial.npy", folder / "features.npy")
+            os.replace(folder / f"{kind}.partial.npy", folder / self.FILES[kind])
             meta = self._meta(model, key, done, len(items))
-            meta["file_sha256"] = file_sha256(folder / "features.npy")
+            meta["file_sha256"] = file_sha256(folder / self.FILES[kind])
             meta["projection_dim"] = shape[1]
             write_json(folder / "meta.json", meta)
-            rows = np.load(folder / "features.npy", mmap_mode="r")
+            rows = np.load(folder / self.FILES[kind], mmap_mode="r")
         self.memory[memo] = rows
         return rows
 

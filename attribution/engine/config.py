@@ -87,6 +87,20 @@ class EngineConfig:
     first_order_timesteps: int = 256
     projection: ProjectionKind = "sjlt"
     projection_dim: int = 32768
+    # The second opinions (methods/activation_similarity.py, representer_points.py): the DiT
+    # sees the query and every training item at these many draws (t, noise), the same draws
+    # for all of them (keyed by draw index alone, activations.shared_draws), so two items'
+    # activations are compared at the same noisy points. Ours; the paper does not say.
+    similarity_timesteps: int = 8
+    # Audio similarity (methods/audio_similarity.py): windows and hop as shares of the model's
+    # window. Sec. 3.3 takes 10 s windows with a 1 s hop on a DiT window of about 120 s
+    # (2584 latent frames of 2048 samples at 44.1 kHz), so 10/120 and 1/120 of it.
+    audio_window_share: float = 10 / 120
+    audio_hop_share: float = 1 / 120
+    # Representer points (methods/representer_points.py): lambda of the L2-regularised last
+    # layer of Yeh et al. (Sec. 3.3, alpha_i = (Phi(z_i) - y_i) / (-lambda n)). The paper does
+    # not give it; it scales every score alike.
+    representer_lambda: float = 1.0
 
     # Eq. 6's step chosen by its effect instead of by lr: eta such that the first update moves
     # the target weights by this norm relative to theirs (||theta' - theta0|| / ||theta0||).
@@ -117,6 +131,8 @@ class EngineConfig:
         assert self.damping >= 0.0 and self.lr > 0.0
         assert self.target_update_norm is None or self.target_update_norm > 0.0
         assert self.max_windows >= 1
+        assert self.similarity_timesteps >= 1 and self.representer_lambda > 0.0
+        assert 0.0 < self.audio_window_share <= 1.0 and 0.0 < self.audio_hop_share <= 1.0
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -160,6 +176,16 @@ class EngineConfig:
             **self.encoding_key(),
             "fisher_timesteps": self.fisher_timesteps,
             "timestep_sequence": self.timestep_sequence,
+        }
+
+    def gradients_key(self) -> dict[str, Any]:
+        """The fields the gradient-similarity method's stored training gradients depend on:
+        the features' without the Fisher and damping (they are not whitened)."""
+        return {
+            **self.scoring_key(),
+            "target_layers": self.target_layers,
+            "projection": self.projection,
+            "projection_dim": self.projection_dim,
         }
 
     def features_key(self) -> dict[str, Any]:

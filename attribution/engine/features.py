@@ -40,15 +40,20 @@ def item_gradient(
 
 
 class FeatureMap:
-    """phi(gradient) = P (F + lambda)^-1/2 gradient for one model, Fisher and config."""
+    """phi(gradient) = P (F + lambda)^-1/2 gradient for one model, Fisher and config.
+
+    Without a Fisher, the gradient is projected as it is, P gradient (the gradient-similarity
+    method's features, methods/gradient_similarity.py): the same P, not whitened."""
 
     def __init__(
-        self, model: EngineModel, fisher: dict[str, torch.Tensor], cfg: EngineConfig
+        self, model: EngineModel, fisher: dict[str, torch.Tensor] | None, cfg: EngineConfig
     ) -> None:
         self.model, self.cfg = model, cfg
         self.params = target_parameters(model, cfg.target_layers)
-        self.fisher = {name: fisher[name] for name in self.params}
-        self.damping = damping_value(fisher, list(self.params), cfg.damping)
+        self.fisher = None if fisher is None else {name: fisher[name] for name in self.params}
+        self.damping = (
+            0.0 if fisher is None else damping_value(fisher, list(self.params), cfg.damping)
+        )
         self.projection: Projection = projection_for(
             self.params, cfg.projection, cfg.projection_dim, cfg.seed
         )
@@ -59,6 +64,8 @@ class FeatureMap:
 
     def __call__(self, grads: dict[str, torch.Tensor]) -> torch.Tensor:
         """(k,) float64 on CPU."""
+        if self.fisher is None:
+            return self.projection.apply(grads).cpu()
         return self.projection.apply(whiten(grads, self.fisher, self.damping)).cpu()
 
     def item(self, item: EncodedItem) -> torch.Tensor:

@@ -141,6 +141,37 @@ def no_activation_checkpointing(module: torch.nn.Module) -> bool:
     return isinstance(transformer, ContinuousTransformer)
 
 
+def model_output(
+    model: EngineModel,
+    item: EncodedItem,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    *,
+    activation_checkpointing: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's prediction on K noised copies of one item (one window) and the training
+    target it is regressed on (Sec. 2, the v-objective): shapes (K, C, L) and (K, C, L)."""
+    module = model.module
+    rows = t.shape[0]
+    x = item.latents[None]  # (1, C, L)
+    alpha, sigma = alphas_sigmas(module.diffusion_objective, t)
+    alpha, sigma = alpha[:, None, None], sigma[:, None, None]  # (K, 1, 1)
+    noised = x * alpha + noise * sigma  # (K, C, L)
+    v_objective = module.diffusion_objective == "v"
+    target = noise * alpha - x * sigma if v_objective else noise - x  # (K, C, L)
+    extra: dict[str, Any] = {}
+    if no_activation_checkpointing(module):
+        # stable-audio-tools recomputes each block in backward to save memory; the values are
+        # the same either way, so by default the engine keeps the activations (faster)
+        extra["use_checkpointing"] = activation_checkpointing
+    if model.attention_padding_mask:  # training passed the padding mask to the transformer
+        extra["mask"] = item.padding_mask[None].expand(rows, -1)  # (K, L)
+    output = module(
+        noised, t, cond=expand_conditioning(item.conditioning, rows), cfg_dropout_prob=0.0, **extra
+    )  # (K, C, L)
+    return output, target
+
+
 def row_losses(
     model: EngineModel,
     item: EncodedItem,
@@ -171,24 +202,9 @@ def row_losses(
             pieces.append(window_losses)  # (stop - start,)
             start = stop
         return torch.cat(pieces)  # (K,) in draw order
-    module = model.module
-    rows = t.shape[0]
-    x = item.latents[None]  # (1, C, L)
-    alpha, sigma = alphas_sigmas(module.diffusion_objective, t)
-    alpha, sigma = alpha[:, None, None], sigma[:, None, None]  # (K, 1, 1)
-    noised = x * alpha + noise * sigma  # (K, C, L)
-    v_objective = module.diffusion_objective == "v"
-    target = noise * alpha - x * sigma if v_objective else noise - x  # (K, C, L)
-    extra: dict[str, Any] = {}
-    if no_activation_checkpointing(module):
-        # stable-audio-tools recomputes each block in backward to save memory; the values are
-        # the same either way, so by default the engine keeps the activations (faster)
-        extra["use_checkpointing"] = activation_checkpointing
-    if model.attention_padding_mask:  # training passed the padding mask to the transformer
-        extra["mask"] = item.padding_mask[None].expand(rows, -1)  # (K, L)
-    output = module(
-        noised, t, cond=expand_conditioning(item.conditioning, rows), cfg_dropout_prob=0.0, **extra
-    )  # (K, C, L)
+    output, target = model_output(
+        model, item, t, noise, activation_checkpointing=activation_checkpointing
+    )  # (K, C, L) each
     squared = (output - target) ** 2  # (K, C, L)
     if not mask:
         return squared.mean(dim=(1, 2))  # (K,)

@@ -12,13 +12,26 @@ from attribution.engine.config import EngineConfig
 from attribution.engine.errors import EngineError
 from attribution.engine.items import QueryItem, TrainingSet
 from attribution.engine.loss import Progress
+from attribution.engine.methods.activation_similarity import ActivationSimilarityMethod
+from attribution.engine.methods.audio_similarity import AudioSimilarityMethod
 from attribution.engine.methods.first_order import FirstOrderMethod
+from attribution.engine.methods.gradient_similarity import GradientSimilarityMethod
+from attribution.engine.methods.representer_points import RepresenterPointsMethod
 from attribution.engine.methods.unlearning import UnlearningMethod
 from attribution.engine.pipeline import AttributionMethod, attribute
 from attribution.engine.scoring import Scores
 
 METHODS: dict[str, AttributionMethod] = {
-    method.name: method for method in (UnlearningMethod(), FirstOrderMethod())
+    method.name: method
+    for method in (
+        UnlearningMethod(),
+        FirstOrderMethod(),
+        # second opinions (Sec. 3.3): they pay nothing unless configured to
+        AudioSimilarityMethod(),
+        ActivationSimilarityMethod(),
+        RepresenterPointsMethod(),
+        GradientSimilarityMethod(),
+    )
 }
 
 
