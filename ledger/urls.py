@@ -6,7 +6,7 @@ root, after ``attribution.urls``."""
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from ledger import apis, views
+from ledger import apis, earnings_views, views
 
 app_name = "ledger"
 
@@ -23,6 +23,7 @@ ledger_urlpatterns = [
     # Rights holders (and finance, for any holder).
     path("", views.dashboard, name="dashboard"),
     path("statements/", views.statement_list, name="statements"),
+    path("recordings/<int:pk>/", earnings_views.recording_detail, name="recording"),
     path(statement, views.statement_detail, name="statement"),
     # Named apart from the API's statement-csv / statement-pdf (the router's names).
     path(
@@ -55,6 +56,11 @@ urlpatterns = [
     # Rights holders, catalog admins and finance.
     path("attribution/generations/", views.generation_list, name="generations"),
     path("attribution/generations/<int:pk>/", views.generation_detail, name="generation"),
+    path(
+        "attribution/generations/<int:pk>/explain/",
+        earnings_views.generation_explain,
+        name="generation-explain",
+    ),
     path(
         "attribution/api/generations/<int:pk>/",
         apis.GenerationDetailApi.as_view(),

@@ -32,6 +32,7 @@ from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, FINANCE, role_required, user_has_role
 from ledger import selectors, services
 from ledger.charts import earnings_per_month_svg
+from ledger.earnings_views import explanation_chart
 from ledger.exports import CONTENT_TYPES, statement_csv, statement_pdf
 from ledger.filters import AccountFilter, JournalEntryFilter
 from ledger.forms import (
@@ -42,7 +43,9 @@ from ledger.forms import (
     VerifyForm,
 )
 from ledger.models import JournalEntry, PayoutBatch, PayoutLine, Statement, StatementPeriod
+from ledger.selectors.explanations import explanation_for, score_digits
 from ledger.selectors.generations import METHOD_LABELS
+from ledger.selectors.statement_summaries import statement_by_recording, statement_summary
 
 PAGE_SIZE = 50
 finance_required = role_required(FINANCE)
@@ -176,6 +179,8 @@ def statement_detail(
             "content": content,
             "lines": lines,
             "holder": statement.rights_holder,
+            "summary": statement_summary(content=content),
+            "by_recording": statement_by_recording(content=content),
         },
     )
 
@@ -435,8 +440,11 @@ def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     require_generation_reader(request)
     generation = get_object_or_404(attribution_selectors.generations_for_user(request.user), pk=pk)
     detail = selectors.generation_detail(generation=generation, user=request.user)
+    explanation = explanation_for(generation_id=generation.pk, user=request.user)
     chart = None
-    if detail.run is not None and detail.run.scores:
+    if explanation is not None:
+        chart = explanation_chart(explanation)
+    elif detail.run is not None and detail.run.scores:
         chart = attribution_distribution_svg(
             detail.run.scores,
             highlight=detail.highlight_positions,
@@ -456,7 +464,9 @@ def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "generation": generation,
             "detail": detail,
+            "x": explanation,
             "chart": chart,
+            "score_digits": score_digits(detail.run.scores or []) if detail.run else 4,
             "page_obj": _page(request, detail.rows),
             "runs": runs,
             "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),

@@ -171,6 +171,9 @@ EXPECTED: dict[str, Expect] = {
     # What generations paid (under /attribution/generations/): holders see those that paid them.
     "ledger:generations": page(),
     "ledger:generation": page(owned=True, args=pk("generation_a")),
+    "ledger:generation-explain": page(owned=True, args=pk("generation_a")),
+    # What a recording earned: its owners' holders, catalog admins and finance.
+    "ledger:recording": page(owned=True, args=pk("recording_a")),
     # --- ledger API
     "ledger:api-root": api(),
     "ledger:api-balances": api(),

@@ -1,0 +1,114 @@
+"""Explain this payment (``ledger.selectors.explanations``): every number a holder needs
+to recompute their amount, and the recomputation equals the booked posting exactly."""
+
+from dataclasses import replace
+from decimal import ROUND_FLOOR, Decimal
+
+import pytest
+
+from ledger.models import Account, Posting, Settlement, SettlementHolderLine
+from ledger.money import ACCRUAL_SCALE
+from ledger.selectors.explanations import payment_explanation, score_digits
+from ledger.services import generation_settle
+from ledger.splits import SplitPolicy
+from tests.ledger import factories
+
+
+def settle(small_catalog, *, policy: SplitPolicy | None = None, seed: int = 1) -> Settlement:
+    model_version, _ = small_catalog
+    generation = factories.generation_create(model_version=model_version, revenue_minor=1999)
+    run = factories.run_create(generation=generation, scores=factories.scores_for(12, seed=seed))
+    entry = generation_settle(attribution_run=run, policy=policy)
+    return Settlement.objects.get(journal_entry=entry)
+
+
+def booked_to(settlement: Settlement, holder_id: int) -> int:
+    """What the settlement's journal entry credited the holder's payable account."""
+    posting = Posting.objects.get(
+        entry_id=settlement.journal_entry_id,
+        account__kind=Account.Kind.HOLDER_PAYABLE,
+        account__rights_holder_id=holder_id,
+    )
+    return -posting.amount
+
+
+@pytest.mark.parametrize("holder_index", [0, 1, 2])
+def test_a_holder_recomputes_the_booked_posting_from_the_explained_numbers(
+    small_catalog, holder_index
+):
+    _, holders = small_catalog
+    settlement = settle(small_catalog)
+    holder = holders[holder_index]
+    x = payment_explanation(settlement=settlement, holder_ids=[holder.pk])
+    assert x.recomputes and x.for_holder
+
+    # The revenue and pool, as the page states them, give back the settlement's pool.
+    revenue = Decimal(x.revenue_minor) * ACCRUAL_SCALE
+    pool = int((revenue * x.policy.pool_fraction).to_integral_value(rounding=ROUND_FLOOR))
+    assert pool == settlement.pool
+
+    # Each track: pool x weight / sum of the paid weights, rounded down, plus the one
+    # leftover unit the page says it got; each owner: that x their percent, likewise.
+    recomputed = 0
+    for track in x.tracks:
+        exact = Decimal(pool) * track.weight / x.kept_weight_total
+        floor = int(exact.to_integral_value(rounding=ROUND_FLOOR))
+        assert track.amount == floor + (1 if track.rounded_up else 0)
+        for part in track.owners:
+            if part.rights_holder_id is None:
+                continue
+            assert part.rights_holder_id == holder.pk
+            share = Decimal(track.amount) * part.percent / 100
+            assert abs(Decimal(part.amount) - share) < 1
+            recomputed += part.amount
+    assert recomputed == x.total == booked_to(settlement, holder.pk)
+
+
+def test_finance_sees_the_whole_pool_and_every_owner(small_catalog):
+    _, holders = small_catalog
+    settlement = settle(small_catalog)
+    x = payment_explanation(settlement=settlement, holder_ids=None)
+    assert not x.for_holder and x.total == settlement.pool
+    assert sum(t.amount for t in x.tracks) == settlement.pool
+    names = {o.rights_holder for t in x.tracks for o in t.owners}
+    assert names <= {h.legal_name for h in holders} and "other owners" not in names
+
+
+def test_a_holder_sees_no_other_holder(small_catalog):
+    _, holders = small_catalog
+    settlement = settle(small_catalog)
+    x = payment_explanation(settlement=settlement, holder_ids=[holders[0].pk])
+    others = {h.legal_name for h in holders[1:]}
+    for track in x.tracks:
+        assert not others & {o.rights_holder for o in track.owners}
+        # a co-owned track shows the other owners folded together, nameless
+        assert all(o.rights_holder_id in (holders[0].pk, None) for o in track.owners)
+    paid_to_a = SettlementHolderLine.objects.get(settlement=settlement, rights_holder=holders[0])
+    assert {t.position for t in x.tracks} == {p for p, _ in paid_to_a.tracks}
+
+
+def test_the_cut_off_follows_the_recorded_policy(small_catalog):
+    settlement = settle(small_catalog, policy=SplitPolicy(top_k=3, min_share=Decimal("0")))
+    own = {0, 3, 6, 9}
+    x = payment_explanation(settlement=settlement, holder_ids=None, own_positions=own)
+    assert x.kept_count == 3 and x.cutoff_rank == 3
+    assert "top-K" in x.cutoff_reason
+    assert [t.rank for t in x.tracks] == [1, 2, 3]
+    assert x.unpaid_positions == own - x.paid_positions
+    assert x.cutoff_score == min(t.score for t in x.tracks)
+
+
+def test_an_explanation_that_does_not_match_the_booking_says_so(small_catalog):
+    settlement = settle(small_catalog)
+    # The same settlement read with another temperature than the one it was booked with.
+    altered = replace(SplitPolicy.from_dict(settlement.policy), temperature=Decimal("0.5"))
+    settlement.policy = altered.as_dict()
+    x = payment_explanation(settlement=settlement, holder_ids=None)
+    assert not x.recomputes
+
+
+def test_scores_are_printed_with_one_fixed_number_of_decimals():
+    assert score_digits([0.0007287, 9.207e-05, -0.0003]) == 7
+    assert f"{9.207e-05:.{score_digits([0.0007287, 9.207e-05])}f}" == "0.0000921"
+    assert score_digits([12.5, 0.1]) == 2
+    assert score_digits([0.0, 0.0]) == 4
