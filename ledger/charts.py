@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from core.charts import HIGHLIGHT, MUTED, PRIMARY, chart, figure_svg, responsive_svg
 from ledger.money import accrual_to_decimal, currency_minor_digits
@@ -127,6 +127,7 @@ def payment_cutoff_svg(
                 else f"rank among {len(scores)} training tracks (1 = most attributed)"
             )
             ax.set_ylabel("score (loss increase)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=4 if suffix else 8))
             if len(scores) > 1:
                 ax.set_xlim(1, len(scores))
             ax.legend(loc="upper right", frameon=False, fontsize=8)
