@@ -181,3 +181,32 @@ def test_the_statement_page_has_the_summary_and_links_every_line(world):
     by_recording = statement_by_recording(content=content)
     assert sum(row.amount for row in by_recording) == summary.earned
     assert 'id="statement-by-recording"' in html
+
+
+# --- one scores hash, one checkpoint hash ------------------------------------------------------
+
+
+def labelled(html: str, label: str) -> set[str]:
+    """Every value shown under ``label``: in a fact list, or in a one-line report."""
+    listed = re.findall(rf"<dt>{label}</dt><dd[^>]*>([0-9a-f]+)<", html)
+    inline = re.findall(rf'title="([0-9a-f]+)">{label} ([0-9a-f]+)…<', html)
+    assert all(full.startswith(short) for full, short in inline)
+    return set(listed) | {full for full, _ in inline}
+
+
+def test_the_pages_show_one_scores_hash_and_one_checkpoint_hash(world):
+    entry = world.entries[0]
+    settlement = Settlement.objects.get(journal_entry=entry)
+    run = settlement.attribution_run
+    client = logged_in(user_with_role(FINANCE))
+    pages = [
+        client.get(f"/ledger/journal/{entry.seq}/").content.decode(),
+        client.get(f"/attribution/generations/{entry.generation_id}/").content.decode(),
+        client.get(explain_url(entry)).content.decode(),
+    ]
+    for html in pages:
+        assert labelled(html, "Scores SHA-256") == {run.scores_sha256}
+        assert labelled(html, "Checkpoint SHA-256") == {run.checkpoint_sha256}
+    # The ledger hashed the scores it read with the engine's digest: one value, not two.
+    assert settlement.scores_sha256 == run.scores_sha256
+    assert "canonical JSON" not in pages[0]
