@@ -57,7 +57,7 @@ def recording_detail(request: HttpRequest, pk: int) -> HttpResponse:
         raise Http404("No such recording among yours.")
     charts = [
         earnings_per_period_svg(
-            periods=[(row.label, row.amount) for row in summary.periods],
+            periods=[(row.chart_label, row.amount) for row in summary.periods],
             currency=summary.currency,
             title=f"Earnings of {earnings.recording.title} per statement period",
         )

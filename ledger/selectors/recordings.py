@@ -132,6 +132,11 @@ class PeriodEarnings:
     period: StatementPeriod | None  # None: after the last statement period
     amount: int  # accrual units: booked in the period, less reversals booked in it
 
+    @property
+    def chart_label(self) -> str:
+        """The period's start (a chart's axis has no room for both ends)."""
+        return f"{self.period.starts_at:%Y-%m-%d}" if self.period else "other"
+
 
 @dataclass(frozen=True)
 class RecordingCurrencyEarnings:

@@ -29,10 +29,11 @@ register = template.Library()
 def _money_html(exact: Decimal, currency: str):
     text = format(exact, "f")
     return format_html(
-        '<span class="money" title="exactly {} {}" data-exact="{}">{}</span>',
+        '<span class="money" title="exactly {} {}" data-exact="{}" data-currency="{}">{}</span>',
         text,
         currency,
         text,
+        currency,
         money_display(exact, currency),
     )
 

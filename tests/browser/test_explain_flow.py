@@ -91,6 +91,12 @@ def test_at_390_px_amounts_stay_in_sight_and_charts_are_redrawn(live_server, pag
     assert sizes and min(h for h in sizes if h > 0) >= 8
     assert all(amounts_in_view(page, "[data-testid^=balance-], [data-testid^=earned-]"))
     screenshot("dashboard-390")
+    # On a touch screen the exact amount is a tap away (no hover for the title).
+    balance = page.locator("[data-testid=balance-USD] .money")
+    balance.click()
+    assert balance.inner_text() == "10.00500000 USD"
+    balance.click()
+    assert balance.inner_text() == "$10.01"
 
     page.goto(f"{live_server.url}/ledger/statements/{world.a.pk}/{world.period.pk}/USD/")
     assert fits_the_screen(page)
@@ -105,3 +111,14 @@ def test_at_390_px_amounts_stay_in_sight_and_charts_are_redrawn(live_server, pag
     in_view = amounts_in_view(page, "#explain-tracks td.amount")
     assert in_view and all(in_view)
     screenshot("explain-390")
+
+    # My catalog -> a recording's page: its earnings with a chart drawn for the phone.
+    page.goto(f"{live_server.url}/catalog/")
+    assert fits_the_screen(page)
+    assert page.inner_text(f"[data-testid=ledger-currency-{world.a.pk}]") == "USD"
+    page.locator("#my-recordings td.amount a").first.click()
+    page.wait_for_selector("[data-testid=lifetime-USD]")
+    assert fits_the_screen(page)
+    assert page.locator(".chart-narrow svg").first.is_visible()
+    assert all(amounts_in_view(page, "#recording-payments td.amount"))
+    screenshot("recording-390")
