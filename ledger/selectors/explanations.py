@@ -146,12 +146,11 @@ class PaymentExplanation:
         return frozenset(track.position for track in self.tracks)
 
     @property
-    def minor_digits(self) -> int:
-        return currency_minor_digits(self.currency)
-
-    @property
-    def accrual_scale(self) -> int:
-        return ACCRUAL_SCALE
+    def audit_method_label(self) -> str:
+        if self.audit is None:
+            return ""
+        method = self.audit.audit_run.method
+        return METHOD_LABELS.get(method, method)
 
     @property
     def weight_scale(self) -> int:

@@ -6,8 +6,9 @@ from decimal import ROUND_FLOOR, Decimal
 
 import pytest
 
+from attribution.models import AttributionRun
 from ledger.models import Account, Posting, Settlement, SettlementHolderLine
-from ledger.money import ACCRUAL_SCALE
+from ledger.money import ACCRUAL_SCALE, accrual_to_decimal
 from ledger.selectors.explanations import payment_explanation, score_digits
 from ledger.services import generation_settle
 from ledger.splits import SplitPolicy
@@ -112,3 +113,28 @@ def test_scores_are_printed_with_one_fixed_number_of_decimals():
     assert f"{9.207e-05:.{score_digits([0.0007287, 9.207e-05])}f}" == "0.0000921"
     assert score_digits([12.5, 0.1]) == 2
     assert score_digits([0.0, 0.0]) == 4
+
+
+def test_where_two_methods_scored_the_generation_each_methods_answer_is_given(small_catalog):
+    _, holders = small_catalog
+    settlement = settle(small_catalog)
+    generation = settlement.generation
+    paid_run = settlement.attribution_run
+    audit_run = AttributionRun.objects.create(
+        generation=generation,
+        model_version=paid_run.model_version,
+        purpose=AttributionRun.Purpose.AUDIT,
+        method="unlearning",
+        status=AttributionRun.Status.SUCCEEDED,
+        checkpoint_sha256=paid_run.checkpoint_sha256,
+        manifest_sha256=paid_run.manifest_sha256,
+        engine_config={"method": "unlearning"},
+        seed=0,
+        scores=factories.scores_for(12, seed=7),
+    )
+    x = payment_explanation(settlement=settlement, holder_ids=[holders[0].pk])
+    assert x.audit is not None and x.audit.audit_run.pk == audit_run.pk
+    assert x.audit_method_label == "exact unlearning (Eq. 2)"
+    assert [row.rights_holder_id for row in x.audit.holders] == [holders[0].pk]
+    paid = SettlementHolderLine.objects.get(settlement=settlement, rights_holder=holders[0])
+    assert x.audit.holders[0].paid == accrual_to_decimal(paid.amount, "USD")
