@@ -1,7 +1,8 @@
 """URL routes of the ledger: pages under ``/ledger/``, the REST API under ``/ledger/api/``;
-and the generations' list and pages (what each generation paid) with the API's one
-generation, at the addresses they have under ``/attribution/``. Included at the site's
-root, after ``attribution.urls``."""
+the generations' list and pages (what each generation paid, and why) with the API's one
+generation, at the addresses they have under ``/attribution/``; a recording's earnings
+under ``/catalog/``. Included at the site's root, after ``attribution.urls`` and
+``catalog.urls``."""
 
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
@@ -23,7 +24,6 @@ ledger_urlpatterns = [
     # Rights holders (and finance, for any holder).
     path("", views.dashboard, name="dashboard"),
     path("statements/", views.statement_list, name="statements"),
-    path("recordings/<int:pk>/", earnings_views.recording_detail, name="recording"),
     path(statement, views.statement_detail, name="statement"),
     # Named apart from the API's statement-csv / statement-pdf (the router's names).
     path(
@@ -56,6 +56,8 @@ urlpatterns = [
     # Rights holders, catalog admins and finance.
     path("attribution/generations/", views.generation_list, name="generations"),
     path("attribution/generations/<int:pk>/", views.generation_detail, name="generation"),
+    # A recording's earnings, beside My catalog (which links to it).
+    path("catalog/recordings/<int:pk>/", earnings_views.recording_detail, name="recording"),
     path(
         "attribution/generations/<int:pk>/explain/",
         earnings_views.generation_explain,

@@ -133,7 +133,7 @@ def test_a_recordings_earnings_net_out_a_reversal(world):
 def test_the_recording_page_is_its_owners_only(world):
     recording = Settlement.objects.get(journal_entry=world.entries[0]).tracks.get().recording
     a_page = logged_in(user_with_role(RIGHTS_HOLDER, [world.a])).get(
-        f"/ledger/recordings/{recording.pk}/"
+        f"/catalog/recordings/{recording.pk}/"
     )
     assert a_page.status_code == 200
     html = a_page.content.decode()
@@ -141,11 +141,11 @@ def test_the_recording_page_is_its_owners_only(world):
     assert 'data-testid="generations-USD">1<' in html
     assert f"?entry={world.entries[0].seq}" in html  # each payment is explained
     b_page = logged_in(user_with_role(RIGHTS_HOLDER, [world.b])).get(
-        f"/ledger/recordings/{recording.pk}/"
+        f"/catalog/recordings/{recording.pk}/"
     )
     assert b_page.status_code == 404
     assert recording.title not in b_page.content.decode()
-    finance = logged_in(user_with_role(FINANCE)).get(f"/ledger/recordings/{recording.pk}/")
+    finance = logged_in(user_with_role(FINANCE)).get(f"/catalog/recordings/{recording.pk}/")
     assert finance.status_code == 200
 
 
@@ -156,10 +156,10 @@ def test_my_catalog_shows_each_recordings_earnings_in_the_ledgers_currency(world
     assert f'data-testid="ledger-currency-{world.a.pk}">USD<' in html
     assert "paid in EUR" not in html and "not used, the ledger does not convert" in html
     first = Settlement.objects.get(journal_entry=world.entries[0]).tracks.get().recording
-    assert f"/ledger/recordings/{first.pk}/" in html
+    assert f"/catalog/recordings/{first.pk}/" in html
     assert 'title="exactly 10.00500000 USD"' in html
     b_recordings = Recording.objects.filter(ownership_shares__rights_holder=world.b)
-    assert not any(f"/ledger/recordings/{r.pk}/" in html for r in b_recordings)
+    assert not any(f"/catalog/recordings/{r.pk}/" in html for r in b_recordings)
 
 
 # --- the statement page ----------------------------------------------------------------------
