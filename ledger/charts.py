@@ -91,7 +91,7 @@ def payment_cutoff_svg(
             ax = fig.add_subplot()
             ax.plot(ranks, sorted_scores, color=PRIMARY, linewidth=1.2, label="all tracks")
             ax.axhline(0.0, color=MUTED, linewidth=0.6)
-            if cutoff_rank:
+            if 0 < cutoff_rank < len(scores):  # nothing to draw when every track is paid
                 line = ax.axvline(
                     cutoff_rank + 0.5,
                     color="#222222",

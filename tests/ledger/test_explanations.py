@@ -7,6 +7,7 @@ from decimal import ROUND_FLOOR, Decimal
 import pytest
 
 from attribution.models import AttributionRun
+from ledger.charts import CUTOFF_ID, UNPAID_GROUP_ID, payment_cutoff_svg
 from ledger.models import Account, Posting, Settlement, SettlementHolderLine
 from ledger.money import ACCRUAL_SCALE, accrual_to_decimal
 from ledger.selectors.explanations import payment_explanation, score_digits
@@ -138,3 +139,12 @@ def test_where_two_methods_scored_the_generation_each_methods_answer_is_given(sm
     assert [row.rights_holder_id for row in x.audit.holders] == [holders[0].pk]
     paid = SettlementHolderLine.objects.get(settlement=settlement, rights_holder=holders[0])
     assert x.audit.holders[0].paid == accrual_to_decimal(paid.amount, "USD")
+
+
+def test_the_chart_draws_the_cut_off_where_it_cut_tracks():
+    scores = factories.scores_for(12, seed=2)
+    cut = payment_cutoff_svg(scores, paid={0, 1, 2}, unpaid={5}, cutoff_rank=3, paid_label="x")
+    assert f'id="{CUTOFF_ID}"' in cut and f'id="{CUTOFF_ID}-narrow"' in cut
+    assert f'id="{UNPAID_GROUP_ID}"' in cut
+    every = payment_cutoff_svg(scores, paid=set(range(12)), cutoff_rank=12, paid_label="x")
+    assert CUTOFF_ID not in every
