@@ -42,7 +42,7 @@ def generation_explain(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "ledger/explain.html",
-        {"x": explanation, "chart": explanation_chart(explanation)},
+        {"explanation": explanation, "chart": explanation_chart(explanation)},
     )
 
 

@@ -464,7 +464,7 @@ def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "generation": generation,
             "detail": detail,
-            "x": explanation,
+            "explanation": explanation,
             "chart": chart,
             "score_digits": score_digits(detail.run.scores or []) if detail.run else 4,
             "page_obj": _page(request, detail.rows),
