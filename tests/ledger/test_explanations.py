@@ -5,6 +5,8 @@ from dataclasses import replace
 from decimal import ROUND_FLOOR, Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from attribution.models import AttributionRun
 from ledger.charts import CUTOFF_ID, UNPAID_GROUP_ID, payment_cutoff_svg
@@ -148,3 +150,39 @@ def test_the_chart_draws_the_cut_off_where_it_cut_tracks():
     assert f'id="{UNPAID_GROUP_ID}"' in cut
     every = payment_cutoff_svg(scores, paid=set(range(12)), cutoff_rank=12, paid_label="x")
     assert CUTOFF_ID not in every
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    scores=st.lists(
+        st.floats(min_value=-1, max_value=1, allow_nan=False), min_size=12, max_size=12
+    ),
+    temperature=st.sampled_from(["0.25", "1", "3"]),
+    top_k=st.one_of(st.none(), st.integers(min_value=1, max_value=12)),
+    min_share=st.sampled_from(["0", "0.001", "0.05"]),
+    revenue_minor=st.integers(min_value=100, max_value=10**7),
+)
+def test_every_holders_explanation_recomputes_their_posting(
+    small_catalog, scores, temperature, top_k, min_share, revenue_minor
+):
+    model_version, holders = small_catalog
+    policy = SplitPolicy(
+        temperature=Decimal(temperature), top_k=top_k, min_share=Decimal(min_share)
+    )
+    generation = factories.generation_create(
+        model_version=model_version, revenue_minor=revenue_minor
+    )
+    run = factories.run_create(generation=generation, scores=scores)
+    entry = generation_settle(attribution_run=run, policy=policy)
+    settlement = Settlement.objects.get(journal_entry=entry)
+    explained = 0
+    for holder in holders:
+        x = payment_explanation(settlement=settlement, holder_ids=[holder.pk])
+        assert x.recomputes
+        paid = settlement.holders.filter(rights_holder=holder).first()
+        assert x.total == (booked_to(settlement, holder.pk) if paid and paid.amount else 0)
+        assert x.total == sum(track.your_amount for track in x.tracks)
+        explained += x.total
+    assert explained == settlement.pool
