@@ -106,10 +106,12 @@ def main() -> None:
             )
         if not rows:
             return
+        from attribution.hash_labels import CHECKPOINT_HASH_LABEL, short_hash
+
         notes = [
-            f"{len(rows)}/{len(grid)} configurations complete. Checkpoint "
-            f"`{model.checkpoint_sha256[:16]}`, N = {len(train_set)}, {len(targets)} k-means "
-            f"targets, k = {k_used[0]}; measured by this script "
+            f"{len(rows)}/{len(grid)} configurations complete. {CHECKPOINT_HASH_LABEL} "
+            f"`{short_hash(model.checkpoint_sha256)}`, N = {len(train_set)}, "
+            f"{len(targets)} k-means targets, k = {k_used[0]}; measured by this script "
             f"({args.workers} worker(s) x {args.threads} thread(s), "
             f"{time.perf_counter() - started:.0f} s wall so far).",
             f"Fixed: {base_cfg.unlearn_timesteps} unlearning timesteps, T = "

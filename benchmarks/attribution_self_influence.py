@@ -86,10 +86,12 @@ def main() -> None:
             "workers": args.workers,
             "library_versions": library_versions(),
         }
+        from attribution.hash_labels import CHECKPOINT_HASH_LABEL, short_hash
+
         notes = [
             f"{'Complete' if final else 'PARTIAL'}: {len(done)}/{len(targets)} k-means targets. "
-            f"Checkpoint `{model.checkpoint_sha256[:16]}`, N = {len(train_set)} training "
-            f"tracks, k = {k}.",
+            f"{CHECKPOINT_HASH_LABEL} `{short_hash(model.checkpoint_sha256)}`, "
+            f"N = {len(train_set)} training tracks, k = {k}.",
             f"Embedding: {summary['embedding']}.",
             f"**Mean R(z_tar) = {summary['mean_rank']:.3f}** ({summary['targets_at_rank_1']}/"
             f"{len(done)} at rank 1); mean similarity top-{k} = {summary['mean_sim_topk']:.4f},"

@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from catalog.earnings import catalog_earnings
 from catalog.importing import KINDS
 from catalog.models import Recording
 from catalog.selectors import (
@@ -65,6 +66,7 @@ def my_catalog(request: HttpRequest) -> HttpResponse:
     )
     shares = Paginator(shares, PAGE_SIZE).get_page(request.GET.get("page"))
     on_page = [share.recording_id for share in shares]
+    earnings = catalog_earnings(holders=summaries, shares=list(shares))
     opted = set(recordings_opted_out().filter(pk__in=on_page).values_list("pk", flat=True))
     opt_outs = Paginator(opt_outs_visible_to(request.user), PAGE_SIZE).get_page(
         request.GET.get("opt_outs_page")
@@ -81,6 +83,7 @@ def my_catalog(request: HttpRequest) -> HttpResponse:
             "opt_outs": opt_outs,
             "query": query,
             "sort": sort,
+            "earnings": earnings,
         },
     )
 

@@ -6,7 +6,7 @@ carries no date and its element ids are seeded by ``svg.hashsalt``).
 """
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import matplotlib
@@ -69,3 +69,21 @@ def _escape_attr(text: str) -> str:
     return (
         text.replace("&", "&amp;").replace('"', "&quot;").replace("<", "&lt;").replace(">", "&gt;")
     )
+
+
+NARROW_WIDTH_IN = 3.6
+"""A phone's chart: drawn 3.6 in wide, so at 390 px its text is shown near its own size."""
+
+
+def responsive_svg(
+    draw: Callable[[float, float], str], *, width_in: float, height_in: float
+) -> str:
+    """The chart drawn twice: at ``width_in`` for wide screens and paper, and at
+    ``NARROW_WIDTH_IN`` (taller, for a phone held upright), each wrapped in a ``<div>``
+    the stylesheet shows at its own screen width (``.chart-wide`` / ``.chart-narrow``).
+    ``draw(width_in, height_in, variant)`` gets ``"wide"`` or ``"narrow"`` to keep the
+    element ids it sets apart.
+    Scaling one wide drawing down to a phone would shrink its text below legibility."""
+    wide = draw(width_in, height_in, "wide")
+    narrow = draw(NARROW_WIDTH_IN, max(height_in, NARROW_WIDTH_IN * 0.8), "narrow")
+    return f'<div class="chart-wide">{wide}</div><div class="chart-narrow">{narrow}</div>'

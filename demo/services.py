@@ -27,6 +27,7 @@ from django.db.models import Count
 
 from attribution import selectors as attribution_selectors
 from attribution import services as attribution_services
+from attribution.hash_labels import hashes_text
 from attribution.models import AttributionRun, Generation, ModelArtifact, ModelVersion
 from attribution.tasks import compute_model_artifacts
 from catalog.audio import file_sha256
@@ -235,7 +236,7 @@ def demo_report_lines(result: DemoResult, top: int = 5) -> list[str]:
         lines.append(f"Generation {generation.pk}: {generation.prompt!r}")
         lines.append(
             f"  revenue {minor_to_decimal(generation.revenue_minor, currency)} {currency}; "
-            f"checkpoint {run.checkpoint_sha256[:12]}; scores {run.scores_sha256[:12]}"
+            + hashes_text(checkpoint=run.checkpoint_sha256, scores=run.scores_sha256)
         )
         paid = {line.position: line for line in settlement.tracks.all()} if settlement else {}
         pool = settlement.pool if settlement else 0

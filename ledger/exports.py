@@ -245,6 +245,13 @@ def statement_pdf(*, statement: Statement) -> bytes:
     Deterministic: the same statement gives the same bytes (the creation date is the
     statement's generation time, fonts are embedded from matplotlib's DejaVu).
     """
+    return bytes(statement_pdf_document(statement=statement).output())
+
+
+def statement_pdf_document(*, statement: Statement) -> FPDF:
+    """The laid-out PDF of ``statement`` (``statement_pdf`` writes it). A generation's
+    tracks are rows of their own under it, so a generation paid by many tracks flows
+    across pages instead of being one row taller than a page."""
     content = statement.content
     currency = content["currency"]
     pdf = FPDF(format="A4")
@@ -319,10 +326,14 @@ def statement_pdf(*, statement: Statement) -> bytes:
             description = _KIND_LABELS.get(item["kind"], item["kind"])
             if item["description"]:
                 description += f": {item['description']}"
-            for track in tracks_of.get(item["entry"], ()):
-                amount = accrual_to_text(track["amount"], currency)
-                description += f"\n  {track['isrc']}  {track['title']}  {amount}"
             row.cell(description)
             row.cell(item["share_of_pool"])
             row.cell(item["amount"])
-    return bytes(pdf.output())
+            for track in tracks_of.get(item["entry"], ()):
+                track_row = table.row()
+                track_row.cell("")
+                track_row.cell("")
+                track_row.cell(f"    {track['isrc']}  {track['title']}")
+                track_row.cell("")
+                track_row.cell(accrual_to_text(track["amount"], currency))
+    return pdf

@@ -10,6 +10,7 @@ so changing, removing or inserting anything in an earlier entry changes every la
 The primitives are ``core.hashing``'s, shared with the audit trail's chain.
 """
 
+import struct
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -30,8 +31,14 @@ __all__ = [
 
 
 def scores_sha256(scores: Sequence[float]) -> str:
-    """Hash of an attribution run's scores as the ledger read them (repr of each float)."""
-    return sha256_hex(canonical_json([float(s) for s in scores]))
+    """The scores SHA-256: of the scores as little-endian IEEE 754 doubles in training-set
+    order, the digest the engine records for a run (``Scores.tau_sha256``). The ledger
+    hashes the scores it read with it, so a settlement and its run show one scores hash,
+    and a difference can only mean the ledger read other scores than the engine wrote.
+    (Settlements booked before this digest was shared keep the canonical-JSON digest they
+    were booked with; their provenance hash covers it.)"""
+    values = [float(s) for s in scores]
+    return sha256_hex(struct.pack(f"<{len(values)}d", *values))
 
 
 ENTRY_FIELDS = (

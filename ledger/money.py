@@ -23,7 +23,7 @@ No floats: every function here accepts and returns ``int`` (or ``Decimal`` for d
 """
 
 from collections.abc import Sequence
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 ACCRUAL_SCALE = 1_000_000
 """Accrual units per currency minor unit (the ledger's posting scale)."""
@@ -89,6 +89,27 @@ def accrual_to_text(amount: int, currency: str) -> str:
     """Accrual units as plain decimal text in major units, for pages, files and JSON:
     ``0.00000005``, never ``str(Decimal)``'s ``5E-8`` (nor ``0E-8`` for zero)."""
     return format(accrual_to_decimal(amount, currency), "f")
+
+
+CURRENCY_SYMBOLS = {"USD": "$", "EUR": "€", "GBP": "£", "JPY": "¥"}
+"""Symbols shown before an amount; any other currency is written with its ISO code."""
+
+
+def money_display(amount: Decimal, currency: str) -> str:
+    """An exact amount in major units as people read it: the currency's symbol (or code)
+    and the currency's minor digits, rounded half up (``$10.01``, ``-€0.25``,
+    ``CHF 3.10``). A non-zero amount too small to show is written ``< $0.01``, never as
+    a zero it is not. The exact value belongs beside it (the pages put it in a title)."""
+    assert isinstance(amount, Decimal), type(amount)
+    digits = currency_minor_digits(currency)
+    quantum = Decimal(1).scaleb(-digits)
+    rounded = amount.quantize(quantum, rounding=ROUND_HALF_UP)
+    symbol = CURRENCY_SYMBOLS.get(currency)
+    prefix = symbol if symbol else f"{currency}\N{NO-BREAK SPACE}"
+    if rounded == 0 and amount != 0:
+        return f"{'> -' if amount < 0 else '< '}{prefix}{quantum}"
+    sign = "-" if rounded < 0 else ""
+    return f"{sign}{prefix}{abs(rounded):,.{digits}f}"
 
 
 def allocate(total: int, weights: Sequence[int]) -> list[int]:

@@ -1,12 +1,13 @@
 """URL routes of the ledger: pages under ``/ledger/``, the REST API under ``/ledger/api/``;
-and the generations' list and pages (what each generation paid) with the API's one
-generation, at the addresses they have under ``/attribution/``. Included at the site's
-root, after ``attribution.urls``."""
+the generations' list and pages (what each generation paid, and why) with the API's one
+generation, at the addresses they have under ``/attribution/``; a recording's earnings
+under ``/catalog/``. Included at the site's root, after ``attribution.urls`` and
+``catalog.urls``."""
 
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
-from ledger import apis, views
+from ledger import apis, earnings_views, views
 
 app_name = "ledger"
 
@@ -62,6 +63,13 @@ urlpatterns = [
     # Rights holders, catalog admins and finance.
     path("attribution/generations/", views.generation_list, name="generations"),
     path("attribution/generations/<int:pk>/", views.generation_detail, name="generation"),
+    # A recording's earnings, beside My catalog (which links to it).
+    path("catalog/recordings/<int:pk>/", earnings_views.recording_detail, name="recording"),
+    path(
+        "attribution/generations/<int:pk>/explain/",
+        earnings_views.generation_explain,
+        name="generation-explain",
+    ),
     path(
         "attribution/generations/<int:pk>/evidence.json",
         views.generation_evidence_download,

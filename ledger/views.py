@@ -38,6 +38,7 @@ from core.roles import CATALOG_ADMIN, FINANCE, role_required, user_has_role
 from core.sorting import Sorting
 from ledger import selectors, services
 from ledger.charts import earnings_per_month_svg
+from ledger.earnings_views import explanation_chart
 from ledger.exports import CONTENT_TYPES, statement_pdf
 from ledger.filters import AccountFilter, JournalEntryFilter
 from ledger.forms import (
@@ -55,8 +56,10 @@ from ledger.selectors.confirmations import (
     statement_period_close_preview,
 )
 from ledger.selectors.evidence import generation_evidence
+from ledger.selectors.explanations import explanation_for, score_digits
 from ledger.selectors.generations import METHOD_LABELS
 from ledger.selectors.holder_payouts import holder_payout_lines
+from ledger.selectors.statement_summaries import statement_by_recording, statement_summary
 from ledger.statement_exports import statement_lines_csv, statement_xlsx
 
 PAGE_SIZE = 50
@@ -191,6 +194,8 @@ def statement_detail(
             "content": content,
             "lines": lines,
             "holder": statement.rights_holder,
+            "summary": statement_summary(content=content),
+            "by_recording": statement_by_recording(content=content),
         },
     )
 
@@ -518,8 +523,11 @@ def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     require_generation_reader(request)
     generation = get_object_or_404(attribution_selectors.generations_for_user(request.user), pk=pk)
     detail = selectors.generation_detail(generation=generation, user=request.user)
+    explanation = explanation_for(generation_id=generation.pk, user=request.user)
     chart = None
-    if detail.run is not None and detail.run.scores:
+    if explanation is not None:
+        chart = explanation_chart(explanation)
+    elif detail.run is not None and detail.run.scores:
         chart = attribution_distribution_svg(
             detail.run.scores,
             highlight=detail.highlight_positions,
@@ -539,7 +547,9 @@ def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "generation": generation,
             "detail": detail,
+            "explanation": explanation,
             "chart": chart,
+            "score_digits": score_digits(detail.run.scores or []) if detail.run else 4,
             "page_obj": _page(request, detail.rows),
             "runs": runs,
             "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),

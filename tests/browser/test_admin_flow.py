@@ -6,9 +6,9 @@ on a 390 px wide phone. Screenshots at each step under test-artifacts/screenshot
 import pytest
 from playwright.sync_api import expect
 
-from attribution.charts import HIGHLIGHT_GROUP_ID
 from catalog.models import ImportBatch, Recording, RightsHolder
 from core.services import user_create_or_update
+from ledger.charts import PAID_GROUP_ID
 from tests.catalog.conftest import CatalogFolder
 from tests.ledger.generation_world import settled_world
 
@@ -118,15 +118,17 @@ def test_holder_hears_the_generation_and_sees_the_chart(live_server, page, scree
         page.wait_for_timeout(100)
     assert duration is not None, "the audio never loaded"
     assert abs(duration - 0.4) < 0.05
-    chart = page.locator("#attribution-chart svg")
-    assert chart.is_visible()
-    assert page.locator(f"#attribution-chart g#{HIGHLIGHT_GROUP_ID} use").count() > 0
+    # The settled generation's chart is the explanation's: the cut-off and the paid tracks.
+    chart = page.locator("#explain-chart svg:visible")
+    assert chart.count() == 1
+    assert page.locator(f"#explain-chart g#{PAID_GROUP_ID} use").count() > 0
     assert page.locator("#attributed-tracks tbody tr").count() >= 1
     screenshot("1-generation-desktop")
 
     page.set_viewport_size(PHONE)
     page.reload()
-    assert chart.is_visible()
+    assert chart.count() == 1  # now the drawing for phones
+    assert page.locator(f"#explain-chart g#{PAID_GROUP_ID}-narrow").is_visible()
     assert page.locator("#generation-audio").bounding_box()["width"] <= PHONE["width"]
     assert chart.bounding_box()["width"] <= PHONE["width"]
     assert overflowing(page) == []

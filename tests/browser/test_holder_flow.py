@@ -50,13 +50,14 @@ def test_holder_opens_a_statement_and_downloads_it(live_server, page, screenshot
     log_in(page, live_server, "/ledger/", "holder-a")
     assert page.url == f"{live_server.url}/ledger/"
     assert page.inner_text("h1") == world.a.legal_name
-    assert page.inner_text("[data-testid=balance-USD]") == "10.00500000"
-    assert page.locator("svg.chart").count() == 1
+    assert page.inner_text("[data-testid=balance-USD]") == "$10.01"
+    assert page.get_attribute("[data-testid=balance-USD]", "data-exact") == "10.00500000"
+    assert page.locator("svg.chart:visible").count() == 1  # the wide drawing; the phone's hidden
     screenshot("dashboard")
 
     page.click("text=Statements")
     page.click(f"a[href='/ledger/statements/{world.a.pk}/{world.period.pk}/USD/']")
-    assert page.inner_text("[data-testid=closing]") == "10.00500000"
+    assert page.inner_text("[data-testid=closing]") == "$10.01"
     assert FORMULA_PROMPT in page.inner_text("#statement-lines")
     assert "Reversal of #3: duplicate generation" in page.inner_text("main")
     screenshot("statement")

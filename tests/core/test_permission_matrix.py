@@ -175,6 +175,9 @@ EXPECTED: dict[str, Expect] = {
     "ledger:generations": page(),
     "ledger:generation": page(owned=True, args=pk("generation_a")),
     "ledger:generation-evidence": page(owned=True, args=pk("generation_a")),
+    "ledger:generation-explain": page(owned=True, args=pk("generation_a")),
+    # What a recording earned: its owners' holders, catalog admins and finance.
+    "ledger:recording": page(owned=True, args=pk("recording_a")),
     # --- ledger API
     "ledger:api-root": api(),
     "ledger:api-balances": api(),

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 import factory
+import numpy as np
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
@@ -132,7 +133,8 @@ def run_create(
         engine_config={"method": "unlearning"},
         seed=0,
         scores=scores,
-        scores_sha256=_sha(repr(scores)),
+        # the engine's digest (engine.artifacts.array_sha256 of the float64 scores)
+        scores_sha256=hashlib.sha256(np.asarray(scores, dtype=np.float64).tobytes()).hexdigest(),
     )
 
 

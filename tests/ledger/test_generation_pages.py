@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from attribution.charts import HIGHLIGHT_GROUP_ID
 from catalog.models import RightsHolder
+from ledger.charts import CUTOFF_ID, PAID_GROUP_ID, UNPAID_GROUP_ID
 from ledger.models import SettlementHolderLine
 from ledger.money import accrual_to_decimal
 from ledger.services import generation_settle, journal_entry_reverse
@@ -22,9 +23,9 @@ def world(db, settings, tmp_path):
     return settled_world()
 
 
-def highlighted_marks(html: str) -> int:
-    """How many marks the chart's highlighted group holds (one ``<use>`` per track)."""
-    group = html[html.index(f'<g id="{HIGHLIGHT_GROUP_ID}"') :]
+def highlighted_marks(html: str, group_id: str = HIGHLIGHT_GROUP_ID) -> int:
+    """How many marks the chart's group ``group_id`` holds (one ``<use>`` per track)."""
+    group = html[html.index(f'<g id="{group_id}"') :]
     depth, marks = 0, 0
     for match in re.finditer(r"<(/?)g\b[^>]*>|<use\b", group):
         if match.group(0).startswith("<use"):
@@ -55,7 +56,7 @@ def test_holder_lists_the_generations_that_paid_them_with_their_amount(world, cl
     line = SettlementHolderLine.objects.get(
         settlement=world.settlement, rights_holder=world.holders[0]
     )
-    assert f"{accrual_to_decimal(line.amount, 'USD')} USD" in page
+    assert f"exactly {accrual_to_decimal(line.amount, 'USD')} USD" in page
     assert 'class="sort-link"' in page  # sorted on the server, across every page
     assert f"/attribution/generations/{world.generation.pk}/evidence.json" in page
 
@@ -70,7 +71,8 @@ def test_holder_generation_page_has_player_chart_and_only_their_tracks(world, cl
     assert f'src="/attribution/generations/{world.generation.pk}/audio/"' in page
     assert "<audio controls" in page
 
-    # The chart covers the whole training set and marks every track the holder owns.
+    # The chart covers the whole training set, marks the holder's paid tracks as paid and
+    # the holder's other tracks apart (the cut-off left them unpaid), wide and narrow alike.
     assert 'class="chart"' in page and "<svg" in page
     own = {
         entry.position
@@ -79,24 +81,30 @@ def test_holder_generation_page_has_player_chart_and_only_their_tracks(world, cl
         )
     }
     assert 0 < len(own) < 12
-    assert highlighted_marks(page) == len(own)
-    assert "#d55e00" in page.lower()  # core.charts.HIGHLIGHT
-
-    # The table lists exactly the holder's paid parts, with the settlement's amounts.
     line = SettlementHolderLine.objects.get(
         settlement=world.settlement, rights_holder=world.holders[0]
     )
+    paid = {position for position, _ in line.tracks}
+    for suffix in ("", "-narrow"):
+        assert highlighted_marks(page, PAID_GROUP_ID + suffix) == len(paid)
+        if own - paid:
+            assert highlighted_marks(page, UNPAID_GROUP_ID + suffix) == len(own - paid)
+    cut = world.settlement.tracks.count() < world.settlement.score_count
+    assert (f'id="{CUTOFF_ID}"' in page) == cut  # drawn only where it cut tracks
+    assert "#d55e00" in page.lower()  # core.charts.HIGHLIGHT
+
+    # The table lists exactly the holder's paid parts, with the settlement's amounts.
     table = page[page.index('id="attributed-tracks"') :]
     table = table[: table.index("</table>")]
     rows = table.count("<tr>") - 1  # minus the header row
     assert rows == len(line.tracks)
     for _position, amount in line.tracks:
-        assert str(accrual_to_decimal(amount, "USD")) in table
+        assert f"exactly {accrual_to_decimal(amount, 'USD')} USD" in table
     others = RightsHolder.objects.exclude(pk=world.holders[0].pk).values_list(
         "legal_name", flat=True
     )
     assert not any(name in table for name in others)
-    assert f"{accrual_to_decimal(line.amount, 'USD')} USD" in page
+    assert f"exactly {accrual_to_decimal(line.amount, 'USD')} USD" in page
 
 
 def test_another_holders_generation_and_audio_are_404(world, client):
@@ -159,8 +167,8 @@ def test_admin_generation_page_shows_every_paid_track_and_the_pool(world, client
     )
     assert response.status_code == 200
     page = response.content.decode()
-    assert highlighted_marks(page) == world.settlement.tracks.count()
-    assert f"{accrual_to_decimal(world.settlement.pool, 'USD')} USD" in page
+    assert highlighted_marks(page, PAID_GROUP_ID) == world.settlement.tracks.count()
+    assert f"exactly {accrual_to_decimal(world.settlement.pool, 'USD')} USD" in page
     api = APIClient()
     api.force_authenticate(world.finance)
     detail = api.get(f"/attribution/api/generations/{world.generation.pk}/").json()

@@ -10,6 +10,7 @@ from ledger.money import (
     accrual_to_minor_floor,
     allocate,
     minor_to_decimal,
+    money_display,
 )
 
 weights_st = st.lists(st.integers(min_value=0, max_value=10**15), min_size=1, max_size=60).filter(
@@ -92,3 +93,22 @@ def test_accrual_text_is_plain_decimal_notation():
     assert accrual_to_text(0, "USD") == "0.00000000"
     assert accrual_to_text(-1_000_500_000, "USD") == "-10.00500000"
     assert accrual_to_text(7, "JPY") == "0.000007"
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "shown"),
+    [
+        ("10.00500000", "USD", "$10.01"),  # half up
+        ("10.00499999", "USD", "$10.00"),
+        ("1234567.5", "EUR", "€1,234,567.50"),
+        ("-5.00000000", "USD", "-$5.00"),
+        ("0.00000001", "USD", "< $0.01"),  # never a zero it is not
+        ("-0.00000001", "USD", "> -$0.01"),
+        ("0", "GBP", "£0.00"),
+        ("1234.4", "JPY", "¥1,234"),
+        ("3.1", "CHF", "CHF\N{NO-BREAK SPACE}3.10"),
+        ("1.2345", "KWD", "KWD\N{NO-BREAK SPACE}1.235"),
+    ],
+)
+def test_money_display_rounds_to_the_currencys_digits(amount, currency, shown):
+    assert money_display(Decimal(amount), currency) == shown

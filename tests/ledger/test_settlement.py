@@ -1,9 +1,11 @@
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
+from attribution.engine.artifacts import array_sha256
 from attribution.models import AttributionRun, Generation
 from core.exceptions import ApplicationError
 from core.models import AuditEvent
@@ -45,6 +47,9 @@ def test_settlement_stores_its_provenance(settled_run):
     entry = services.generation_settle(attribution_run=settled_run, policy=POLICY)
     settlement = entry.settlement
     assert settlement.scores_sha256 == scores_sha256(settled_run.scores)
+    # One scores hash: the ledger's digest of what it read is the engine's of what it wrote.
+    engine_digest = array_sha256(np.asarray(settled_run.scores, dtype=np.float64))
+    assert settlement.scores_sha256 == engine_digest
     assert settlement.checkpoint_sha256 == settled_run.model_version.checkpoint_sha256
     assert settlement.manifest_sha256 == settled_run.manifest_sha256
     assert SplitPolicy.from_dict(settlement.policy) == POLICY

@@ -51,6 +51,17 @@ def main_html(response) -> str:
     return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", html)
 
 
+def kpi(html: str, testid: str) -> tuple[str, str]:
+    """(exact value, what is shown) of the amount marked ``data-testid=testid``."""
+    match = re.search(rf'data-testid="{testid}" data-exact="([^"]+)"><span [^>]*>([^<]+)<', html)
+    assert match, testid
+    return match.group(1), match.group(2)
+
+
+def text_of(html: str) -> str:
+    return re.sub(r"<[^>]+>", "", html)
+
+
 # --- rights holders --------------------------------------------------------------------------
 
 
@@ -60,25 +71,28 @@ def test_dashboard_shows_balance_earnings_chart_and_next_payout(world):
     html = page.content.decode()
     assert world.a.legal_name in html and world.b.legal_name not in html
     # 10.005 + 5.00 - 5.00 (reversed): all booked this calendar month, none paid yet.
-    assert re.search(r'data-testid="balance-USD">10\.00500000<', html)
-    assert re.search(r'data-testid="earned-USD">10\.00500000<', html)
+    assert kpi(html, "balance-USD") == ("10.00500000", "$10.01")
+    assert kpi(html, "earned-USD") == ("10.00500000", "$10.01")
+    assert 'title="exactly 10.00500000 USD"' in html
     assert "<svg" in html and 'aria-label="Earnings per month in USD"' in html
     # 1000 whole cents reach the 10.00 USD minimum (LEDGER_PAYOUT_MINIMUM_MINOR).
     payout = html[html.index('data-testid="payout-USD"') :]
-    assert "10.00</div>" in payout[:400] and "in the next payout batch" in payout[:600]
+    assert "$10.00</span></div>" in payout[:400] and "in the next payout batch" in payout[:600]
 
 
 def test_dashboard_says_what_is_missing_below_the_payout_minimum(world):
     html = logged_in(user_with_role(RIGHTS_HOLDER, [world.b])).get("/ledger/").content.decode()
-    assert re.search(r'data-testid="balance-USD">5\.00000000<', html)
-    assert "5.00 of 10.00" in html and "5.00 more to reach the payout minimum" in html
+    assert kpi(html, "balance-USD") == ("5.00000000", "$5.00")
+    text = text_of(html)
+    assert "$5.00 of $10.00" in text and "$5.00 more to reach the payout minimum" in text
 
 
 def test_a_draft_batch_is_shown_as_reserved(world):
     services.payout_batch_create(currency="USD", threshold_minor=100)
     html = logged_in(user_with_role(RIGHTS_HOLDER, [world.a])).get("/ledger/").content.decode()
-    assert "10.00 is already in a payout batch awaiting payment" in html
-    assert "0.00 of 10.00" in html
+    text = text_of(html)
+    assert "$10.00 is already in a payout batch awaiting payment" in text
+    assert "$0.00 of $10.00" in text
 
 
 def test_dashboard_of_another_holder_is_404_and_finance_may_open_it(world):
@@ -139,8 +153,8 @@ def test_statement_page_is_identical_each_time_it_is_opened(world):
     second = client.get(statement_url(world))
     assert main_html(first) == main_html(second)
     html = main_html(first)
-    assert re.search(r'data-testid="opening">0\.00000000<', html)
-    assert re.search(r'data-testid="closing">10\.00500000<', html)
+    assert kpi(html, "opening") == ("0.00000000", "$0.00")
+    assert kpi(html, "closing") == ("10.00500000", "$10.01")
     assert "Reversal of #3: duplicate generation" in html
     assert "=HYPERLINK" in html  # shown as text on the page (autoescaped)
     statement = Statement.objects.get()
