@@ -210,12 +210,23 @@ def test_verify_api_runs_the_chain_check_for_finance_and_is_audited(world):
     assert "recorded anchor" in broken.json()["first_break"]
     bad = finance.post("/ledger/api/verify/", {"expect": ["not-an-anchor"]}, format="json")
     assert bad.status_code == 400
+    audit = body["audit"]
+    assert audit["ok"] and audit["events_checked"] == audit["head_seq"] > 0
+    tip = AuditEvent.objects.get(seq=audit["head_seq"])
+    assert audit["head_hash"] == tip.hash
+    wrong = finance.post(
+        "/ledger/api/verify/", {"expect_audit": [f"{tip.seq}:{'0' * 64}"]}, format="json"
+    ).json()
+    assert not wrong["ok"] and wrong["first_break"] is None
+    assert wrong["audit"]["break_seq"] == tip.seq
+    assert "recorded anchor" in wrong["audit"]["first_break"]
     holder = api_for(user_with_role(RIGHTS_HOLDER, [world.a]))
     assert holder.post("/ledger/api/verify/", {}, format="json").status_code == 403
     runs = AuditEvent.objects.filter(action="ledger.verify").order_by("id")
     assert [(e.actor, e.after["ok"]) for e in runs] == [
         (finance_user, True),
         (finance_user, True),
+        (finance_user, False),
         (finance_user, False),
     ]
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -18,6 +19,7 @@ from ledger import selectors, services
 from ledger.hashing import timestamp_canonical
 from ledger.models import JournalEntry, PayoutBatch, PayoutLine, Statement, StatementPeriod
 from ledger.money import ACCRUAL_SCALE
+from tests.conftest import APP_ROLE
 from tests.ledger import factories
 from tests.ledger.conftest import FORMULA_PROMPT, settle_known, user_with_role
 
@@ -361,6 +363,24 @@ def test_verify_runs_the_chain_check_and_is_audited(world):
     html = client.post("/ledger/verify/", {"expect": "not-an-anchor"}).content.decode()
     assert "is not SEQ:HASH" in html
     assert AuditEvent.objects.filter(action="ledger.verify").count() == 2
+
+
+def test_verify_page_shows_the_audit_trails_head_and_its_first_break(world):
+    client = logged_in(user_with_role(FINANCE))
+    html = client.post("/ledger/verify/").content.decode()
+    tip = AuditEvent.objects.order_by("-seq").first()  # the run just recorded
+    previous = AuditEvent.objects.get(seq=tip.seq - 1)
+    assert f'data-testid="audit-head">{previous.seq}:{previous.hash}<' in html
+    with connection.cursor() as cursor:  # a superuser's edit, triggers off (tests/conftest.py)
+        cursor.execute("SET LOCAL ROLE NONE")
+        cursor.execute("SET LOCAL session_replication_role = replica")
+        cursor.execute("UPDATE core_auditevent SET reason = 'edited' WHERE seq = 1")
+        cursor.execute("SET LOCAL session_replication_role = origin")
+        cursor.execute(f"SET LOCAL ROLE {APP_ROLE}")
+    html = client.post("/ledger/verify/").content.decode()
+    assert "The ledger does not verify" in html
+    assert 'data-testid="audit-first-break">audit event #1: content does not match' in html
+    assert 'data-testid="first-break"' not in html  # the journal itself is intact
 
 
 def test_payout_batch_pages_create_export_pay_and_fail_a_line_all_audited(world):
