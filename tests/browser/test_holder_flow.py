@@ -76,8 +76,8 @@ def test_holder_opens_a_statement_and_downloads_it(live_server, page, screenshot
     rows = list(csv.DictReader(io.StringIO(content.decode())))
     assert [r["kind"] for r in rows] == ["earning", "earning", "reversal"]
     assert all(len(r["isrc"]) == 12 for r in rows)
-    opening = Decimal(page.inner_text("[data-testid=opening]"))
-    closing = Decimal(page.inner_text("[data-testid=closing]"))
+    opening = Decimal(page.get_attribute("[data-testid=opening]", "data-exact"))
+    closing = Decimal(page.get_attribute("[data-testid=closing]", "data-exact"))
     assert sum(Decimal(r["amount"]) for r in rows) == closing - opening == Decimal("10.005")
 
     with page.expect_download() as info:
