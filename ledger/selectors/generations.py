@@ -35,6 +35,11 @@ PERCENT = Decimal("0.01")
 METHOD_LABELS = {
     "unlearning": "exact unlearning (Eq. 2)",
     "first_order": "first-order unlearning (fast path)",
+    # second opinions (Sec. 3.3 of the paper)
+    "audio_similarity": "audio similarity (MFCC and chroma)",
+    "activation_similarity": "activation similarity (the DiT's layer outputs)",
+    "representer_points": "representer points",
+    "gradient_similarity": "gradient similarity (no unlearning)",
 }
 
 

@@ -70,6 +70,9 @@ def test_holder_generation_page_has_player_chart_and_only_their_tracks(world, cl
     assert world.generation.prompt in page
     assert f'src="/attribution/generations/{world.generation.pk}/audio/"' in page
     assert "<audio controls" in page
+    # The evidence to recompute the payment is one click away from the payment.
+    assert 'id="evidence-link"' in page
+    assert f"/attribution/generations/{world.generation.pk}/evidence.json" in page
 
     # The chart covers the whole training set, marks the holder's paid tracks as paid and
     # the holder's other tracks apart (the cut-off left them unpaid), wide and narrow alike.
