@@ -47,7 +47,7 @@ def test_finance_creates_exports_and_pays_a_batch(live_server, page, screenshot)
     batch = PayoutBatch.objects.get()
     assert page.url == f"{live_server.url}/ledger/payouts/{batch.pk}/"
     assert page.inner_text("[data-testid=batch-status]") == "Draft"
-    assert page.inner_text("[data-testid=batch-total]") == "15.00 USD"
+    assert page.inner_text("[data-testid=batch-total]") == "$15.00"
     assert world.a.legal_name in page.inner_text("#payout-lines")
     screenshot("1-created")
 
@@ -78,7 +78,7 @@ def test_finance_creates_exports_and_pays_a_batch(live_server, page, screenshot)
     assert page.url == f"{live_server.url}/ledger/payouts/{batch.pk}/mark-paid/"
     what = page.inner_text("#confirm-what")
     assert f"payout batch {batch.pk}" in what and "2 lines" in what
-    assert page.inner_text("[data-testid=confirm-total]") == "15.00 USD"
+    assert page.inner_text("[data-testid=confirm-total]") == "$15.00"
     assert "cannot be undone" in what
     batch.refresh_from_db()
     assert batch.status == PayoutBatch.Status.DRAFT  # nothing booked by the first click
