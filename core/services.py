@@ -31,6 +31,33 @@ def audit_record(
     )
 
 
+def audit_record_many(
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    changes: list[tuple[object, dict | None, dict | None]],
+    reason: str = "",
+) -> None:
+    """Append one audit row per ``(obj, before, after)``, the same rows ``audit_record``
+    writes, in one statement (a bulk write such as a catalog import)."""
+    actor_id = actor.pk if actor is not None and getattr(actor, "is_authenticated", False) else None
+    AuditEvent.objects.bulk_create(
+        [
+            AuditEvent(
+                actor_id=actor_id,
+                action=action,
+                object_type=type(obj).__name__,
+                object_id=str(getattr(obj, "pk", "")),
+                object_repr=str(obj)[:255],
+                before=before,
+                after=after,
+                reason=reason,
+            )
+            for obj, before, after in changes
+        ]
+    )
+
+
 def roles_ensure() -> list[Group]:
     """Create the role groups if missing (idempotent)."""
     return [Group.objects.get_or_create(name=role)[0] for role in ALL_ROLES]

@@ -382,23 +382,22 @@ def test_relative_audio_path_of_an_upload_needs_a_folder(catalog_folder):
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_while_applying_rolls_everything_back(catalog_folder, monkeypatch):
     """Real commits: an error after some rows were written leaves no trace at all."""
-    import catalog.services.holders
-    import catalog.services.recordings
+    import catalog.services.imports
 
-    calls = {"n": 0}
-    original = catalog.services.recordings.audit_record
+    original = catalog.services.imports.audit_record_many
+    written = {}
 
     def failing_audit(**kwargs):
-        calls["n"] += 1
-        if kwargs["action"] == "recording.create" and calls["n"] > 3:
+        if kwargs["action"] == "recording.create":
+            # holders, recordings and their shares are in the database by now
+            written["counts"] = catalog_counts()
             raise RuntimeError("disk full")
         return original(**kwargs)
 
-    # The import writes through the create services: fail in the middle of their rows.
-    monkeypatch.setattr(catalog.services.holders, "audit_record", failing_audit)
-    monkeypatch.setattr(catalog.services.recordings, "audit_record", failing_audit)
+    monkeypatch.setattr(catalog.services.imports, "audit_record_many", failing_audit)
     with pytest.raises(RuntimeError, match="disk full"):
         catalog_import_folder(folder=catalog_folder.write(), actor=None)
+    assert written["counts"][:3] == (2, 3, 6)
     assert catalog_counts() == (0, 0, 0, 0, 0)
 
 
