@@ -38,7 +38,7 @@ from django.core.exceptions import ValidationError
 from openpyxl import load_workbook
 from openpyxl.utils.exceptions import InvalidFileException
 
-from catalog.audio import AudioError, AudioInfo, audio_inspect
+from catalog.audio import AudioError, AudioInfo, audio_inspect, audio_reinspect
 from catalog.models import SHARES_TOTAL, OwnershipShare, Recording, RightsHolder
 from catalog.validators import (
     currency_normalize,
@@ -134,9 +134,9 @@ class ImportPlan:
     holders_unchanged: int = 0
     new_isrcs: set[str] = field(default_factory=set)  # recordings to register
     recordings_unchanged: int = 0
-    # The recordings file's row of each audio hash, so applying can tell that a file is
-    # still the one that was checked.
-    audio_rows: dict[str, int] = field(default_factory=dict)
+    # row -> SHA-256 of the audio of each new recording, so that writing it can tell the
+    # file is still the one that was checked
+    new_audio: dict[int, str] = field(default_factory=dict)
     # isrc -> [(legal_name, percent)], only recordings whose shares change or are new
     shares_set: dict[str, list[tuple[str, Decimal]]] = field(default_factory=dict)
     shares_unchanged: int = 0  # recordings whose shares in the file equal the registered ones
@@ -225,7 +225,9 @@ class ImportReport:
         return ", ".join(parts) + " (records across files)."
 
 
-def chunked(items: Iterable, size: int = LOOKUP_CHUNK) -> Iterator[list]:
+def chunked(items: Iterable, size: int | None = None) -> Iterator[list]:
+    """``items`` in lists of ``size`` (default ``LOOKUP_CHUNK``)."""
+    size = size or LOOKUP_CHUNK
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
@@ -601,11 +603,20 @@ def _resolve_audio_path(raw: str, base_dir: Path | None) -> Path | None:
     return base_dir / path
 
 
+def _audio_check(path: Path) -> AudioInfo:
+    return audio_inspect(
+        path,
+        max_bytes=settings.CATALOG_MAX_AUDIO_BYTES,
+        max_seconds=settings.CATALOG_MAX_AUDIO_SECONDS,
+    )
+
+
 def recording_row_parse(
     row: int,
     record: dict[str, str],
     problems: list[ImportProblem],
     base_dir: Path | None,
+    inspect: Callable[[Path], AudioInfo] = _audio_check,
 ) -> RecordingRow | None:
     """One recording row, normalized, its audio inspected; None (and problems) when a
     cell is refused."""
@@ -637,11 +648,7 @@ def recording_row_parse(
             )
         else:
             try:
-                audio = audio_inspect(
-                    path,
-                    max_bytes=settings.CATALOG_MAX_AUDIO_BYTES,
-                    max_seconds=settings.CATALOG_MAX_AUDIO_SECONDS,
-                )
+                audio = inspect(path)
             except AudioError as exc:
                 problems.append(ImportProblem(kind, row, "audio_path", exc.message))
     if len(problems) != before:
@@ -649,17 +656,26 @@ def recording_row_parse(
     return RecordingRow(row=row, isrc=isrc, title=title, iswc=iswc, audio_path=path, audio=audio)
 
 
-def recording_rows(source: FileSource, base_dir: Path | None) -> Iterator[RecordingRow]:
-    """The recording rows of a file that was checked, each audio file inspected again;
-    a row that is now refused raises ``ImportFileError`` (its file changed meanwhile)."""
+def new_recording_rows(
+    source: FileSource, base_dir: Path | None, new_audio: dict[int, str]
+) -> Iterator[RecordingRow]:
+    """The rows of new recordings (``ImportPlan.new_audio``) of a file that was checked.
+    Their audio must still be the audio checked; a row that is now refused raises
+    ``ImportFileError`` (its file changed meanwhile)."""
     for row, record in read_rows(RECORDINGS, source):
+        if row not in new_audio:
+            continue
         problems: list[ImportProblem] = []
-        recording = recording_row_parse(row, record, problems, base_dir)
+        recording = recording_row_parse(
+            row,
+            record,
+            problems,
+            base_dir,
+            inspect=lambda path, sha256=new_audio[row]: audio_reinspect(path, sha256=sha256),
+        )
         if recording is None:
             first = problems[0]
-            raise ImportFileError(
-                f"{first.problem} (changed since the check)", row=row, column=first.column
-            )
+            raise ImportFileError(first.problem, row=row, column=first.column)
         yield recording
 
 
@@ -678,6 +694,7 @@ def _check_recordings(
     problems = plan.problems
     seen = _RecordingsSeen()
     first_row_of_isrc: dict[str, int] = {}
+    first_row_of_audio: dict[str, int] = {}
     total = plan.row_totals.get(kind, 0)
     done = 0
 
@@ -706,6 +723,7 @@ def _check_recordings(
                     )
                 else:
                     plan.new_isrcs.add(recording_row.isrc)
+                    plan.new_audio[recording_row.row] = recording_row.audio.sha256
                 continue
             differences = [
                 label
@@ -749,17 +767,17 @@ def _check_recordings(
             first_row_of_isrc[isrc] = row
         if recording is not None:
             sha = recording.audio.sha256
-            if sha in plan.audio_rows:
+            if sha in first_row_of_audio:
                 problems.append(
                     ImportProblem(
                         kind,
                         row,
                         "audio_path",
-                        f"same audio as row {plan.audio_rows[sha]} in this file",
+                        f"same audio as row {first_row_of_audio[sha]} in this file",
                     )
                 )
             else:
-                plan.audio_rows[sha] = row
+                first_row_of_audio[sha] = row
         if recording is not None and len(problems) == before:
             seen.good_rows[isrc] = row
             chunk.append(recording)

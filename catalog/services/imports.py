@@ -18,7 +18,7 @@ from catalog.importing import (
     chunked,
     holder_rows,
     import_plan_build,
-    recording_rows,
+    new_recording_rows,
 )
 from catalog.models import ImportBatch, OwnershipShare, Recording, RightsHolder
 from catalog.services.common import User, full_clean, is_folder, snapshot
@@ -121,21 +121,14 @@ def _recordings_apply(
 ) -> None:
     """Register the new recordings with their shares, ``LOOKUP_CHUNK`` rows per insert.
 
-    Each audio file is inspected again and must be the one checked; it is stored under
-    its content hash as ``recording_create`` stores it.
+    Each audio file must still be the one checked (same SHA-256); it is stored under its
+    content hash as ``recording_create`` stores it.
     """
     done = 0
-    for chunk in chunked(recording_rows(source, plan.base_dirs.get(RECORDINGS))):
+    rows = new_recording_rows(source, plan.base_dirs.get(RECORDINGS), plan.new_audio)
+    for chunk in chunked(rows):
         recordings = []
         for row in chunk:
-            if row.isrc not in plan.new_isrcs:
-                continue
-            if plan.audio_rows.get(row.audio.sha256) != row.row:
-                raise ImportFileError(
-                    f"audio file {row.audio_path.name!r} changed since the check",
-                    row=row.row,
-                    column="audio_path",
-                )
             recording = recording_build(
                 title=row.title,
                 isrc=row.isrc,
@@ -163,7 +156,7 @@ def _recordings_apply(
             reason=REASON,
         )
         done += len(chunk)
-        progress(f"import {RECORDINGS}", done, max(plan.row_totals.get(RECORDINGS, 0), done))
+        progress(f"import {RECORDINGS}", done, len(plan.new_isrcs))
 
 
 def _shares_replace(
