@@ -3,6 +3,7 @@
 the PostgreSQL run."""
 
 import shutil
+import sqlite3
 
 import pytest
 from django.db import connection
@@ -29,6 +30,18 @@ def large_folder(tmp_path_factory):
 @pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path / "media"
+
+
+@pytest.fixture(autouse=True)
+def stock_sqlite_limits():
+    """SQLite as most builds ship it: at most 32,766 parameters in one statement (some
+    Linux distributions raise the limit; the import must not rely on that)."""
+    connection.ensure_connection()
+    raw = connection.connection
+    limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+    yield
+    raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
 
 
 def catalog_counts():
