@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
@@ -269,7 +268,6 @@ def main() -> None:
                     wall = time.perf_counter() - started
                 finally:
                     drop()
-                    shutil.rmtree(data_dir, ignore_errors=True)
                 lines = [line for line in child.stdout.splitlines() if line.startswith("RESULT ")]
                 if child.returncode != 0 or not lines:
                     raise SystemExit(
@@ -286,14 +284,15 @@ def main() -> None:
                 )
                 for name, page in outcome.get("pages", {}).items():
                     print(f"    {name}: {page['median_ms']} ms", flush=True)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        suffix = "" if args.rows == 100_000 else f"-{args.rows}"
+        path = out / f"catalog_scale-{results['date']}-{results['commit']}{suffix}.json"
+        path.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {path}", flush=True)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    suffix = "" if args.rows == 100_000 else f"-{args.rows}"
-    path = out / f"catalog_scale-{results['date']}-{results['commit']}{suffix}.json"
-    path.write_text(json.dumps(results, indent=1) + "\n")
-    print(f"wrote {path}")
+        # Hundreds of thousands of small files: removed once, after the figures are out.
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
 
 
 if __name__ == "__main__":
