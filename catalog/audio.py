@@ -36,7 +36,7 @@ class AudioInfo:
     channels: int
     frames: int
     format: str  # libsndfile's major format, e.g. "WAV", "FLAC", "OGG"
-    peak: float  # largest absolute sample value, 0..1
+    peak: float | None  # largest absolute sample value, 0..1 (None: not decoded again)
 
 
 def file_sha256(path: Path) -> str:
@@ -113,4 +113,32 @@ def audio_inspect(path: Path, *, max_bytes: int, max_seconds: float) -> AudioInf
         frames=frames_read,
         format=str(info.format),
         peak=peak,
+    )
+
+
+def audio_reinspect(path: Path, *, sha256: str) -> AudioInfo:
+    """What ``audio_inspect`` found for a file it accepted, read again without decoding:
+    the file must still have the SHA-256 it had then (the same bytes decode the same), and
+    its header gives the measures. Raises ``AudioError`` with code ``changed`` otherwise.
+    """
+    path = Path(path)
+    try:
+        digest = file_sha256(path)
+        size = path.stat().st_size
+        info = sf.info(str(path))
+    except (OSError, ValueError, sf.LibsndfileError, RuntimeError, TypeError):
+        digest = ""
+    if digest != sha256:
+        raise AudioError(f"audio file {path.name!r} changed since it was checked", code="changed")
+    return AudioInfo(
+        sha256=digest,
+        size_bytes=size,
+        duration_seconds=(Decimal(info.frames) / Decimal(info.samplerate)).quantize(
+            Decimal("0.001"), rounding=ROUND_HALF_UP
+        ),
+        sample_rate=int(info.samplerate),
+        channels=int(info.channels),
+        frames=int(info.frames),
+        format=str(info.format),
+        peak=None,
     )

@@ -23,6 +23,8 @@ from catalog.validators import (
     validate_isni,
     validate_isrc,
     validate_iswc,
+    validate_single_line,
+    validate_text,
 )
 
 SHARES_TOTAL = Decimal("100.0000")
@@ -36,7 +38,7 @@ class RightsHolder(models.Model):
         ESTATE = "estate", "Estate"
         COLLECTIVE = "collective", "Collective"
 
-    legal_name = models.CharField(max_length=255, unique=True)
+    legal_name = models.CharField(max_length=255, unique=True, validators=[validate_single_line])
     kind = models.CharField(max_length=16, choices=Kind.choices)
     isni = models.CharField(
         max_length=16,
@@ -55,7 +57,9 @@ class RightsHolder(models.Model):
     payout_currency = models.CharField(max_length=3, default="USD", validators=[validate_currency])
     contact_email = models.EmailField(blank=True)
     payout_details = models.TextField(
-        blank=True, help_text="Bank or payment-provider details used by finance for payouts"
+        blank=True,
+        validators=[validate_text],
+        help_text="Bank or payment-provider details used by finance for payouts",
     )
     is_active = models.BooleanField(default=True, help_text="Unticked: suspended")
     users = models.ManyToManyField(
@@ -97,7 +101,7 @@ class RightsHolder(models.Model):
 
 
 class Recording(models.Model):
-    title = models.CharField(max_length=255)
+    title = models.CharField(max_length=255, validators=[validate_single_line])
     isrc = models.CharField(
         max_length=12, unique=True, validators=[validate_isrc], verbose_name="ISRC"
     )

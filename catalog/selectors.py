@@ -36,9 +36,10 @@ def rights_holders_visible_to(user: AnyUser) -> QuerySet[RightsHolder]:
 def recordings_visible_to(user: AnyUser) -> QuerySet[Recording]:
     if user_sees_whole_catalog(user):
         return Recording.objects.all()
-    return Recording.objects.filter(
-        ownership_shares__rights_holder__in=holders_for_user(user)
-    ).distinct()
+    # A semi-join, not a join with DISTINCT: a holder of 100,000 recordings gets its page
+    # by walking the ISRC index instead of de-duplicating and sorting every share first.
+    shares = OwnershipShare.objects.filter(rights_holder__in=holders_for_user(user))
+    return Recording.objects.filter(pk__in=shares.values("recording_id"))
 
 
 def opt_outs_visible_to(user: AnyUser) -> QuerySet[OptOut]:

@@ -12,9 +12,15 @@ the same checks in the shape Django model fields want.
 * IPI name number (CISAC): 11 digits; the last two are (101 - sum(d_i * (10 - i))
   mod 101) mod 100 over the first nine digits, i = 0..8.
 * Payout currency: an ISO 4217 alphabetic code.
+
+Identifiers are ASCII: a look-alike digit or letter from another script is refused, not
+stored. Names and titles (``validate_single_line``) and free text (``validate_text``)
+hold no control characters. ``field_problems`` runs a model's own field validation on
+some values: the one check shared by the services (pages, API, admin) and the import.
 """
 
 import re
+import unicodedata
 
 from django.core.exceptions import ValidationError
 from stdnum import isni as stdnum_isni
@@ -47,8 +53,61 @@ def _compact(value: str) -> str:
     return _SEPARATORS.sub("", str(value)).upper()
 
 
+def _control_characters(value: str, allowed: str = "") -> list[str]:
+    """The control characters (and lone surrogates) in ``value``, as ``U+XXXX``."""
+    found = []
+    for character in str(value):
+        if character in allowed:
+            continue
+        if unicodedata.category(character) in {"Cc", "Cs"}:
+            code = f"U+{ord(character):04X}"
+            if code not in found:
+                found.append(code)
+    return found
+
+
+def validate_single_line(value: str) -> None:
+    """A name or title: printable text on one line."""
+    found = _control_characters(value)
+    if found:
+        raise ValidationError(
+            f"must not contain control characters (found {', '.join(found[:5])}).",
+            code="control_characters",
+        )
+
+
+def validate_text(value: str) -> None:
+    """Free text: lines and tabs allowed, other control characters not."""
+    found = _control_characters(value, allowed="\n\r\t")
+    if found:
+        raise ValidationError(
+            f"must not contain control characters (found {', '.join(found[:5])}).",
+            code="control_characters",
+        )
+
+
+def field_problems(model, values: dict) -> dict[str, str]:
+    """What ``model``'s field validation (lengths, choices, formats, the validators above)
+    says about ``values``, ``{field: message}``; fields not given are not judged.
+
+    This is the validation ``full_clean`` runs in every service, so a value an import
+    file brings is accepted exactly when the pages and the API would accept it.
+    """
+    instance = model(**values)
+    exclude = [f.name for f in model._meta.concrete_fields if f.name not in values]
+    try:
+        instance.clean_fields(exclude=exclude)
+    except ValidationError as exc:
+        return {name: " ".join(messages) for name, messages in exc.message_dict.items()}
+    return {}
+
+
 def isrc_normalize(value: str) -> str:
     compact = _compact(value)
+    if not compact.isascii():
+        raise ValidationError(
+            f"ISRC {value!r} must be written in ASCII letters and digits.", code="isrc_format"
+        )
     if len(compact) != 12:
         raise ValidationError(
             f"ISRC {value!r} must have 12 characters (CC-XXX-YY-NNNNN), not {len(compact)}.",
@@ -70,6 +129,10 @@ def isrc_normalize(value: str) -> str:
 
 def isni_normalize(value: str) -> str:
     compact = _compact(value)
+    if not compact.isascii():
+        raise ValidationError(
+            f"ISNI {value!r} must be 15 digits followed by a digit or X.", code="isni_format"
+        )
     try:
         return stdnum_isni.validate(compact)
     except InvalidLength:
@@ -95,7 +158,7 @@ def iswc_check_digit(nine_digits: str) -> int:
 
 def iswc_normalize(value: str) -> str:
     compact = _compact(value)
-    if not re.fullmatch(r"T\d{10}", compact):
+    if not re.fullmatch(r"T[0-9]{10}", compact):
         raise ValidationError(
             f"ISWC {value!r} must be 'T' followed by 10 digits (T-DDD.DDD.DDD-C).",
             code="iswc_format",
@@ -114,7 +177,7 @@ def ipi_check_digits(nine_digits: str) -> str:
 
 def ipi_normalize(value: str) -> str:
     compact = _compact(value)
-    if not compact.isdigit() or not 1 <= len(compact) <= 11:
+    if not re.fullmatch(r"[0-9]{1,11}", compact):
         raise ValidationError(
             f"IPI name number {value!r} must be up to 11 digits.", code="ipi_format"
         )

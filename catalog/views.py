@@ -9,7 +9,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import Http404, HttpRequest, HttpResponse
@@ -36,6 +36,7 @@ from catalog.services import (
     opt_out_create,
     opt_out_withdraw,
 )
+from catalog.validators import isrc_normalize
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, user_has_role
 from core.sorting import Sorting
@@ -92,10 +93,31 @@ def opt_out_rule(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/opt_out_rule.html")
 
 
+class RecordingByIsrcField(forms.ModelChoiceField):
+    """A recording named by its ISRC (typed in any usual spelling), not picked from a list
+    that would hold a whole catalog."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value):
+        if value in self.empty_values:
+            return None
+        try:
+            value = isrc_normalize(value)
+        except ValidationError as exc:
+            raise ValidationError(exc.messages, code="invalid_choice") from None
+        return super().to_python(value)
+
+
 class OptOutForm(forms.Form):
     rights_holder = forms.ModelChoiceField(queryset=None)
-    recording = forms.ModelChoiceField(
-        queryset=None, required=False, empty_label="My whole catalog"
+    recording = RecordingByIsrcField(
+        queryset=None,
+        to_field_name="isrc",
+        required=False,
+        label="Recording (ISRC)",
+        help_text="Leave empty to opt out your whole catalog.",
+        error_messages={"invalid_choice": "None of your recordings has this ISRC."},
     )
     effective_from = forms.DateField(
         initial=timezone.localdate, widget=forms.DateInput(attrs={"type": "date"})
@@ -238,14 +260,16 @@ def catalog_import_staged(request: HttpRequest, token: str) -> HttpResponse:
     staged = staged_import_get(token=token, user=request.user)
     if staged is None:
         raise Http404("No such checked import.")
-    recordings = Paginator(recordings_with_isrcs(staged.isrcs), PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    # The files may name 100,000 recordings: page through their ISRCs, then read only
+    # the page's recordings.
+    isrcs = Paginator(staged.isrcs, PAGE_SIZE).get_page(request.GET.get("page"))
+    registered = {r.isrc: r for r in recordings_with_isrcs(isrcs.object_list)}
+    rows = [(isrc, registered.get(isrc)) for isrc in isrcs]
     form = ImportUploadForm(initial={"replaces": staged.token, "audio_folder": staged.audio_folder})
     return render(
         request,
         "catalog/import_staged.html",
-        {"staged": staged, "form": form, "page_obj": recordings, "kinds": KINDS},
+        {"staged": staged, "form": form, "page_obj": isrcs, "rows": rows, "kinds": KINDS},
     )
 
 

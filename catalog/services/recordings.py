@@ -54,7 +54,7 @@ def _audio_check(path: Path) -> AudioInfo:
         raise ApplicationError(exc.message, field="audio", extra={"code": exc.code}) from None
 
 
-def _recording_build(*, title: str, isrc: str, iswc: str, audio_path: Path, info: AudioInfo):
+def recording_build(*, title: str, isrc: str, iswc: str, audio_path: Path, info: AudioInfo):
     return Recording(
         title=" ".join(title.split()),
         isrc=isrc,
@@ -99,7 +99,7 @@ def recording_create(
         raise ApplicationError(
             f"this audio is already registered as ISRC {duplicate.isrc}", field="audio"
         )
-    recording = _recording_build(
+    recording = recording_build(
         title=title, isrc=isrc, iswc=iswc, audio_path=Path(audio_path), info=info
     )
     full_clean(recording)

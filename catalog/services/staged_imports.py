@@ -14,7 +14,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from catalog.audio import file_sha256
-from catalog.importing import KINDS, OWNERSHIP_SHARES, RECORDINGS, ImportReport, read_table
+from catalog.importing import (
+    KINDS,
+    OWNERSHIP_SHARES,
+    RECORDINGS,
+    ImportFileError,
+    ImportReport,
+    read_rows,
+)
 from catalog.services.common import User, is_folder
 from catalog.services.imports import catalog_import_files
 from catalog.staging import (
@@ -102,14 +109,14 @@ def _staged_isrcs(staged: StagedImport) -> list[str]:
     for kind in (RECORDINGS, OWNERSHIP_SHARES):
         if kind not in staged.files:
             continue
-        frame, _, _ = read_table(kind, staged.path(kind))
-        if frame is None:
-            continue
-        for raw in frame["isrc"]:
-            try:
-                isrcs.add(isrc_normalize(raw))
-            except ValidationError:
-                continue
+        try:
+            for _, record in read_rows(kind, staged.path(kind)):
+                try:
+                    isrcs.add(isrc_normalize(record["isrc"]))
+                except ValidationError:
+                    continue
+        except ImportFileError:
+            continue  # the check reports why the file cannot be read
     return sorted(isrcs)
 
 

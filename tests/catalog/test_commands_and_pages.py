@@ -77,7 +77,11 @@ class TestPages:
         assert "you keep being paid" in rule
         response = client.post(
             "/catalog/opt-outs/new/",
-            {"rights_holder": holder.pk, "recording": mine.pk, "effective_from": "2026-01-01"},
+            {
+                "rights_holder": holder.pk,
+                "recording": f"{mine.isrc[:2]}-{mine.isrc[2:5]}-{mine.isrc[5:7]}-{mine.isrc[7:]}",
+                "effective_from": "2026-01-01",
+            },
         )
         assert response.status_code == 302
         assert OptOut.objects.get().recording == mine
@@ -171,6 +175,21 @@ class TestPages:
         )
         assert response.status_code == 200  # form error: not a choice for this user
         assert not OptOut.objects.exists()
+        theirs = RecordingFactory(shares=[(other, Decimal(100))])
+        mine = RecordingFactory(shares=[(user.rights_holders.get(), Decimal(100))])
+        response = client.post(
+            "/catalog/opt-outs/new/",
+            {
+                "rights_holder": user.rights_holders.get().pk,
+                "recording": theirs.isrc,
+                "effective_from": "2026-01-01",
+            },
+        )
+        assert "None of your recordings has this ISRC." in response.content.decode()
+        assert not OptOut.objects.exists()
+        # The form names a recording by ISRC: it never lists a whole catalog.
+        form = client.get("/catalog/opt-outs/new/").content.decode()
+        assert 'name="recording"' in form and mine.isrc not in form
 
     @pytest.mark.parametrize("role", [FINANCE, RIGHTS_HOLDER])
     def test_import_page_is_for_catalog_admins_only(self, client, role):

@@ -382,23 +382,22 @@ def test_relative_audio_path_of_an_upload_needs_a_folder(catalog_folder):
 @pytest.mark.django_db(transaction=True)
 def test_a_failure_while_applying_rolls_everything_back(catalog_folder, monkeypatch):
     """Real commits: an error after some rows were written leaves no trace at all."""
-    import catalog.services.holders
-    import catalog.services.recordings
+    import catalog.services.imports
 
-    calls = {"n": 0}
-    original = catalog.services.recordings.audit_record
+    original = catalog.services.imports.audit_record_many
+    written = {}
 
     def failing_audit(**kwargs):
-        calls["n"] += 1
-        if kwargs["action"] == "recording.create" and calls["n"] > 3:
+        if kwargs["action"] == "recording.create":
+            # holders, recordings and their shares are in the database by now
+            written["counts"] = catalog_counts()
             raise RuntimeError("disk full")
         return original(**kwargs)
 
-    # The import writes through the create services: fail in the middle of their rows.
-    monkeypatch.setattr(catalog.services.holders, "audit_record", failing_audit)
-    monkeypatch.setattr(catalog.services.recordings, "audit_record", failing_audit)
+    monkeypatch.setattr(catalog.services.imports, "audit_record_many", failing_audit)
     with pytest.raises(RuntimeError, match="disk full"):
         catalog_import_folder(folder=catalog_folder.write(), actor=None)
+    assert written["counts"][:3] == (2, 3, 6)
     assert catalog_counts() == (0, 0, 0, 0, 0)
 
 
@@ -502,3 +501,159 @@ def test_payout_details_are_imported_and_an_empty_cell_keeps_them(catalog_folder
     assert catalog_import_folder(folder=folder, actor=None).ok
     aria.refresh_from_db()
     assert aria.payout_details == "IBAN FR00 9"
+
+
+# --- catalogs at real size: streaming, and the same validation as the services ----------------
+
+
+def _traced_peak(consume) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        consume()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_files_are_read_row_by_row(tmp_path, fmt):
+    """Reading a file holds one row at a time: its peak memory is a small part of what
+    holding every row takes (an XLSX workbook keeps only its shared strings)."""
+    from catalog.importing import read_rows
+    from tests.catalog import large_catalog
+
+    write = large_catalog.csv_write if fmt == "csv" else large_catalog.xlsx_write
+    path = write(
+        tmp_path / f"ownership_shares.{fmt}",
+        "ownership_shares",
+        large_catalog.rows_of("ownership_shares", 15_000),
+    )
+    rows = 0
+
+    def stream():
+        nonlocal rows
+        for _ in read_rows("ownership_shares", path):
+            rows += 1
+
+    streamed = _traced_peak(stream)
+    held = _traced_peak(lambda: list(read_rows("ownership_shares", path)))
+    assert rows == 30_000
+    # An XLSX workbook's shared strings (here every ISRC and name) are read whole, so its
+    # stream keeps more than a CSV's; neither keeps the rows.
+    assert streamed < held / (4 if fmt == "csv" else 2), (streamed, held)
+
+
+def test_lookups_stay_under_the_bound_parameter_limit(tmp_path, monkeypatch):
+    """However large the files, no query names more than a chunk of keys (SQLite refuses
+    a statement with more than 32,766 parameters)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    import catalog.importing
+    from tests.catalog.conftest import CatalogFolder
+
+    monkeypatch.setattr(catalog.importing, "LOOKUP_CHUNK", 4)
+    folder = CatalogFolder(tmp_path / "forty", n_tracks=40).write()
+    with CaptureQueriesContext(connection) as queries:
+        report = catalog_import_folder(folder=folder, actor=None)
+    assert report.ok, report.as_dict()
+    selects = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert max(sql.count("'GBABC26") for sql in selects) == 4
+    assert catalog_counts()[:3] == (2, 40, 80)
+
+
+def _rolled_back(action):
+    """``action()``'s outcome (``ApplicationError`` message or None), leaving no trace."""
+    from core.exceptions import ApplicationError
+
+    with transaction.atomic():
+        try:
+            action()
+            outcome = None
+        except ApplicationError as exc:
+            outcome = exc.message
+        transaction.set_rollback(True)
+    return outcome
+
+
+any_text = st.one_of(
+    st.text(max_size=40),
+    st.text(alphabet=st.characters(max_codepoint=0x9F), max_size=40),  # control characters
+    st.text(min_size=250, max_size=300),  # around the length limit
+)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(name=any_text, email=st.one_of(st.just(""), any_text, st.emails()))
+def test_a_holder_cell_is_stored_exactly_when_the_service_would_store_it(tmp_path, name, email):
+    """Any text in a rights-holder file is a row problem or the value the pages and the
+    API would store; never a database error."""
+    from catalog.services import rights_holder_create
+
+    path = write_csv(
+        tmp_path / "rights_holders.csv",
+        ["legal_name", "kind", "isni", "ipi", "payout_currency", "contact_email"],
+        [[name, "artist", "", "", "USD", email]],
+    )
+    stored = []
+
+    def import_file():
+        report = catalog_import(kind="rights_holders", path_or_file=path, actor=None)
+        stored.extend(RightsHolder.objects.values_list("legal_name", "contact_email"))
+        return report
+
+    reports = []
+    _rolled_back(lambda: reports.append(import_file()))
+    refused = _rolled_back(
+        lambda: rights_holder_create(
+            legal_name=name.strip(), kind="artist", contact_email=email.strip(), actor=None
+        )
+    )
+    report = reports[0]
+    assert report.ok == (refused is None), (report.as_dict(), refused)
+    if report.ok:
+        assert stored == [(" ".join(name.split()), email.strip())]
+    else:
+        assert stored == []
+        assert {p.row for p in report.problems} == {2}
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(title=any_text, isrc=st.one_of(any_text, st.just("GB-ABC-26-00000")))
+def test_a_recording_cell_is_refused_exactly_when_the_service_refuses_it(
+    catalog_folder, title, isrc
+):
+    """Titles and ISRCs from a file are judged as ``recording_update`` and
+    ``recording_create`` judge them (dry run: the audio is the folder's)."""
+    from catalog.services import recording_update
+    from catalog.validators import isrc_normalize
+
+    catalog_folder.recordings = catalog_folder.recordings[:1]
+    catalog_folder.recordings[0][:2] = [isrc, title]
+    catalog_folder.shares = [[isrc, "Aria Artist", "100"]]
+    report = catalog_import_folder(folder=catalog_folder.write(), actor=None, dry_run=True)
+    title_problem = ("recordings", 2, "title") in problems_of(report)
+    isrc_problem = ("recordings", 2, "isrc") in problems_of(report)
+    recording = RecordingFactory()
+    refused = _rolled_back(
+        lambda: recording_update(recording=recording, data={"title": title}, actor=None)
+    )
+    assert title_problem == (refused is not None or not title.split()), (report.as_dict(), refused)
+    try:
+        isrc_normalize(isrc)
+        isrc_refused = False
+    except Exception:
+        isrc_refused = True
+    assert isrc_problem == isrc_refused
+    if not (title_problem or isrc_problem):
+        assert report.ok, report.as_dict()

@@ -5,7 +5,8 @@
     manage.py import_catalog --folder path/to/catalog [--dry-run]
 
 All or nothing: with any bad row nothing changes and the report lists every problem
-(file, row, column, problem); the command then exits with status 1.
+(file, row, column, problem); the command then exits with status 1. Progress (rows
+checked, then rows written, per file) goes to stderr; ``--no-progress`` turns it off.
 """
 
 import json
@@ -17,6 +18,7 @@ from catalog.importing import KINDS, OWNERSHIP_SHARES
 from catalog.management.commands._actor import actor_from_option
 from catalog.services import catalog_import_files, catalog_import_folder
 from core.exceptions import ApplicationError
+from core.progress import StageProgressBars
 
 
 class Command(BaseCommand):
@@ -34,15 +36,22 @@ class Command(BaseCommand):
         parser.add_argument(
             "--user", help="username recorded as the actor in the audit trail (default: none)"
         )
+        parser.add_argument(
+            "--no-progress", action="store_true", help="do not show progress bars on stderr"
+        )
 
     def handle(self, *args, **options):
         actor = actor_from_option(options["user"])
+        bars = None if options["no_progress"] else StageProgressBars(self.stderr._out)
         try:
             if options["folder"]:
                 if options["file"] or options["kind"]:
                     raise CommandError("give either --folder or --kind FILE, not both")
                 report = catalog_import_folder(
-                    folder=options["folder"], actor=actor, dry_run=options["dry_run"]
+                    folder=options["folder"],
+                    actor=actor,
+                    dry_run=options["dry_run"],
+                    progress=bars,
                 )
             else:
                 if not (options["file"] and options["kind"]):
@@ -50,9 +59,14 @@ class Command(BaseCommand):
                 files = {options["kind"]: Path(options["file"])}
                 if options["shares"]:
                     files[OWNERSHIP_SHARES] = Path(options["shares"])
-                report = catalog_import_files(files=files, actor=actor, dry_run=options["dry_run"])
+                report = catalog_import_files(
+                    files=files, actor=actor, dry_run=options["dry_run"], progress=bars
+                )
         except ApplicationError as exc:
             raise CommandError(exc.message) from None
+        finally:
+            if bars is not None:
+                bars.close()
         if options["json"]:
             self.stdout.write(json.dumps(report.as_dict(), indent=2))
         else:

@@ -1,0 +1,307 @@
+"""Catalog benchmark: importing 100,000 recordings with their ownership shares (CSV and
+XLSX, on SQLite and on PostgreSQL), then the catalog pages at that size.
+
+    .venv/bin/python benchmarks/catalog_scale.py [--rows 100000] [--requests 5]
+        [--postgres-url postgres://postgres@127.0.0.1:5432] [--skip-postgres]
+        [--formats csv,xlsx]
+
+It writes one import folder per format (``tests/catalog/large_catalog.py``: ``--rows``
+recordings, each with its own 20 ms WAV file, two shares each, 201 rights holders; the
+same files on every run), then for each database and format imports it into a fresh
+database (SQLite: a new file; PostgreSQL: a throwaway database created for the run and
+dropped afterwards) with ``catalog_import_folder``, the service behind the
+``import_catalog`` command, in a child process, and reports its wall time and the child's
+peak RSS (``resource.getrusage``). After each CSV import the child registers a model
+version whose training set is every recording and times, through Django's test client
+(median of ``--requests`` requests after one warm-up), the pages a rights holder and a
+catalog admin use at that size. Prints the figures and writes
+``benchmarks/results/catalog_scale-<date>-<commit>.json``. Not a test.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "catalog-benchmark-only"  # noqa: S105 (throwaway users of a throwaway database)
+sys.path.insert(0, str(REPO_ROOT))
+
+
+def setup_django(database_url: str, data_dir: Path) -> None:
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["ROYALTIES_DATA_DIR"] = str(data_dir)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    os.environ.setdefault("DJANGO_LOG_LEVEL", "WARNING")
+    # DEBUG off: Django would otherwise keep every query in memory.
+    os.environ["DJANGO_DEBUG"] = "0"
+    os.environ.setdefault("DJANGO_SECRET_KEY", "catalog-benchmark-only")
+    os.environ["DJANGO_ALLOWED_HOSTS"] = "testserver"
+    import django
+
+    django.setup()
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def median_ms(client, url: str, requests: int) -> dict:
+    response = client.get(url)  # warm-up (templates, first query plans)
+    assert response.status_code == 200, (url, response.status_code)
+    times = []
+    for _ in range(requests):
+        started = time.perf_counter()
+        response = client.get(url)
+        times.append((time.perf_counter() - started) * 1000)
+        assert response.status_code == 200, (url, response.status_code)
+    return {
+        "url": url,
+        "median_ms": round(statistics.median(times), 1),
+        "bytes": len(response.content),
+    }
+
+
+def pages_time(rows: int, requests: int) -> dict:
+    """Register a model version over every recording, then time the pages."""
+    from django.db import connection
+    from django.test import Client
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from attribution.models import ModelVersion, TrainingSetEntry
+    from catalog.models import Recording, RightsHolder
+    from core.roles import CATALOG_ADMIN, RIGHTS_HOLDER
+    from core.services import roles_ensure, user_create_or_update
+    from tests.catalog import large_catalog
+
+    roles_ensure()
+    admin = user_create_or_update(username="bench-admin", password=PASSWORD, role=CATALOG_ADMIN)
+    holder_user = user_create_or_update(
+        username="bench-label", password=PASSWORD, role=RIGHTS_HOLDER
+    )
+    label = RightsHolder.objects.get(legal_name=large_catalog.LABEL)
+    label.users.add(holder_user)
+    artist_user = user_create_or_update(
+        username="bench-artist", password=PASSWORD, role=RIGHTS_HOLDER
+    )
+    RightsHolder.objects.get(legal_name="Scale Artist 000").users.add(artist_user)
+    version = ModelVersion.objects.create(
+        name="scale",
+        checkpoint_sha256="0" * 64,
+        checkpoint_path="/nonexistent",
+        config={},
+        manifest_sha256="0" * 64,
+        trained_at=timezone.now(),
+    )
+    ids = Recording.objects.order_by("isrc").values_list("pk", flat=True).iterator(chunk_size=5000)
+    batch = []
+    for position, recording_id in enumerate(ids):
+        batch.append(
+            TrainingSetEntry(
+                model_version=version,
+                position=position,
+                recording_id=recording_id,
+                track_id=f"track-{position}",
+            )
+        )
+        if len(batch) == 5000:
+            TrainingSetEntry.objects.bulk_create(batch)
+            batch = []
+    TrainingSetEntry.objects.bulk_create(batch)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+    last = (rows + 49) // 50
+    label_pages = (rows + 49) // 50  # the label holds a share of every recording
+    pages = {}
+    client = Client()
+    client.force_login(holder_user)
+    pages["my catalog, page 1 (label: a share of every recording)"] = median_ms(
+        client, reverse("catalog:my-catalog"), requests
+    )
+    pages["my catalog, last page (label)"] = median_ms(
+        client, f"{reverse('catalog:my-catalog')}?page={label_pages}", requests
+    )
+    pages["opt-out form (label)"] = median_ms(client, reverse("catalog:opt-out-request"), requests)
+    pages["API recordings, page 1 (label)"] = median_ms(
+        client, "/catalog/api/recordings/", requests
+    )
+    client.force_login(artist_user)
+    pages[f"my catalog, page 1 (artist: {rows // large_catalog.HOLDERS} recordings)"] = median_ms(
+        client, reverse("catalog:my-catalog"), requests
+    )
+    client.force_login(admin)
+    detail = reverse("attribution:model-version", args=[version.pk])
+    pages[f"model version, page 1 ({rows} training tracks)"] = median_ms(client, detail, requests)
+    pages["model version, last page"] = median_ms(client, f"{detail}?page={last}", requests)
+    pages["model versions list"] = median_ms(
+        client, reverse("attribution:model-versions"), requests
+    )
+    pages["API recordings, page 1 (catalog admin)"] = median_ms(
+        client, "/catalog/api/recordings/", requests
+    )
+    pages["API recordings, last page (catalog admin)"] = median_ms(
+        client, f"/catalog/api/recordings/?page={last}", requests
+    )
+    return pages
+
+
+def child_import(args: argparse.Namespace) -> None:
+    """In a fresh process: migrate, import the folder, optionally time the pages."""
+    setup_django(args.database_url, Path(args.data_dir))
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from catalog.services import catalog_import_folder
+
+    rss_before = peak_rss_mib()
+    started = time.perf_counter()
+    report = catalog_import_folder(folder=args.folder, actor=None)
+    seconds = time.perf_counter() - started
+    result = {
+        "ok": report.ok,
+        "problems": [p.as_dict() for p in report.problems[:5]],
+        "created": report.created,
+        "import_seconds": round(seconds, 1),
+        "rows_per_second": round(report.rows / seconds),
+        "peak_rss_mib_before_import": round(rss_before),
+        "peak_rss_mib": round(peak_rss_mib()),
+    }
+    if args.pages and report.ok:
+        result["pages"] = pages_time(args.rows, args.requests)
+    print("RESULT " + json.dumps(result))
+
+
+def fresh_database(kind: str, postgres_url: str, workdir: Path, label: str):
+    if kind == "sqlite":
+        path = workdir / f"{label}.sqlite3"
+        path.unlink(missing_ok=True)
+        return f"sqlite:///{path}", lambda: path.unlink(missing_ok=True)
+    import psycopg
+
+    name = f"catalog_scale_{os.getpid()}_{label}"
+    with psycopg.connect(f"{postgres_url}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop():
+        with psycopg.connect(f"{postgres_url}/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return f"{postgres_url}/{name}", drop
+
+
+def git_commit() -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=5)
+    parser.add_argument("--postgres-url", default="postgres://postgres@127.0.0.1:5432")
+    parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument(
+        "--formats", default="csv,xlsx", help="import these formats (pages: after CSV)"
+    )
+    parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--database-url", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    parser.add_argument("--pages", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_import(args)
+        return
+
+    from tests.catalog import large_catalog
+
+    workdir = Path(tempfile.mkdtemp(prefix="catalog-scale-"))
+    results: dict = {
+        "benchmark": "catalog_scale",
+        "date": date.today().isoformat(),
+        "commit": git_commit(),
+        "machine": "the 2-core CPU machine",
+        "command": "benchmarks/catalog_scale.py " + " ".join(sys.argv[1:]),
+        "rows": args.rows,
+        "share_rows": 2 * args.rows,
+        "imports": [],
+    }
+    try:
+        started = time.perf_counter()
+        csv_folder = large_catalog.catalog_folder_write(workdir / "csv", args.rows)
+        results["write_csv_and_audio_seconds"] = round(time.perf_counter() - started, 1)
+        xlsx_folder = workdir / "xlsx"
+        folders = {"csv": csv_folder}
+        if "xlsx" in args.formats.split(","):
+            started = time.perf_counter()
+            xlsx_folder.mkdir()
+            (xlsx_folder / "audio").symlink_to(csv_folder / "audio")
+            large_catalog.catalog_folder_write(xlsx_folder, args.rows, fmt="xlsx", audio=False)
+            results["write_xlsx_seconds"] = round(time.perf_counter() - started, 1)
+            folders["xlsx"] = xlsx_folder
+        results["file_bytes"] = {
+            f"{kind}.{fmt}": (folder / f"{kind}.{fmt}").stat().st_size
+            for fmt, folder in folders.items()
+            for kind in large_catalog.HEADERS
+        }
+        print(f"files written: {results['file_bytes']}", flush=True)
+        databases = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
+        for database in databases:
+            for fmt, folder in folders.items():
+                label = f"{database}_{fmt}"
+                url, drop = fresh_database(database, args.postgres_url, workdir, label)
+                data_dir = workdir / f"data-{label}"
+                try:
+                    command = [
+                        sys.executable, __file__, "--child", "--database-url", url,
+                        "--data-dir", str(data_dir), "--folder", str(folder),
+                        "--rows", str(args.rows), "--requests", str(args.requests),
+                        *(["--pages"] if fmt == "csv" else []),
+                    ]  # fmt: skip
+                    started = time.perf_counter()
+                    child = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
+                    wall = time.perf_counter() - started
+                finally:
+                    drop()
+                lines = [line for line in child.stdout.splitlines() if line.startswith("RESULT ")]
+                if child.returncode != 0 or not lines:
+                    raise SystemExit(
+                        f"{label} failed:\n{child.stdout[-3000:]}{child.stderr[-3000:]}"
+                    )
+                outcome = json.loads(lines[-1].removeprefix("RESULT "))
+                outcome.update(database=database, format=fmt, child_wall_seconds=round(wall, 1))
+                results["imports"].append(outcome)
+                print(
+                    f"{database} {fmt}: import {outcome['import_seconds']} s "
+                    f"({outcome['rows_per_second']} rows/s), peak RSS {outcome['peak_rss_mib']} MiB"
+                    f", ok={outcome['ok']}",
+                    flush=True,
+                )
+                for name, page in outcome.get("pages", {}).items():
+                    print(f"    {name}: {page['median_ms']} ms", flush=True)
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        suffix = "" if args.rows == 100_000 else f"-{args.rows}"
+        suffix += "" if args.formats == "csv,xlsx" else f"-{args.formats.replace(',', '-')}"
+        path = out / f"catalog_scale-{results['date']}-{results['commit']}{suffix}.json"
+        path.write_text(json.dumps(results, indent=1) + "\n")
+        print(f"wrote {path}", flush=True)
+    finally:
+        # Hundreds of thousands of small files: removed once, after the figures are out.
+        subprocess.run(["rm", "-rf", str(workdir)], check=False)
+
+
+if __name__ == "__main__":
+    main()
