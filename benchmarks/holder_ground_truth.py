@@ -90,11 +90,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--stem", default=None, help="default: holder_ground_truth-<date>-<commit>")
     parser.add_argument(
         "--phase",
-        choices=("all", "train", "attribute"),
+        choices=("all", "train", "attribute", "truth"),
         default="all",
         help="train: only the trainings; attribute: only the full-data model, its generations "
         "and every method's scores (a second process can run it while the other trainings "
-        "run); all: everything, reusing whatever the cache holds",
+        "run); truth: the trainings and the ground-truth losses; all: everything, reusing "
+        "whatever the cache holds",
     )
     return parser.parse_args()
 
@@ -334,21 +335,37 @@ def query_for(model, generation: dict):
     )
 
 
-def per_draw_losses(model, generation: dict, cfg, timesteps: int) -> np.ndarray:
+def per_draw_losses(model, generation: dict, cfg, timesteps: int, cache: Path) -> np.ndarray:
     """L_t(g, theta) for draws 0..timesteps-1, keyed by the generation (identical across
-    models: common random numbers), float64, shape (T,)."""
+    models: common random numbers), float64, shape (T,); cached by checkpoint and draws."""
     import torch
 
     from attribution.engine.items import encode_item
     from attribution.engine.loss import chunks, draw, row_losses
 
-    item = encode_item(model, query_for(model, generation), cfg)
+    query = query_for(model, generation)
+    key = sha256_json(
+        {
+            "checkpoint": model.checkpoint_sha256,
+            "query": query.item_id,
+            "draws": cfg.scoring_key(),
+            "seed": cfg.seed,
+            "timesteps": timesteps,
+        }
+    )
+    path = cache / "truth" / f"{key[:24]}.npy"
+    if path.is_file():
+        return np.load(path)
+    item = encode_item(model, query, cfg)
     rows = []
     with torch.no_grad():
         for indices in chunks(timesteps, cfg.batch_size):
             t, noise = draw(model, item, cfg, "ground_truth", indices)
             rows.append(row_losses(model, item, t, noise, mask=cfg.loss_mask).double().cpu())
-    return torch.cat(rows).numpy()
+    losses = torch.cat(rows).numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, losses)
+    return losses
 
 
 def method_scores(
@@ -471,7 +488,7 @@ def finite_or_none(value):
     return value
 
 
-def analyse(a_star, a_star_se, estimates, picked, generations, catalog_share) -> dict:
+def analyse(a_star, a_star_se, estimates, picked, generations, catalog_share, noise_floor) -> dict:
     """Every statistic, per estimate name ("<method> score sum" / "<method> paid share ...")."""
     from attribution.engine import agreement
 
@@ -512,7 +529,23 @@ def analyse(a_star, a_star_se, estimates, picked, generations, catalog_share) ->
             "pool_share_to_top3_truth_mean": float(top3_catalog.mean()),
             "note": "what the three would get if every generation paid by catalog share",
         },
-        "a_star_resolved_share": float(np.mean(np.abs(a_star) > 2 * a_star_se)),
+        "a_star_beyond_two_draw_standard_errors_share": float(
+            np.mean(np.abs(a_star) > 2 * a_star_se)
+        ),
+        "a_star_beyond_two_noise_floors_share": (
+            None if noise_floor is None else float(np.mean(np.abs(a_star) > 2 * noise_floor))
+        ),
+        "a_star_beyond_two_noise_floors_per_holder": (
+            None
+            if noise_floor is None
+            else dict(
+                zip(
+                    picked,
+                    np.mean(np.abs(a_star) > 2 * noise_floor, axis=0).tolist(),
+                    strict=True,
+                )
+            )
+        ),
     }
 
 
@@ -662,13 +695,15 @@ def main() -> None:
 
     # 4. ground truth
     started = time.perf_counter()
-    base = np.stack([per_draw_losses(full, g, cfg, args.truth_timesteps) for g in generations])
+    base = np.stack(
+        [per_draw_losses(full, g, cfg, args.truth_timesteps, cache) for g in generations]
+    )
     others = [h for h in records if h != "full"]
     diffs = {}
     for name in others:
         model = load_engine_model(records[name]["folder"])
         per_draw = np.stack(
-            [per_draw_losses(model, g, cfg, args.truth_timesteps) for g in generations]
+            [per_draw_losses(model, g, cfg, args.truth_timesteps, cache) for g in generations]
         )  # (G, T)
         diffs[name] = per_draw - base
         log(f"ground truth: {name}")
@@ -687,6 +722,8 @@ def main() -> None:
             "alone makes when nothing is left out",
         }
     timings["ground_truth"] = round(time.perf_counter() - started, 1)
+    if args.phase == "truth":
+        return
     payload["ground_truth"] = {
         "timesteps": args.truth_timesteps,
         "loss_full": base.mean(axis=1).tolist(),
@@ -745,9 +782,15 @@ def main() -> None:
                 ),
             }
         save()
+    # the reference a method has to beat: paying every generation by catalog share
+    estimates["no attribution: paid share by catalog size"] = np.tile(
+        catalog_share, (len(generations), 1)
+    )
     payload["methods"] = sorted(METHODS)
     payload["engine_config"] = cfg.to_dict()
-    payload["analysis"] = analyse(a_star, a_star_se, estimates, picked, generations, catalog_share)
+    payload["analysis"] = analyse(
+        a_star, a_star_se, estimates, picked, generations, catalog_share, noise_floor
+    )
     payload["split_policy_sweep"] = policy_sweep
     payload["hub_tracks"] = hubs
     payload["plots"] = plot(out_stem, a_star, estimates, picked, noise_floor)
@@ -791,13 +834,13 @@ def print_summary(payload: dict) -> None:
     floor = payload.get("noise_floor", {}).get("a_star_rms_other_training_seed")
     print(f"a* rms per holder: {payload['ground_truth']['a_star_rms_per_holder']}")
     print(f"noise floor (other training seed, rms): {floor}")
-    print(f"{'estimate':<32} {'rho pooled':>10} {'rho/gen':>8} {'rho/holder':>10} "
+    print(f"{'estimate':<44} {'rho pooled':>10} {'rho/gen':>8} {'rho/holder':>10} "
           f"{'I':>9} {'K':>9} {'SNR':>7} {'top-1':>6} {'top-3 share':>11}")  # fmt: skip
     for name, e in payload["analysis"]["estimates"].items():
         p = e["pooled"]
         top3 = e.get("pool_share_to_top3_truth_mean")
         print(
-            f"{name:<32} {p['spearman']:>10.3f} {e['median_per_generation_spearman']:>8.3f} "
+            f"{name:<44} {p['spearman']:>10.3f} {e['median_per_generation_spearman']:>8.3f} "
             f"{e['median_per_holder_spearman']:>10.3f} {p['I']:>9.3g} {p['K']:>9.3g} "
             f"{p['snr_calibrated']:>7.3f} {e['top1_agreement']:>6.2f} "
             f"{'' if top3 is None else f'{top3:.3f}':>11}"
