@@ -87,6 +87,12 @@ def parse_args() -> argparse.Namespace:
         "a*'s size when nothing is left out",
     )
     parser.add_argument("--max-holder-share", type=float, default=0.4)
+    parser.add_argument(
+        "--methods",
+        default=None,
+        help="attribute phase only: comma-separated registered methods to score (default: all; "
+        "the report always compares every registered method)",
+    )
     parser.add_argument("--stem", default=None, help="default: holder_ground_truth-<date>-<commit>")
     parser.add_argument(
         "--phase",
@@ -687,7 +693,11 @@ def main() -> None:
     train_set = load_training_set(Path(records["full"]["folder"]) / "training_manifest.json", full)
     store = ArtifactStore(cache / "artifacts")
     if args.phase == "attribute":
-        for method in METHODS.values():
+        chosen = args.methods.split(",") if args.methods else list(METHODS)
+        unknown = sorted(set(chosen) - set(METHODS))
+        if unknown:
+            raise SystemExit(f"unknown methods {unknown}; registered: {sorted(METHODS)}")
+        for method in (METHODS[name] for name in chosen):
             started = time.perf_counter()
             method_scores(method, full, train_set, cfg, store, generations, cache, log)
             log(f"{method.name}: {time.perf_counter() - started:.0f} s for every generation")
