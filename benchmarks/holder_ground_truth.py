@@ -773,6 +773,11 @@ def main() -> None:
         timings[f"method {method_name} (this run)"] = round(time.perf_counter() - started, 1)
         timings[f"method {method_name} when computed, per generation"] = seconds
         estimates[f"{method_name} score sum"] = agreement.holder_totals(tau, membership)
+        # raw sums grow with a holder's catalog whatever the sign of the scores' common
+        # offset; centred per generation, an average track adds nothing
+        estimates[f"{method_name} centred score sum"] = agreement.holder_totals(
+            tau - tau.mean(axis=1, keepdims=True), membership
+        )
         hubs[method_name] = hub_report(tau, train_set, tracks, generations)
         for policy_name, (temperature, top_k, min_share) in SPLIT_POLICIES.items():
             policy = SplitPolicy(
