@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from attribution.engine.activations import unit_tokens, window_activations
-from attribution.engine.artifacts import ArtifactStore
 from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
-from attribution.engine.items import EncodedItem, QueryItem, TrainingSet, encode_item
+from attribution.engine.items import EncodedItem, QueryItem, encode_item
 from attribution.engine.loss import Progress
+from attribution.engine.methods.without_artifacts import WithoutArtifacts
 from attribution.engine.pipeline import Prepared, QueryState, query_record
 
 
@@ -56,27 +56,9 @@ def activation_similarity(
     return best
 
 
-class ActivationSimilarityMethod:
+class ActivationSimilarityMethod(WithoutArtifacts):
     name = "activation_similarity"
     description = "DiT activation similarity (the paper's LPIPS second opinion, Sec. 3.3)"
-
-    def prepare(
-        self,
-        model: EngineModel,
-        train_set: TrainingSet,
-        cfg: EngineConfig,
-        store: ArtifactStore,
-        progress: Progress | None = None,
-        *,
-        compute: bool = True,
-    ) -> Prepared:
-        def encode():
-            return store.encodings(model, train_set, cfg, progress)
-
-        return Prepared(
-            method=self.name, model=model, train_set=train_set, cfg=cfg, encode=encode,
-            artifacts={}, artifact_sha256={},
-        )  # fmt: skip
 
     def query_state(
         self, prepared: Prepared, query: QueryItem, progress: Progress | None = None
@@ -110,8 +92,3 @@ class ActivationSimilarityMethod:
             if progress is not None:
                 progress(self.name, offset + 1, stop - start)
         return values
-
-    def finalize(
-        self, prepared: Prepared, state: QueryState, values: np.ndarray
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        return values, {}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from attribution.engine.artifacts import ArtifactStore
 from attribution.engine.audio_features import (
     best_window_similarity,
     window_embeddings,
@@ -30,8 +29,9 @@ from attribution.engine.audio_features import (
 )
 from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
-from attribution.engine.items import AudioItem, QueryItem, TrainingSet, check_audio
+from attribution.engine.items import AudioItem, QueryItem, check_audio
 from attribution.engine.loss import Progress
+from attribution.engine.methods.without_artifacts import WithoutArtifacts
 from attribution.engine.pipeline import Prepared, QueryState, query_record
 
 
@@ -44,27 +44,9 @@ def embed(model: EngineModel, item: AudioItem, cfg: EngineConfig) -> torch.Tenso
     return window_embeddings(item.audio, model.sample_rate, window, hop)
 
 
-class AudioSimilarityMethod:
+class AudioSimilarityMethod(WithoutArtifacts):
     name = "audio_similarity"
     description = "audio similarity, MFCC and chroma windows, maximum cosine (Sec. 3.3)"
-
-    def prepare(
-        self,
-        model: EngineModel,
-        train_set: TrainingSet,
-        cfg: EngineConfig,
-        store: ArtifactStore,
-        progress: Progress | None = None,
-        *,
-        compute: bool = True,
-    ) -> Prepared:
-        def encode():
-            return store.encodings(model, train_set, cfg, progress)
-
-        return Prepared(
-            method=self.name, model=model, train_set=train_set, cfg=cfg, encode=encode,
-            artifacts={}, artifact_sha256={},
-        )  # fmt: skip
 
     def query_state(
         self, prepared: Prepared, query: QueryItem, progress: Progress | None = None
@@ -104,8 +86,3 @@ class AudioSimilarityMethod:
             if progress is not None:
                 progress(self.name, offset + 1, stop - start)
         return values
-
-    def finalize(
-        self, prepared: Prepared, state: QueryState, values: np.ndarray
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        return values, {}

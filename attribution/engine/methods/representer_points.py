@@ -33,11 +33,11 @@ import numpy as np
 import torch
 
 from attribution.engine.activations import Activations, window_activations
-from attribution.engine.artifacts import ArtifactStore
 from attribution.engine.checkpoint import EngineModel
 from attribution.engine.config import EngineConfig
-from attribution.engine.items import EncodedItem, QueryItem, TrainingSet, encode_item
+from attribution.engine.items import EncodedItem, QueryItem, encode_item
 from attribution.engine.loss import Progress
+from attribution.engine.methods.without_artifacts import WithoutArtifacts
 from attribution.engine.pipeline import Prepared, QueryState, query_record
 
 
@@ -74,27 +74,9 @@ def representer_score(
     return float(vector @ query_feature) / (-cfg.representer_lambda * n_train)
 
 
-class RepresenterPointsMethod:
+class RepresenterPointsMethod(WithoutArtifacts):
     name = "representer_points"
     description = "representer points (Yeh et al. 2018, Sec. 3.3 of Choi et al.)"
-
-    def prepare(
-        self,
-        model: EngineModel,
-        train_set: TrainingSet,
-        cfg: EngineConfig,
-        store: ArtifactStore,
-        progress: Progress | None = None,
-        *,
-        compute: bool = True,
-    ) -> Prepared:
-        def encode():
-            return store.encodings(model, train_set, cfg, progress)
-
-        return Prepared(
-            method=self.name, model=model, train_set=train_set, cfg=cfg, encode=encode,
-            artifacts={}, artifact_sha256={},
-        )  # fmt: skip
 
     def query_state(
         self, prepared: Prepared, query: QueryItem, progress: Progress | None = None
@@ -131,8 +113,3 @@ class RepresenterPointsMethod:
             if progress is not None:
                 progress(self.name, offset + 1, stop - start)
         return values
-
-    def finalize(
-        self, prepared: Prepared, state: QueryState, values: np.ndarray
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        return values, {}
