@@ -5,6 +5,11 @@ result is cut to the requested length, as Stable Audio's own interface does. The
 settings are the model's own (`sampling_defaults`): a ``"sampling"`` section of its config
 where it has one, Stable Audio Open's published settings for a v-objective model on a VAE
 (``autoencoder``) pretransform, the demo model's otherwise.
+
+A generation may be conditioned on a reference recording (stable-audio-tools' audio-to-audio
+variation): the reference is encoded, noised to ``init_noise_level`` (a sigma of the model's
+noise schedule) and denoised from there under the prompt. The lower the level, the closer the
+result stays to the reference; at ``sigma_max`` it is close to a generation from noise.
 """
 
 from __future__ import annotations
@@ -62,10 +67,15 @@ def generate(
     cfg_scale: float | None = None,
     device: str | torch.device = "cpu",
     sampling: SamplingConfig | None = None,
+    init_audio: tuple[torch.Tensor, int] | None = None,
+    init_noise_level: float | None = None,
 ) -> tuple[torch.Tensor, int]:
     """Generate ``seconds_total`` seconds for ``prompt``. Returns (audio (C, T), sample_rate).
 
     ``steps``, ``cfg_scale`` and ``sampling`` override the model's `sampling_defaults`.
+    ``init_audio`` = (audio (C, T), sample_rate) conditions the generation on a reference
+    (module docstring); it is resampled, mixed to the model's channels and cut or padded to
+    the model's window. ``init_noise_level`` is then required, in (sigma_min, sigma_max].
     Deterministic in ``seed``; the caller's global RNG state is left as it was.
     """
     from stable_audio_tools.inference.generation import generate_diffusion_cond
@@ -85,6 +95,11 @@ def generate(
         )
     if steps < 1:
         raise ValueError("steps must be at least 1")
+    reference = None
+    if init_audio is not None:
+        reference = _reference_input(init_audio, init_noise_level, sampling)
+    elif init_noise_level is not None:
+        raise ValueError("init_noise_level needs init_audio")
     conditioning = [
         {"prompt": prompt, "seconds_start": 0, "seconds_total": math.ceil(seconds_total)}
     ]
@@ -111,6 +126,7 @@ def generate(
             sampler_type=sampling.sampler_type,
             sigma_min=sampling.sigma_min,
             sigma_max=sampling.sigma_max,
+            **(reference or {}),
         )  # (1, C_latent, L)
         audio = (
             model.pretransform.decode(latents) if model.pretransform is not None else latents
@@ -118,3 +134,28 @@ def generate(
     n = round(seconds_total * sample_rate)
     audio = audio[0, :, :n].float().clamp(-1, 1).cpu()  # (C, T)
     return audio, sample_rate
+
+
+def _reference_input(
+    init_audio: tuple[torch.Tensor, int], init_noise_level: float | None, sampling: SamplingConfig
+) -> dict:
+    """The sampler's ``init_audio`` / ``init_noise_level`` arguments, checked."""
+    audio, sample_rate = init_audio
+    if not isinstance(audio, torch.Tensor) or audio.ndim != 2 or audio.shape[-1] == 0:
+        raise ValueError("the reference audio must be a non-empty (channels, samples) tensor")
+    if not torch.isfinite(audio).all():
+        raise ValueError("the reference audio has non-finite samples")
+    if int(sample_rate) <= 0:
+        raise ValueError("the reference audio's sample rate must be positive")
+    if init_noise_level is None:
+        raise ValueError("a reference needs init_noise_level")
+    if not (sampling.sigma_min < float(init_noise_level) <= sampling.sigma_max):
+        raise ValueError(
+            f"init_noise_level must be in ({sampling.sigma_min:g}, {sampling.sigma_max:g}] for "
+            f"this model, got {init_noise_level}"
+        )
+    # stable-audio-tools takes (sample_rate, audio) and moves the audio to the model's device.
+    return {
+        "init_audio": (int(sample_rate), audio.float()),
+        "init_noise_level": float(init_noise_level),
+    }
