@@ -3,17 +3,16 @@ Redis the test restarts, Celery workers on the gpu and default queues, the sched
 beat) sending the reconciler, and the production web server. Whatever fails, every
 generation ends settled exactly once and the ledger verifies.
 
-A PostgreSQL restart is reproduced on the test's own database, not by restarting the server
-other test runs share: every session of the database is cut off and new ones are refused for
-a few seconds, then accepted again with every committed row in place, which is what the
-application sees of a restart.
+The PostgreSQL tests run on a cluster of this module's own (``private_postgres``), not on the
+server other test runs share, and crash it for real: ``pg_ctl restart -m immediate`` kills
+every server process without a clean shutdown, so every session and every open transaction
+is cut off, and the server recovers from its write-ahead log on start.
 """
 
 import json
 import os
 import signal
 import sys
-import time
 import uuid
 
 import psycopg
@@ -26,7 +25,7 @@ from attribution.models import AttributionRun, Generation
 from ledger.services.db import LEDGER_ADVISORY_LOCK_KEY
 from tests.attribution.conftest import TEST_ENGINE, post_generation_over_http
 from tests.attribution.test_tasks import record_without_enqueue, wait_for
-from tests.conftest import ServiceProcess, project_env
+from tests.conftest import PrivatePostgres, ServiceProcess, project_env
 from tests.conftest import test_database_url as database_url
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -111,21 +110,9 @@ def all_succeeded(runs, timeout=240.0):
     )
 
 
-def restart_database(seconds: float = 3.0) -> None:
-    """Cut every session of the test database off (this test's own included) and refuse new
-    ones for ``seconds``; then accept them again."""
-    name = connection.settings_dict["NAME"]
-    # As the owner, from another database of the server: a database cannot close its own
-    # doors, and the application's role may not close them at all.
-    server = database_url(as_owner=True).rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            [name],
-        )
-        time.sleep(seconds)
-        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+def restart_database(server: PrivatePostgres) -> None:
+    """Crash the test's database server and start it again while work is in flight."""
+    server.restart()
     connection.close()  # this process's session was cut off too: the next query reconnects
 
 
@@ -193,27 +180,28 @@ def test_a_chord_half_done_when_redis_restarts_is_finished_once(
 
 
 def test_a_database_restart_during_the_shards_is_survived_and_books_once(
-    ready_model_version, cluster, celery_client, monkeypatch
-):
+    private_database, ready_model_version, cluster, celery_client, monkeypatch
+):  # private_database first: every row of the test is written on the private cluster
     cluster(ATTRIBUTION_SHARD_SIZE="1")
     run = record_without_enqueue(ready_model_version, "pg-shards", monkeypatch)
     celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
     wait_for(lambda: run.shards.exists(), what="the first shard", interval=0.005)
-    restart_database()
+    assert 0 < run.shards.count() < 5
+    restart_database(private_database)
     all_succeeded([run])
     settled_once([run])
 
 
 def test_a_database_restart_during_the_settlement_is_survived_and_books_once(
-    ready_model_version, cluster, celery_client, monkeypatch
+    private_database, ready_model_version, cluster, celery_client, monkeypatch
 ):
     cluster()
     run = record_without_enqueue(ready_model_version, "pg-settle", monkeypatch)
     holder = hold_the_ledger_lock()
     celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
     wait_for(a_settlement_waits_for_the_lock, what="the settlement to be under way")
-    restart_database()  # the settlement's transaction is cut off half-way, and the lock
-    holder.close()
+    restart_database(private_database)  # the settlement's transaction is cut off half-way
+    holder.close()  # cut off too: the lock it held went with its session
     all_succeeded([run])
     settled_once([run])
 
