@@ -62,7 +62,12 @@ class AttributionTask(Task):
             reason = time_limit_message()
         else:
             reason = f"{type(exc).__name__}: {exc}"
-        services.attribution_run_fail(run_id=args[0], reason=reason)
+        try:
+            services.attribution_run_fail(run_id=args[0], reason=reason)
+        except (OperationalError, InterfaceError):
+            # The database is still away: the run stays active and, once overdue, the
+            # reconciler sends its next step again.
+            logger.warning("could not record the failure of run %s: database unavailable", args[0])
 
 
 @shared_task(name="attribution.prepare_run", bind=True, base=AttributionTask, **COMMON)

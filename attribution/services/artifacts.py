@@ -117,9 +117,10 @@ def model_version_artifacts_compute(
 
 @transaction.atomic
 def model_version_artifacts_queue(
-    *, model_version: ModelVersion, actor: AbstractBaseUser, reason: str = ""
+    *, model_version: ModelVersion, actor: AbstractBaseUser | None, reason: str = ""
 ) -> list[ModelArtifact]:
-    """A catalog admin asks for a model version's artifacts.
+    """A catalog admin (or an operator's command: no actor) asks for a model version's
+    artifacts.
 
     The artifacts not ready yet are marked computing (0 %) and
     ``attribution.compute_model_artifacts`` is sent to the broker once the transaction

@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection
 
-from attribution.models import AttributionRun, Generation
+from attribution.models import AttributionRun, Generation, ModelArtifact
 from ledger.services.db import LEDGER_ADVISORY_LOCK_KEY
 from tests.attribution.conftest import TEST_ENGINE, post_generation_over_http
 from tests.attribution.test_tasks import record_without_enqueue, wait_for
@@ -98,16 +98,14 @@ def settled_once(runs) -> None:
 
 def all_succeeded(runs, timeout=240.0):
     ids = [run.pk for run in runs]
-    wait_for(
-        lambda: (
-            AttributionRun.objects.filter(
-                pk__in=ids, status=AttributionRun.Status.SUCCEEDED
-            ).count()
-            == len(ids)
-        ),
-        timeout=timeout,
-        what="every run to succeed",
-    )
+
+    def done() -> bool:
+        active = AttributionRun.objects.filter(pk__in=ids)
+        failed = active.filter(status=AttributionRun.Status.FAILED).first()
+        assert failed is None, f"run {failed.pk} failed: {failed.error}"  # a final state
+        return active.filter(status=AttributionRun.Status.SUCCEEDED).count() == len(ids)
+
+    wait_for(done, timeout=timeout, what="every run to succeed")
 
 
 def restart_database(server: PrivatePostgres) -> None:
@@ -254,3 +252,35 @@ def test_generations_recorded_through_the_api_while_the_broker_is_down_are_all_p
     cluster()
     all_succeeded(runs)
     settled_once(runs)
+
+
+def test_an_artifact_computation_whose_worker_was_killed_is_sent_again_and_ends_ready(
+    tiny_model_version, cluster, private_redis, settings
+):
+    from attribution import services
+    from tests.flows.conftest import project_celery_app
+
+    worker = cluster(scheduler=False)
+    admin = get_user_model().objects.create_user("artifacts-admin", password="x" * 12)
+    with project_celery_app(settings, private_redis.url):  # sent to the worker's broker
+        services.model_version_artifacts_queue(model_version=tiny_model_version, actor=admin)
+    artifacts = ModelArtifact.objects.filter(model_version=tiny_model_version)
+    wait_for(
+        lambda: artifacts.filter(progress_percent__gt=0).exists(),
+        what="the worker to be computing the artifacts",
+        interval=0.05,
+    )
+    for pid in [worker.process.pid, *worker.pool_pids()]:  # the whole worker dies at once
+        os.kill(pid, signal.SIGKILL)
+    worker.process.wait()
+    assert artifacts.exclude(status=ModelArtifact.Status.COMPUTING).count() == 0
+    # Its message was taken, not acknowledged: Redis gives it back only after the
+    # visibility timeout (hours). The reconciler sends the computation again.
+    cluster()
+    wait_for(
+        lambda: not artifacts.exclude(status=ModelArtifact.Status.READY).exists(),
+        timeout=180,
+        what="every artifact to be ready",
+    )
+    assert max(artifact.redispatches for artifact in artifacts) >= 1
+    assert services.model_version_artifacts_missing(tiny_model_version) == []

@@ -4,7 +4,7 @@ attribution runs and for model versions' artifact computations."""
 from datetime import timedelta
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -243,3 +243,19 @@ def test_asking_for_artifacts_while_the_broker_is_down_leaves_them_to_the_reconc
     assert all(
         a.status == ModelArtifact.Status.COMPUTING for a in artifact_rows(tiny_model_version)
     )
+
+
+def test_the_compute_command_queues_through_the_broker_and_is_looked_after(
+    broker_app,  # noqa: F811
+    tiny_model_version,
+    capsys,
+    django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("compute_model_artifacts", tiny_model_version.name, "--queue")
+    assert "Queued artifact computation" in capsys.readouterr().out
+    for artifact in artifact_rows(tiny_model_version):
+        assert artifact.status == ModelArtifact.Status.COMPUTING and artifact.dispatched_at
+    assert artifact_computations_waiting_in_broker(["gpu"]) == {tiny_model_version.pk}
+    with pytest.raises(CommandError, match="already computing"):
+        call_command("compute_model_artifacts", tiny_model_version.name, "--queue")
