@@ -257,27 +257,23 @@ def _reconcile_artifacts_one(model_version_id: int, overdue_before) -> str | Non
             .filter(model_version_id=model_version_id, status=ModelArtifact.Status.COMPUTING)
             .select_related("model_version")
         )
-        if not artifacts:
-            return None
+        computing = ModelArtifact.objects.filter(
+            model_version_id=model_version_id, status=ModelArtifact.Status.COMPUTING
+        )
+        if not artifacts or len(artifacts) < computing.count():
+            return None  # none left, or a worker is writing one of them right now
         last = max(
             max(a.updated_at, a.heartbeat_at or a.updated_at, a.dispatched_at or a.updated_at)
             for a in artifacts
         )
         if last >= overdue_before:  # a sign of life arrived since the overdue list was read
             return None
-        give_up = max(a.redispatches for a in artifacts) >= limit
-        previous = {a.pk: a.dispatched_at for a in artifacts}
-        if not give_up:
-            # Marked sent before the send, as for runs: a second pass finds it not overdue.
-            ModelArtifact.objects.filter(pk__in=previous).update(
-                redispatches=F("redispatches") + 1, dispatched_at=timezone.now()
+        if max(a.redispatches for a in artifacts) >= limit:
+            # Still under the rows' locks: a worker cannot finish one in between.
+            reason = (
+                f"Its computation made no progress after it was sent again {limit} times. "
+                "Compute it again once the gpu workers and the broker are healthy."
             )
-    if give_up:
-        reason = (
-            f"Its computation made no progress after it was sent again {limit} times. "
-            "Compute it again once the gpu workers and the broker are healthy."
-        )
-        with transaction.atomic():
             for artifact in artifacts:
                 model_artifact_update(
                     model_version=artifact.model_version,
@@ -285,7 +281,12 @@ def _reconcile_artifacts_one(model_version_id: int, overdue_before) -> str | Non
                     status=ModelArtifact.Status.FAILED,
                     error=reason,
                 )
-        return "failed"
+            return "failed"
+        previous = {a.pk: a.dispatched_at for a in artifacts}
+        # Marked sent before the send, as for runs: a second pass finds it not overdue.
+        ModelArtifact.objects.filter(pk__in=previous).update(
+            redispatches=F("redispatches") + 1, dispatched_at=timezone.now()
+        )
     if not artifacts_compute_send(model_version_id=model_version_id):
         for pk, dispatched_at in previous.items():  # as it was: the next pass tries again
             ModelArtifact.objects.filter(pk=pk).update(
