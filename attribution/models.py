@@ -279,6 +279,12 @@ class ModelArtifact(models.Model):
     )
     error = models.TextField(blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # For the reconciler (attribution.services.reconcile): when the computation was last
+    # handed to the broker, when the worker computing it last gave a sign of life, and how
+    # many times the reconciler sent it again since it was asked for.
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    redispatches = models.PositiveIntegerField(default=0)
 
     class Meta:
         db_table = "catalog_modelartifact"

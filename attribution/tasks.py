@@ -62,7 +62,12 @@ class AttributionTask(Task):
             reason = time_limit_message()
         else:
             reason = f"{type(exc).__name__}: {exc}"
-        services.attribution_run_fail(run_id=args[0], reason=reason)
+        try:
+            services.attribution_run_fail(run_id=args[0], reason=reason)
+        except (OperationalError, InterfaceError):
+            # The database is still away: the run stays active and, once overdue, the
+            # reconciler sends its next step again.
+            logger.warning("could not record the failure of run %s: database unavailable", args[0])
 
 
 @shared_task(name="attribution.prepare_run", bind=True, base=AttributionTask, **COMMON)
@@ -114,6 +119,7 @@ def compute_model_artifacts(self, model_version_id: int) -> None:
     time_limit=300,
 )
 def reconcile_runs() -> str:
-    """Send the next step of every overdue run again (``services.attribution_runs_reconcile``);
-    the scheduler (``./run scheduler``) sends this every ATTRIBUTION_RECONCILE_INTERVAL_SECONDS."""
+    """Send the next step of every overdue run, and every stopped artifact computation, again
+    (``services.attribution_runs_reconcile``); the scheduler (``./run scheduler``) sends this
+    every ATTRIBUTION_RECONCILE_INTERVAL_SECONDS."""
     return services.attribution_runs_reconcile().summary()

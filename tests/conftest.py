@@ -328,3 +328,157 @@ def private_redis(tmp_path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
+
+
+def postgres_bin() -> Path:
+    """The newest PostgreSQL server binaries installed (Debian's layout)."""
+    import glob
+
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4])
+    )
+    if not found:
+        raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql/*/bin")
+    return Path(found[-1]).parent
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of a test module's own (trust authentication, no fsync), so that a
+    test can crash and restart it without touching the server other test runs share.
+
+    Its ``template`` database is migrated once, the way a deployment's is (the owner runs
+    ``manage.py migrate``, then the application's role gets its privileges); a test gets a
+    copy of it (``database_create``). initdb refuses to run as root: then the cluster
+    belongs to the ``postgres`` OS user, in a folder of its own under the system's temporary
+    folder (pytest's are private to root)."""
+
+    OWNER = "postgres"
+    TEMPLATE = "royalties_template"
+
+    def __init__(self):
+        import tempfile
+
+        self.bin = postgres_bin()
+        self.folder = Path(tempfile.mkdtemp(prefix="royalties-pg-"))
+        self.data = self.folder / "data"
+        self.log = self.folder / "server.log"
+        self.port = free_port()
+        if os.geteuid() == 0:
+            import shutil
+
+            shutil.chown(self.folder, user="postgres", group="postgres")
+
+    def _run(self, *args: str, timeout: float = 120) -> None:
+        cmd = [str(self.bin / args[0]), *args[1:]]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            log = self.log.read_text() if self.log.exists() else ""
+            raise RuntimeError(f"{args[0]} {args[1:3]} failed:\n{done.stdout}{done.stderr}{log}")
+
+    def _pg_ctl(self, action: str, *options: str) -> None:
+        server_options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c full_page_writes=off"
+        )
+        self._run(
+            "pg_ctl", action, "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60",
+            "-o", server_options, *options,
+        )  # fmt: skip
+
+    def url(self, database: str, role: str | None = None) -> str:
+        return f"postgres://{role or self.OWNER}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        if not self.data.exists():
+            self._run(
+                "initdb", "-D", str(self.data), "-U", self.OWNER, "--auth=trust", "-E", "UTF8",
+                "--no-sync",
+            )  # fmt: skip
+        self._pg_ctl("start")
+
+    def stop(self) -> None:
+        self._pg_ctl("stop", "-m", "fast")
+
+    def restart(self) -> None:
+        """Crash and start again (``-m immediate``: no clean shutdown, every session cut off,
+        recovery from the write-ahead log on start), as a server killed and brought back by
+        its supervisor."""
+        self._pg_ctl("restart", "-m", "immediate")
+
+    def execute(self, sql: str, database: str = "postgres") -> None:
+        import psycopg
+
+        with psycopg.connect(self.url(database), autocommit=True) as session:
+            session.execute(sql)
+
+    def template_migrate(self, app_role: str) -> None:
+        """Create the application's role and migrate the template database as its owner."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as session:
+            role_ensure(session.cursor(), app_role)
+            session.execute(f'CREATE DATABASE "{self.TEMPLATE}"')
+        env = dict(os.environ)
+        env.update(
+            DJANGO_SETTINGS_MODULE="config.settings.test",
+            DATABASE_URL=self.url(self.TEMPLATE, app_role),
+            DATABASE_OWNER_URL=self.url(self.TEMPLATE),
+        )
+        done = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"migrating the private cluster failed:\n{done.stderr}")
+
+    def database_create(self, name: str) -> None:
+        self.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.TEMPLATE}"')
+
+    def database_drop(self, name: str) -> None:
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def close(self) -> None:
+        """Stop it and delete its files."""
+        import shutil
+
+        try:
+            self._pg_ctl("stop", "-m", "immediate")
+        finally:
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL cluster for one test module, its template database migrated."""
+    server = PrivatePostgres()
+    try:
+        server.start()
+        server.template_migrate(APP_ROLE)
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def private_database(private_postgres, django_db_blocker) -> Iterator[PrivatePostgres]:
+    """For one test: this process's connection, and every worker or server the test starts
+    (``test_database_url``), use a fresh copy of the private cluster's migrated database, as
+    the application's role; the shared test database is left alone. Use it before any
+    fixture that writes rows."""
+    from django.db import connection
+
+    name = f"test_private_{uuid.uuid4().hex[:10]}"
+    with django_db_blocker.unblock():
+        private_postgres.database_create(name)
+        connection.close()
+    keys = ("HOST", "PORT", "NAME")
+    saved = {key: connection.settings_dict[key] for key in keys}
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(private_postgres.port), NAME=name)
+    try:
+        yield private_postgres
+    finally:
+        connection.close()
+        connection.settings_dict.update(saved)
+        private_postgres.database_drop(name)

@@ -6,15 +6,20 @@ worker; every run then finds them in the engine's artifact store. They are compu
 configured method and for the exact method (``AUDIT_METHOD``), so that any generation can be
 re-attributed exactly. ``ModelArtifact`` rows record their status, progress and file for the
 pages.
+
+While a worker computes them it gives a sign of life at least every ``HEARTBEAT_SECONDS``
+(``heartbeat_at``); a computation that stops (its worker killed, its message lost by the
+broker) is sent again by the reconciler (``reconcile``).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
-from celery import signature
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from attribution.methods import (
     AUDIT_METHOD,
@@ -23,6 +28,7 @@ from attribution.methods import (
     artifact_kinds,
 )
 from attribution.models import ModelArtifact, ModelVersion
+from attribution.services.dispatch import artifacts_compute_send
 from attribution.services.progress import ThrottledProgress
 from attribution.services.workers import (
     configured_method,
@@ -32,6 +38,16 @@ from attribution.services.workers import (
 )
 from core.exceptions import ApplicationError
 from core.services import audit_record
+
+HEARTBEAT_SECONDS = 30
+
+
+def model_version_artifacts_heartbeat(*, model_version_id: int) -> None:
+    """A sign of life from the worker computing a model version's artifacts (also while the
+    progress bar does not move), so that the reconciler leaves the computation alone."""
+    ModelArtifact.objects.filter(
+        model_version_id=model_version_id, status=ModelArtifact.Status.COMPUTING
+    ).update(heartbeat_at=timezone.now())
 
 
 def model_version_artifacts_compute(
@@ -61,6 +77,8 @@ def model_version_artifacts_compute(
     for kind in kinds:
         if current.get(kind) is None or current[kind].status != ModelArtifact.Status.READY:
             mark(kind, ModelArtifact.Status.COMPUTING, progress_percent=0)
+    model_version_artifacts_heartbeat(model_version_id=model_version.pk)
+    last_beat = [time.monotonic()]
     writers = {
         kind: ThrottledProgress(
             lambda stage, percent, kind=kind: mark(
@@ -71,6 +89,9 @@ def model_version_artifacts_compute(
     }
 
     def report(stage: str, done: int, total: int) -> None:
+        if time.monotonic() - last_beat[0] >= HEARTBEAT_SECONDS:
+            last_beat[0] = time.monotonic()
+            model_version_artifacts_heartbeat(model_version_id=model_version.pk)
         if stage in STAGE_KIND and STAGE_KIND[stage] in writers:
             writers[STAGE_KIND[stage]](stage, done, total)
         if progress is not None:
@@ -96,13 +117,14 @@ def model_version_artifacts_compute(
 
 @transaction.atomic
 def model_version_artifacts_queue(
-    *, model_version: ModelVersion, actor: AbstractBaseUser, reason: str = ""
+    *, model_version: ModelVersion, actor: AbstractBaseUser | None, reason: str = ""
 ) -> list[ModelArtifact]:
-    """A catalog admin asks for a model version's artifacts.
+    """A catalog admin (or an operator's command: no actor) asks for a model version's
+    artifacts.
 
     The artifacts not ready yet are marked computing (0 %) and
-    ``attribution.compute_model_artifacts`` is enqueued once the transaction commits (a
-    GPU worker then fills in the progress). Refused when all are ready, or while one is
+    ``attribution.compute_model_artifacts`` is sent to the broker once the transaction
+    commits (a GPU worker then fills in the progress). Refused when all are ready, or while one is
     already being computed (a second job would do the same work twice).
     """
     from attribution.services.model_versions import model_artifact_update
@@ -145,8 +167,9 @@ def model_version_artifacts_queue(
         after={"kinds": pending},
         reason=reason,
     )
-    task = signature("attribution.compute_model_artifacts", args=(model_version.pk,))
-    transaction.on_commit(task.delay)
+    # After the commit; a broker that refuses it leaves the artifacts computing and
+    # unsent, and the reconciler sends the computation once the broker answers.
+    transaction.on_commit(lambda: artifacts_compute_send(model_version_id=model_version.pk))
     return artifacts
 
 

@@ -1,4 +1,5 @@
-"""Handing a run's next step to the broker, and finding the steps the broker still holds.
+"""Handing a run's next step, or a model version's artifact computation, to the broker, and
+finding the ones the broker still holds.
 
 A step is sent after its transaction commits. When the broker cannot take it (down,
 restarted, unreachable), nothing that was committed is undone and the caller gets no error:
@@ -18,44 +19,66 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from redis.exceptions import RedisError
 
-from attribution.models import AttributionRun
+from attribution.models import AttributionRun, ModelArtifact
 
 logger = logging.getLogger(__name__)
 
 PREPARE_STEP = "attribution.prepare_run"
 FINISH_STEP = "attribution.finish_run"
 RUN_STEPS = (PREPARE_STEP, "attribution.score_shard", FINISH_STEP)
+ARTIFACTS_STEP = "attribution.compute_model_artifacts"
 
 # What a publish raises when the broker is gone: kombu wraps most transport errors, but a
 # connection refused while the channel is being opened can surface as the client's own.
 BROKER_ERRORS = (BrokerOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
 
 
-def run_step_send(*, run_id: int, step: str) -> bool:
-    """Send ``step`` of run ``run_id`` to its queue; ``False`` when the broker refused it.
+def _send(task_name: str, object_id: int, what: str) -> bool:
+    """Send ``task_name(object_id)`` to its queue; ``False`` when the broker refused it.
 
-    Without a broker (the embedded default) the step runs here and now, as every task does
+    Without a broker (the embedded default) the task runs here and now, as every task does
     in eager mode, and its errors propagate.
     """
-    # The run's row is the step's result: nothing waits on the broker's result store, so a
-    # dead result store cannot hold up the caller either.
-    task = signature(step, args=(run_id,), options={"ignore_result": True})
+    # The database row is the task's result: nothing waits on the broker's result store, so
+    # a dead result store cannot hold up the caller either.
+    task = signature(task_name, args=(object_id,), options={"ignore_result": True})
     if current_app.conf.task_always_eager:
         task.apply_async()
-    else:
-        try:
-            # No publish retries: a request must not hang on a dead broker. The reconciler
-            # sends the step again once the broker answers.
-            task.apply_async(retry=False)
-        except BROKER_ERRORS as exc:
-            logger.warning(
-                "run %s: the broker did not take %s (%s); the reconciler will send it",
-                run_id,
-                step,
-                exc,
-            )
-            return False
+        return True
+    try:
+        # No publish retries: a request must not hang on a dead broker. The reconciler
+        # sends the task again once the broker answers.
+        task.apply_async(retry=False)
+    except BROKER_ERRORS as exc:
+        logger.warning(
+            "%s: the broker did not take %s (%s); the reconciler will send it",
+            what,
+            task_name,
+            exc,
+        )
+        return False
+    return True
+
+
+def run_step_send(*, run_id: int, step: str) -> bool:
+    """Send ``step`` of run ``run_id`` to its queue; ``False`` when the broker refused it
+    (``_send``)."""
+    if not _send(step, run_id, f"run {run_id}"):
+        return False
     AttributionRun.objects.filter(pk=run_id).update(dispatched_at=timezone.now())
+    return True
+
+
+def artifacts_compute_send(*, model_version_id: int) -> bool:
+    """Send the computation of model version ``model_version_id``'s artifacts to a gpu
+    worker; ``False`` when the broker refused it (``_send``). The artifacts being computed
+    record when it was sent."""
+    sent_at = timezone.now()
+    if not _send(ARTIFACTS_STEP, model_version_id, f"model version {model_version_id}"):
+        return False
+    ModelArtifact.objects.filter(
+        model_version_id=model_version_id, status=ModelArtifact.Status.COMPUTING
+    ).update(dispatched_at=sent_at)
     return True
 
 
@@ -65,10 +88,10 @@ def run_step_send_on_commit(*, run_id: int, step: str = PREPARE_STEP) -> None:
     transaction.on_commit(lambda: run_step_send(run_id=run_id, step=step))
 
 
-def run_step_queues() -> list[str]:
-    """The queues the routes send a run's steps to (``CELERY_TASK_ROUTES``)."""
+def task_queues(tasks: tuple[str, ...] = RUN_STEPS) -> list[str]:
+    """The queues ``CELERY_TASK_ROUTES`` sends ``tasks`` to (a run's steps, by default)."""
     router = current_app.amqp.router
-    return sorted({router.route({}, step, args=(0,))["queue"].name for step in RUN_STEPS})
+    return sorted({router.route({}, step, args=(0,))["queue"].name for step in tasks})
 
 
 def runs_waiting_in_broker(queues: list[str]) -> set[int] | None:
@@ -78,6 +101,18 @@ def runs_waiting_in_broker(queues: list[str]) -> set[int] | None:
     A step a worker has taken is not counted: while it works, the worker reports progress,
     so the run is not overdue; when the worker has died, the run must be sent again.
     """
+    return _waiting_in_broker(queues, RUN_STEPS)
+
+
+def artifact_computations_waiting_in_broker(queues: list[str]) -> set[int] | None:
+    """Ids of the model versions whose artifact computation waits in one of ``queues`` (not
+    yet taken by a worker); ``None`` when the broker cannot be inspected. As for runs, one a
+    worker has taken is not counted."""
+    return _waiting_in_broker(queues, (ARTIFACTS_STEP,))
+
+
+def _waiting_in_broker(queues: list[str], tasks: tuple[str, ...]) -> set[int] | None:
+    """The first arguments (ids) of the ``tasks`` messages waiting in ``queues``."""
     if current_app.conf.task_always_eager:
         return set()
     try:
@@ -97,17 +132,18 @@ def runs_waiting_in_broker(queues: list[str]) -> set[int] | None:
         return None
     waiting: set[int] = set()
     for raw in messages:
-        run_id = _run_id_of(raw)
-        if run_id is not None:
-            waiting.add(run_id)
+        object_id = _id_of(raw, tasks)
+        if object_id is not None:
+            waiting.add(object_id)
     return waiting
 
 
-def _run_id_of(raw: bytes) -> int | None:
-    """The run id a queued Celery message (protocol 2, JSON body) carries, if it is a run step."""
+def _id_of(raw: bytes, tasks: tuple[str, ...]) -> int | None:
+    """The id a queued Celery message (protocol 2, JSON body) carries as its first argument,
+    if it is one of ``tasks``."""
     try:
         message = json.loads(raw)
-        if message.get("headers", {}).get("task") not in RUN_STEPS:
+        if message.get("headers", {}).get("task") not in tasks:
             return None
         body = message["body"]
         if message.get("properties", {}).get("body_encoding") == "base64":

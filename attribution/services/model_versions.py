@@ -321,9 +321,11 @@ def model_artifact_update(
         artifact.progress_percent = 100
         artifact.error = ""
     elif status == ModelArtifact.Status.COMPUTING:
-        if artifact.status != ModelArtifact.Status.COMPUTING:
+        if artifact.status != ModelArtifact.Status.COMPUTING:  # a new computation
             artifact.progress_percent = 0
             artifact.error = ""
+            artifact.dispatched_at = artifact.heartbeat_at = None
+            artifact.redispatches = 0
         if progress_percent is not None:
             if not 0 <= int(progress_percent) <= 100:
                 raise ApplicationError("progress must be between 0 and 100", field="progress")

@@ -332,8 +332,9 @@ ATTRIBUTION_TIME_LIMIT = ATTRIBUTION_SOFT_TIME_LIMIT + 120
 # The reconciler (attribution/services/reconcile.py): a run with no step sent and no progress
 # reported for ATTRIBUTION_RECONCILE_AFTER_SECONDS, and none of its steps waiting in the
 # broker, gets its next step sent again, at most ATTRIBUTION_RECONCILE_MAX_REDISPATCHES times
-# before it fails. The lease must exceed the longest silence of a working step (loading a
-# large model); running steps report progress at least every 30 s otherwise.
+# before it fails; likewise a model version's artifact computation (its artifacts are then
+# marked failed). The lease must exceed the longest silence of a working step (loading a
+# large model); running steps and computations report progress at least every 30 s otherwise.
 ATTRIBUTION_RECONCILE_AFTER_SECONDS = int(
     os.environ.get("ATTRIBUTION_RECONCILE_AFTER_SECONDS", "900")
 )

@@ -3,17 +3,16 @@ Redis the test restarts, Celery workers on the gpu and default queues, the sched
 beat) sending the reconciler, and the production web server. Whatever fails, every
 generation ends settled exactly once and the ledger verifies.
 
-A PostgreSQL restart is reproduced on the test's own database, not by restarting the server
-other test runs share: every session of the database is cut off and new ones are refused for
-a few seconds, then accepted again with every committed row in place, which is what the
-application sees of a restart.
+The PostgreSQL tests run on a cluster of this module's own (``private_postgres``), not on the
+server other test runs share, and crash it for real: ``pg_ctl restart -m immediate`` kills
+every server process without a clean shutdown, so every session and every open transaction
+is cut off, and the server recovers from its write-ahead log on start.
 """
 
 import json
 import os
 import signal
 import sys
-import time
 import uuid
 
 import psycopg
@@ -22,11 +21,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.db import connection
 
-from attribution.models import AttributionRun, Generation
+from attribution.models import AttributionRun, Generation, ModelArtifact
 from ledger.services.db import LEDGER_ADVISORY_LOCK_KEY
 from tests.attribution.conftest import TEST_ENGINE, post_generation_over_http
 from tests.attribution.test_tasks import record_without_enqueue, wait_for
-from tests.conftest import ServiceProcess, project_env
+from tests.conftest import PrivatePostgres, ServiceProcess, project_env
 from tests.conftest import test_database_url as database_url
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -99,33 +98,19 @@ def settled_once(runs) -> None:
 
 def all_succeeded(runs, timeout=240.0):
     ids = [run.pk for run in runs]
-    wait_for(
-        lambda: (
-            AttributionRun.objects.filter(
-                pk__in=ids, status=AttributionRun.Status.SUCCEEDED
-            ).count()
-            == len(ids)
-        ),
-        timeout=timeout,
-        what="every run to succeed",
-    )
+
+    def done() -> bool:
+        active = AttributionRun.objects.filter(pk__in=ids)
+        failed = active.filter(status=AttributionRun.Status.FAILED).first()
+        assert failed is None, f"run {failed.pk} failed: {failed.error}"  # a final state
+        return active.filter(status=AttributionRun.Status.SUCCEEDED).count() == len(ids)
+
+    wait_for(done, timeout=timeout, what="every run to succeed")
 
 
-def restart_database(seconds: float = 3.0) -> None:
-    """Cut every session of the test database off (this test's own included) and refuse new
-    ones for ``seconds``; then accept them again."""
-    name = connection.settings_dict["NAME"]
-    # As the owner, from another database of the server: a database cannot close its own
-    # doors, and the application's role may not close them at all.
-    server = database_url(as_owner=True).rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-            [name],
-        )
-        time.sleep(seconds)
-        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+def restart_database(server: PrivatePostgres) -> None:
+    """Crash the test's database server and start it again while work is in flight."""
+    server.restart()
     connection.close()  # this process's session was cut off too: the next query reconnects
 
 
@@ -193,27 +178,28 @@ def test_a_chord_half_done_when_redis_restarts_is_finished_once(
 
 
 def test_a_database_restart_during_the_shards_is_survived_and_books_once(
-    ready_model_version, cluster, celery_client, monkeypatch
-):
+    private_database, ready_model_version, cluster, celery_client, monkeypatch
+):  # private_database first: every row of the test is written on the private cluster
     cluster(ATTRIBUTION_SHARD_SIZE="1")
     run = record_without_enqueue(ready_model_version, "pg-shards", monkeypatch)
     celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
     wait_for(lambda: run.shards.exists(), what="the first shard", interval=0.005)
-    restart_database()
+    assert 0 < run.shards.count() < 5
+    restart_database(private_database)
     all_succeeded([run])
     settled_once([run])
 
 
 def test_a_database_restart_during_the_settlement_is_survived_and_books_once(
-    ready_model_version, cluster, celery_client, monkeypatch
+    private_database, ready_model_version, cluster, celery_client, monkeypatch
 ):
     cluster()
     run = record_without_enqueue(ready_model_version, "pg-settle", monkeypatch)
     holder = hold_the_ledger_lock()
     celery_client.send_task("attribution.prepare_run", args=[run.pk], queue="gpu")
     wait_for(a_settlement_waits_for_the_lock, what="the settlement to be under way")
-    restart_database()  # the settlement's transaction is cut off half-way, and the lock
-    holder.close()
+    restart_database(private_database)  # the settlement's transaction is cut off half-way
+    holder.close()  # cut off too: the lock it held went with its session
     all_succeeded([run])
     settled_once([run])
 
@@ -266,3 +252,35 @@ def test_generations_recorded_through_the_api_while_the_broker_is_down_are_all_p
     cluster()
     all_succeeded(runs)
     settled_once(runs)
+
+
+def test_an_artifact_computation_whose_worker_was_killed_is_sent_again_and_ends_ready(
+    tiny_model_version, cluster, private_redis, settings
+):
+    from attribution import services
+    from tests.flows.conftest import project_celery_app
+
+    worker = cluster(scheduler=False)
+    admin = get_user_model().objects.create_user("artifacts-admin", password="x" * 12)
+    with project_celery_app(settings, private_redis.url):  # sent to the worker's broker
+        services.model_version_artifacts_queue(model_version=tiny_model_version, actor=admin)
+    artifacts = ModelArtifact.objects.filter(model_version=tiny_model_version)
+    wait_for(
+        lambda: artifacts.filter(progress_percent__gt=0).exists(),
+        what="the worker to be computing the artifacts",
+        interval=0.05,
+    )
+    for pid in [worker.process.pid, *worker.pool_pids()]:  # the whole worker dies at once
+        os.kill(pid, signal.SIGKILL)
+    worker.process.wait()
+    assert artifacts.exclude(status=ModelArtifact.Status.COMPUTING).count() == 0
+    # Its message was taken, not acknowledged: Redis gives it back only after the
+    # visibility timeout (hours). The reconciler sends the computation again.
+    cluster()
+    wait_for(
+        lambda: not artifacts.exclude(status=ModelArtifact.Status.READY).exists(),
+        timeout=180,
+        what="every artifact to be ready",
+    )
+    assert max(artifact.redispatches for artifact in artifacts) >= 1
+    assert services.model_version_artifacts_missing(tiny_model_version) == []

@@ -1,7 +1,8 @@
 """``manage.py compute_model_artifacts MODEL_VERSION``: the Fisher and theta0 losses.
 
 Runs in this process (resumable: an interrupted run continues where it stopped), or with
-``--queue`` sends the work to a GPU worker.
+``--queue`` marks the artifacts computing and sends the work to a GPU worker (the reconciler
+sends it again if it stops).
 """
 
 from django.core.management.base import BaseCommand, CommandError
@@ -25,9 +26,12 @@ class Command(BaseCommand):
         if found is None:
             raise CommandError(f"No model version {model_version!r}.")
         if queue:
-            from attribution.tasks import compute_model_artifacts
-
-            compute_model_artifacts.delay(found.pk)
+            try:
+                services.model_version_artifacts_queue(
+                    model_version=found, actor=None, reason="manage.py compute_model_artifacts"
+                )
+            except ApplicationError as exc:
+                raise CommandError(exc.message) from exc
             self.stdout.write(f"Queued artifact computation for {found.name}.")
             return
         bars = StageProgressBars(self.stderr._out)
