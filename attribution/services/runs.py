@@ -146,10 +146,10 @@ def attribution_run_second_opinion(
     method (``attribution.engine.methods.METHODS``) as an audit run: it goes through the same
     staged pipeline, books nothing, and the generation page shows what it would have paid.
 
-    Refused for an unknown method, before the generation is settled, when the model version
-    lacks the method's artifacts, and (unless ``force``) when a run of that method for this
-    generation is still active or has succeeded (the paying run included: every method is
-    deterministic, a repeat gives the same scores).
+    Refused for an unknown method, before the generation is settled, (unless ``force``) when
+    a run of that method for this generation is still active or has succeeded (the paying run
+    included: every method is deterministic, a repeat gives the same scores), and when the
+    model version lacks the artifacts the method reads.
     """
     name = method_for(method).name  # an unknown name is refused, listing the known ones
     Generation.objects.select_for_update().filter(pk=generation.pk).first()
@@ -158,14 +158,6 @@ def attribution_run_second_opinion(
         purpose=AttributionRun.Purpose.SETTLEMENT, status=AttributionRun.Status.SUCCEEDED
     ).exists():
         raise ApplicationError("Only a settled generation can be given a second opinion.")
-    missing = model_version_artifacts_missing(generation.model_version, name)
-    if missing:
-        raise ApplicationError(
-            f"Model version {generation.model_version.name!r} lacks what {name} reads: "
-            f"{', '.join(missing)}. Compute them with: manage.py compute_model_artifacts "
-            f"{generation.model_version_id} (with ATTRIBUTION_METHOD={name}).",
-            field="method",
-        )
     if not force:
         same = runs.filter(method=name)
         done = same.filter(status=AttributionRun.Status.SUCCEEDED).first()
@@ -176,6 +168,16 @@ def attribution_run_second_opinion(
                 field="method",
             )
         _refuse_active(same)
+    missing = model_version_artifacts_missing(generation.model_version, name)
+    if missing:
+        # compute_model_artifacts computes the configured method's artifacts and the exact one's
+        configured = "" if name == AUDIT_METHOD else f" with ATTRIBUTION_METHOD={name}"
+        raise ApplicationError(
+            f"Model version {generation.model_version.name!r} lacks what {name} reads: "
+            f"{', '.join(missing)}. Compute them{configured}: manage.py "
+            f"compute_model_artifacts {generation.model_version_id}",
+            field="method",
+        )
     run = _run_create(generation, name, AttributionRun.Purpose.AUDIT, actor)
     audit_record(
         actor=actor,
