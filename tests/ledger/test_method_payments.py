@@ -97,6 +97,29 @@ def test_the_holders_concerned_are_the_owners_of_paid_or_top_scored_tracks(world
     assert method_payments(settlement=world.settlement, holder_ids=[outsider.pk]).rows == []
 
 
+def test_an_owner_of_a_top_k_track_that_no_method_pays_is_concerned(db, settings):
+    settings.LEDGER_TOP_K = 2
+    settings.LEDGER_MIN_SHARE = "0.9"  # only the heaviest track is paid
+    model_version, holders = factories.catalog_create(tracks=6, holders=3, co_owned_every=0)
+    generation = factories.generation_create(model_version=model_version)
+    paying = [-0.01] * 6
+    paying[0], paying[3] = 0.02, 0.019  # both holders[0]'s: it alone is paid and in the top K
+    entry = generation_settle(
+        attribution_run=factories.run_create(generation=generation, scores=paying)
+    )
+    second = [-0.01] * 6
+    second[1], second[2] = 0.02, 0.019  # holders[1]'s is paid, holders[2]'s is in the top K
+    factories.run_create(
+        generation=generation, scores=second, method="audio_similarity", purpose="audit"
+    )
+    panel = method_payments(settlement=entry.settlement, holder_ids=None)
+    rows = {row.rights_holder_id: row for row in panel.rows}
+    assert set(rows) == {h.pk for h in holders}
+    cut = rows[holders[2].pk]
+    assert cut.paid_accrual == 0 and [c.amount_accrual for c in cut.amounts] == [0, 0]
+    assert [c.amount_accrual for c in rows[holders[1].pk].amounts] == [0, entry.settlement.pool]
+
+
 def test_a_holder_sees_only_their_own_row_on_the_page_and_in_the_api(world, client):
     paid = booked(world.settlement)  # a holder's page exists once the generation paid them
     mine = next(h for h in world.holders if paid.get(h.pk))
