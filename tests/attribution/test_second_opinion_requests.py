@@ -127,3 +127,22 @@ def test_only_finance_and_catalog_admins_may_ask(world, client):
     )
     assert page.status_code == 302
     assert audit_runs(world).filter(method="representer_points").count() == 2
+
+
+def test_a_failed_second_opinion_is_re_run_with_its_own_method(world):
+    from attribution.selectors import run_may_rerun, runs_for_user
+
+    failed = services.attribution_run_second_opinion(
+        generation=world.generation, method="audio_similarity", actor=world.finance
+    )
+    services.attribution_run_fail(run_id=failed.pk, reason="the worker ran out of memory")
+    services.attribution_run_second_opinion(
+        generation=world.generation, method="representer_points", actor=world.finance
+    )
+    # a newer run of another method does not stand in for it
+    listed = runs_for_user(world.admin).get(pk=failed.pk)
+    assert run_may_rerun(listed) and run_may_rerun(AttributionRun.objects.get(pk=failed.pk))
+    failed.refresh_from_db()
+    rerun = services.attribution_run_rerun(run=failed, actor=world.admin)
+    assert (rerun.method, rerun.purpose) == ("audio_similarity", "audit")
+    assert not run_may_rerun(runs_for_user(world.admin).get(pk=failed.pk))
