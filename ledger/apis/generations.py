@@ -147,7 +147,8 @@ class GenerationDetailSerializer(GenerationSerializer):
     @extend_schema_field(MethodPaymentsSerializer(allow_null=True))
     def get_method_payments(self, generation: Generation) -> dict | None:
         """What each succeeded run's method would have paid beside what was paid (null
-        before settlement; a rights holder's user: only the holders they act for)."""
+        before settlement and until a run besides the paying one has succeeded; a rights
+        holder's user: only the holders they act for)."""
         methods = self._detail(generation).methods
         return None if methods is None else MethodPaymentsSerializer(methods).data
 

@@ -122,7 +122,8 @@ class GenerationDetail:
     audit: AuditComparison | None = None
     audit_run: AttributionRun | None = None  # the latest exact-method audit, whatever its status
     # what each succeeded run's method would have paid beside what was paid (for a holder:
-    # only the holders they act for); ``None`` before settlement
+    # only the holders they act for); ``None`` before settlement and until a run besides the
+    # paying one (an audit or a second opinion) has succeeded: each column costs a split
     methods: MethodPayments | None = None
 
     @property
@@ -244,6 +245,9 @@ def generation_detail(*, generation: Generation, user: AnyUser) -> GenerationDet
         methods=(
             method_payments(settlement=settlement, holder_ids=list(holders) if for_holder else None)
             if settlement is not None
+            and generation.attribution_runs.filter(
+                purpose=AttributionRun.Purpose.AUDIT, status=AttributionRun.Status.SUCCEEDED
+            ).exists()
             else None
         ),
     )

@@ -92,8 +92,8 @@ class MethodPayments:
 
 
 def _top_positions(scores: np.ndarray, k: int) -> list[int]:
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    return order[:k]
+    """The ``k`` highest-scored positions (ties: the lower position first)."""
+    return np.argsort(-scores, kind="stable")[:k].tolist()
 
 
 def method_payments(
