@@ -40,6 +40,11 @@ urlpatterns = [
     ),
     path("generations/<int:pk>/audio/", views.generation_audio, name="generation-audio"),
     path("generations/<int:pk>/audit/", views.generation_audit, name="generation-audit"),
+    path(
+        "generations/<int:pk>/second-opinion/",
+        views.generation_second_opinion,
+        name="generation-second-opinion",
+    ),
     path("jobs/", views.job_list, name="jobs"),
     path("jobs/status/", views.job_status, name="jobs-status"),
     path("runs/<int:pk>/rerun/", views.run_rerun, name="run-rerun"),
@@ -53,6 +58,11 @@ urlpatterns = [
         "api/generations/<int:pk>/audit/",
         apis.GenerationAuditApi.as_view(),
         name="api-generation-audit",
+    ),
+    path(
+        "api/generations/<int:pk>/second-opinion/",
+        apis.GenerationSecondOpinionApi.as_view(),
+        name="api-generation-second-opinion",
     ),
     path("api/runs/", apis.AttributionRunListApi.as_view(), name="api-runs"),
     path("api/runs/<int:pk>/", apis.AttributionRunDetailApi.as_view(), name="api-run"),

@@ -514,6 +514,14 @@ def _may_audit(request: HttpRequest, detail) -> bool:
     )
 
 
+def _second_opinion_methods(request: HttpRequest, detail) -> list[tuple[str, str]]:
+    """The methods finance or a catalog admin may ask a second opinion of (every registered
+    one; the service refuses a repeat), once the generation is settled; else none."""
+    if not attribution_selectors.user_may_audit(request.user) or detail.settlement is None:
+        return []
+    return list(METHOD_LABELS.items())
+
+
 @login_required
 @require_GET
 def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
@@ -554,6 +562,7 @@ def generation_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "runs": runs,
             "is_catalog_admin": user_has_role(request.user, CATALOG_ADMIN),
             "may_audit": _may_audit(request, detail),
+            "second_opinion_methods": _second_opinion_methods(request, detail),
             "status_url": run_status_url([run.pk for run, status, _ in runs if not status["done"]]),
         },
     )

@@ -12,6 +12,7 @@ from attribution.apis.generations import (
     GenerationAuditApi,
     GenerationCreateSerializer,
     GenerationListCreateApi,
+    GenerationSecondOpinionApi,
     GenerationSerializer,
     TopTrackSerializer,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "GenerationAuditApi",
     "GenerationCreateSerializer",
     "GenerationListCreateApi",
+    "GenerationSecondOpinionApi",
     "GenerationSerializer",
     "ModelArtifactSerializer",
     "ModelVersionInputSerializer",

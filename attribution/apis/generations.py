@@ -270,3 +270,33 @@ class GenerationAuditApi(APIView):
             generation=generation, actor=request.user, reason=str(request.data.get("reason", ""))
         )
         return Response(AttributionRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class SecondOpinionRequestSerializer(serializers.Serializer):
+    method = serializers.CharField(help_text="A registered method, e.g. audio_similarity")
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    force = serializers.BooleanField(
+        required=False, default=False, help_text="Run it even if this method already ran"
+    )
+
+
+class GenerationSecondOpinionApi(APIView):
+    """POST: re-attribute a settled generation with any registered method (finance, catalog
+    admins). The run is an audit run: it pays nothing; the generation's page and API show
+    what each method would have paid."""
+
+    permission_classes = [permissions.IsAuthenticated, IsFinanceOrCatalogAdmin]
+
+    @extend_schema(
+        request=SecondOpinionRequestSerializer, responses={201: AttributionRunSerializer}
+    )
+    def post(self, request, pk: int):
+        generation = get_object_or_404(selectors.generations_for_user(request.user), pk=pk)
+        params = SecondOpinionRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        run = services.attribution_run_second_opinion(
+            generation=generation,
+            actor=request.user,
+            **params.validated_data,
+        )
+        return Response(AttributionRunSerializer(run).data, status=status.HTTP_201_CREATED)

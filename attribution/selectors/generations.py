@@ -81,12 +81,16 @@ def generations_for_user(user: AnyUser) -> QuerySet[Generation]:
 
 
 def latest_run(
-    generation: Generation, purpose: str = AttributionRun.Purpose.SETTLEMENT
+    generation: Generation,
+    purpose: str = AttributionRun.Purpose.SETTLEMENT,
+    method: str | None = None,
 ) -> AttributionRun | None:
-    """The generation's newest run of a purpose (by default the runs that pay it)."""
-    return (
-        generation.attribution_runs.filter(purpose=purpose).order_by("-created_at", "-id").first()
-    )
+    """The generation's newest run of a purpose (by default the runs that pay it), and of a
+    method where one is named."""
+    runs = generation.attribution_runs.filter(purpose=purpose)
+    if method is not None:
+        runs = runs.filter(method=method)
+    return runs.order_by("-created_at", "-id").first()
 
 
 def score_ranks(scores: Sequence[float]) -> list[int]:
@@ -179,12 +183,17 @@ def run_status(run: AttributionRun) -> dict:
 
 def runs_for_user(user: AnyUser) -> QuerySet[AttributionRun]:
     """Attribution runs of the generations ``user`` may see, newest first, each annotated
-    with ``has_newer`` (a newer run of the same purpose exists for its generation)."""
-    newer = AttributionRun.objects.filter(
-        generation=OuterRef("generation"), purpose=OuterRef("purpose")
-    ).filter(
-        Q(created_at__gt=OuterRef("created_at"))
-        | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
+    with ``has_newer`` (a newer run of the same purpose exists for its generation; for an
+    audit run, of the same method: each method's second opinion is re-run on its own)."""
+    newer = (
+        AttributionRun.objects.filter(
+            generation=OuterRef("generation"), purpose=OuterRef("purpose")
+        )
+        .filter(Q(purpose=AttributionRun.Purpose.SETTLEMENT) | Q(method=OuterRef("method")))
+        .filter(
+            Q(created_at__gt=OuterRef("created_at"))
+            | Q(created_at=OuterRef("created_at"), pk__gt=OuterRef("pk"))
+        )
     )
     return (
         AttributionRun.objects.filter(generation__in=generations_for_user(user).values("pk"))
@@ -195,11 +204,12 @@ def runs_for_user(user: AnyUser) -> QuerySet[AttributionRun]:
 
 
 def run_may_rerun(run: AttributionRun) -> bool:
-    """A failed run is re-run (once) unless a newer run of its purpose for its generation
-    exists."""
+    """A failed run is re-run (once) unless a newer run of its purpose (an audit run: and of
+    its method) for its generation exists."""
     has_newer = getattr(run, "has_newer", None)
     if has_newer is None:
-        has_newer = latest_run(run.generation, run.purpose).pk != run.pk
+        method = None if run.purpose == AttributionRun.Purpose.SETTLEMENT else run.method
+        has_newer = latest_run(run.generation, run.purpose, method).pk != run.pk
     return run.status == AttributionRun.Status.FAILED and not has_newer
 
 

@@ -41,6 +41,7 @@ from attribution.services.runs import (
     attribution_run_queue,
     attribution_run_rerun,
     attribution_run_score_shard,
+    attribution_run_second_opinion,
     generation_query,
 )
 from attribution.services.workers import (
@@ -74,6 +75,7 @@ __all__ = [
     "attribution_run_queue",
     "attribution_run_rerun",
     "attribution_run_score_shard",
+    "attribution_run_second_opinion",
     "attribution_runs_reconcile",
     "engine_config",
     "generation_generate",

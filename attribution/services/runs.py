@@ -123,12 +123,69 @@ def attribution_run_audit(
         raise ApplicationError("Only a settled generation can be audited.")
     if settled.method == AUDIT_METHOD:
         raise ApplicationError("This generation was paid by the exact method already.")
-    audits = runs.filter(purpose=AttributionRun.Purpose.AUDIT)
+    audits = runs.filter(purpose=AttributionRun.Purpose.AUDIT, method=AUDIT_METHOD)
     if audits.filter(status=AttributionRun.Status.SUCCEEDED).exists():
         raise ApplicationError("This generation has already been audited.")
     _refuse_active(audits)
     run = _run_create(generation, AUDIT_METHOD, AttributionRun.Purpose.AUDIT, actor)
     audit_record(actor=actor, action="attribution_run.audit", obj=run, reason=reason)
+    run_step_send_on_commit(run_id=run.pk)
+    return run
+
+
+@transaction.atomic
+def attribution_run_second_opinion(
+    *,
+    generation: Generation,
+    method: str,
+    actor: AbstractBaseUser,
+    reason: str = "",
+    force: bool = False,
+) -> AttributionRun:
+    """Finance or a catalog admin re-attributes a settled generation with any registered
+    method (``attribution.engine.methods.METHODS``) as an audit run: it goes through the same
+    staged pipeline, books nothing, and the generation page shows what it would have paid.
+
+    Refused for an unknown method, before the generation is settled, (unless ``force``) when
+    a run of that method for this generation is still active or has succeeded (the paying run
+    included: every method is deterministic, a repeat gives the same scores), and when the
+    model version lacks the artifacts the method reads.
+    """
+    name = method_for(method).name  # an unknown name is refused, listing the known ones
+    Generation.objects.select_for_update().filter(pk=generation.pk).first()
+    runs = AttributionRun.objects.filter(generation=generation)
+    if not runs.filter(
+        purpose=AttributionRun.Purpose.SETTLEMENT, status=AttributionRun.Status.SUCCEEDED
+    ).exists():
+        raise ApplicationError("Only a settled generation can be given a second opinion.")
+    if not force:
+        same = runs.filter(method=name)
+        done = same.filter(status=AttributionRun.Status.SUCCEEDED).first()
+        if done is not None:
+            raise ApplicationError(
+                f"Run {done.pk} already attributed this generation with {name}; "
+                "force a new run to repeat it.",
+                field="method",
+            )
+        _refuse_active(same)
+    missing = model_version_artifacts_missing(generation.model_version, name)
+    if missing:
+        # compute_model_artifacts computes the configured method's artifacts and the exact one's
+        configured = "" if name == AUDIT_METHOD else f" with ATTRIBUTION_METHOD={name}"
+        raise ApplicationError(
+            f"Model version {generation.model_version.name!r} lacks what {name} reads: "
+            f"{', '.join(missing)}. Compute them{configured}: manage.py "
+            f"compute_model_artifacts {generation.model_version_id}",
+            field="method",
+        )
+    run = _run_create(generation, name, AttributionRun.Purpose.AUDIT, actor)
+    audit_record(
+        actor=actor,
+        action="attribution_run.second_opinion",
+        obj=run,
+        after={"method": name, "force": force},
+        reason=reason,
+    )
     run_step_send_on_commit(run_id=run.pk)
     return run
 
@@ -169,8 +226,12 @@ def attribution_run_rerun(
     """An admin re-runs a failed run: a new run for the same generation (and purpose)."""
     if run.status != AttributionRun.Status.FAILED:
         raise ApplicationError("Only a failed attribution run can be re-run.")
-    if run.purpose == AttributionRun.Purpose.AUDIT:
+    if run.purpose == AttributionRun.Purpose.AUDIT and run.method == AUDIT_METHOD:
         return attribution_run_audit(generation=run.generation, actor=actor, reason=reason)
+    if run.purpose == AttributionRun.Purpose.AUDIT:
+        return attribution_run_second_opinion(
+            generation=run.generation, method=run.method, actor=actor, reason=reason
+        )
     return attribution_run_queue(generation=run.generation, actor=actor, reason=reason)
 
 

@@ -3,6 +3,7 @@
 from attribution.views.generations import (
     generation_audio,
     generation_audit,
+    generation_second_opinion,
     job_list,
     job_status,
     require_generation_reader,
@@ -22,6 +23,7 @@ __all__ = [
     "ModelVersionForm",
     "generation_audio",
     "generation_audit",
+    "generation_second_opinion",
     "job_list",
     "job_status",
     "model_version_compute_artifacts",

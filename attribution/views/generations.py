@@ -6,6 +6,9 @@
   their reasons, and Re-run for failed runs; ``jobs-status``, the JSON the pages poll.
 * ``generation-audit`` (finance and catalog admins, POST): re-attribute a settled
   generation with the exact method; the generation page shows both side by side.
+* ``generation-second-opinion`` (finance and catalog admins, POST ``method``, optional
+  ``reason`` and ``force``): re-attribute a settled generation with any registered method;
+  the generation page shows what each method would have paid.
 
 Another holder's generation, and its audio, do not exist for a holder (404). Every page
 parses input and calls one selector or service.
@@ -149,5 +152,30 @@ def generation_audit(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         messages.success(
             request, f"Run {run.pk} re-attributes generation {generation.pk} with the exact method."
+        )
+    return redirect("ledger:generation", pk=generation.pk)
+
+
+@login_required
+@require_POST
+def generation_second_opinion(request: HttpRequest, pk: int) -> HttpResponse:
+    """Re-attribute a settled generation with the method named in the form (finance,
+    catalog admins); the run pays nothing. Audited by the service."""
+    if not selectors.user_may_audit(request.user):
+        raise PermissionDenied("Second opinions are for finance and catalog admins.")
+    generation = get_object_or_404(selectors.generations_for_user(request.user), pk=pk)
+    try:
+        run = services.attribution_run_second_opinion(
+            generation=generation,
+            method=request.POST.get("method", "").strip(),
+            actor=request.user,
+            reason=request.POST.get("reason", "")[:1000],
+            force=request.POST.get("force") in ("on", "1", "true"),
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(
+            request, f"Run {run.pk} re-attributes generation {generation.pk} with {run.method}."
         )
     return redirect("ledger:generation", pk=generation.pk)

@@ -57,11 +57,49 @@ class AuditSerializer(serializers.Serializer):
     holders = AuditHolderSerializer(many=True)
 
 
+class MethodAmountSerializer(serializers.Serializer):
+    run = serializers.IntegerField(source="run_id")
+    method = serializers.CharField()
+    amount = serializers.CharField(help_text="What this run's scores would have paid (major units)")
+    amount_accrual = serializers.IntegerField(help_text="The same in ledger accrual units")
+
+
+class MethodHolderSerializer(serializers.Serializer):
+    rights_holder_id = serializers.IntegerField()
+    rights_holder = serializers.CharField()
+    paid = serializers.CharField(help_text="What the settlement booked (major units)")
+    paid_accrual = serializers.IntegerField()
+    amounts = MethodAmountSerializer(many=True, help_text="One per run, in the runs' order")
+
+
+class MethodColumnSerializer(serializers.Serializer):
+    run = serializers.IntegerField(source="run.pk")
+    method = serializers.CharField(source="run.method")
+    purpose = serializers.CharField(source="run.purpose")
+    label = serializers.CharField()
+    paying = serializers.BooleanField(help_text="The run whose scores paid the settlement")
+    total = serializers.CharField(help_text="The column's sum over the holders shown")
+    total_accrual = serializers.IntegerField()
+    spearman = serializers.FloatField(allow_null=True, help_text="Against the paying run")
+    top10_overlap = serializers.IntegerField(allow_null=True)
+    holder_l1 = serializers.FloatField(allow_null=True)
+
+
+class MethodPaymentsSerializer(serializers.Serializer):
+    settlement_entry = serializers.IntegerField(source="settlement.journal_entry_id")
+    currency = serializers.CharField()
+    runs = MethodColumnSerializer(source="columns", many=True)
+    holders = MethodHolderSerializer(source="rows", many=True)
+    paid_total = serializers.CharField()
+    paid_total_accrual = serializers.IntegerField()
+
+
 class GenerationDetailSerializer(GenerationSerializer):
     attributed_tracks = serializers.SerializerMethodField()
     attributed_total = serializers.SerializerMethodField()
     attribution_method = serializers.SerializerMethodField()
     audit = serializers.SerializerMethodField()
+    method_payments = serializers.SerializerMethodField()
 
     class Meta(GenerationSerializer.Meta):
         fields = [
@@ -70,6 +108,7 @@ class GenerationDetailSerializer(GenerationSerializer):
             "attributed_total",
             "attribution_method",
             "audit",
+            "method_payments",
         ]
 
     def _detail(self, generation: Generation) -> GenerationDetail:
@@ -104,6 +143,14 @@ class GenerationDetailSerializer(GenerationSerializer):
         """The exact method's audit beside the scores that paid, once it has succeeded."""
         audit = self._detail(generation).audit
         return None if audit is None else AuditSerializer(audit).data
+
+    @extend_schema_field(MethodPaymentsSerializer(allow_null=True))
+    def get_method_payments(self, generation: Generation) -> dict | None:
+        """What each succeeded run's method would have paid beside what was paid (null
+        before settlement and until a run besides the paying one has succeeded; a rights
+        holder's user: only the holders they act for)."""
+        methods = self._detail(generation).methods
+        return None if methods is None else MethodPaymentsSerializer(methods).data
 
 
 class GenerationDetailApi(RetrieveAPIView):

@@ -8,7 +8,8 @@ balances are reported as what the platform owes (the negated, credit-normal sum)
 One module per aggregate: ``accounts``, ``holders`` (who may read whose data, what each
 holder is owed), ``earnings`` (a holder's dashboard), ``statements`` (and periods),
 ``journal``, ``payouts``, ``verification``, ``generations`` (what each generation paid,
-for the generation pages), ``explanations`` (why a settlement paid what it paid),
+for the generation pages), ``opinions`` (what each attribution method would have paid a
+generation's holders), ``explanations`` (why a settlement paid what it paid),
 ``recordings`` (what each recording earned), ``statement_summaries`` (a statement's
 page). Selectors never import services.
 """

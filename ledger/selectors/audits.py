@@ -11,19 +11,30 @@ settlement (``ledger.splits``), never booked.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
 
+from attribution.methods import AUDIT_METHOD
 from attribution.models import AttributionRun, Generation
 from attribution.selectors import latest_run
 from catalog.models import OwnershipShare, RightsHolder
 from ledger.models import Settlement, SettlementHolderLine
 from ledger.money import accrual_to_decimal
-from ledger.splits import SplitPolicy, generation_split, track_weights
+from ledger.splits import GenerationSplit, SplitPolicy, generation_split, track_weights
 
 PERCENT_QUANTUM = Decimal("0.0001")
+METHOD_LABELS = {
+    "unlearning": "exact unlearning (Eq. 2)",
+    "first_order": "first-order unlearning (fast path)",
+    # second opinions (Sec. 3.3 of the paper)
+    "audio_similarity": "audio similarity (MFCC and chroma)",
+    "activation_similarity": "activation similarity (the DiT's layer outputs)",
+    "representer_points": "representer points",
+    "gradient_similarity": "gradient similarity (no unlearning)",
+}
 
 
 @dataclass(frozen=True)
@@ -70,12 +81,15 @@ def top_overlap(a: np.ndarray, b: np.ndarray, k: int = 10) -> int:
     return len(top_a & top_b)
 
 
-def _ownership(settlement: Settlement, positions: list[int]) -> dict[int, list[tuple[int, str]]]:
+def ownership_at(
+    settlement: Settlement, positions: Iterable[int]
+) -> dict[int, list[tuple[int, str]]]:
     """(holder id, percent) per position: the settlement's snapshot where it has the position,
     else today's ownership shares of the recording at that position."""
     snapshot = {
         int(p): [(h, pct) for h, pct in v] for p, v in settlement.ownership_snapshot.items()
     }
+    positions = list(positions)
     missing = [p for p in positions if p not in snapshot]
     if missing:
         shares = OwnershipShare.objects.filter(
@@ -89,27 +103,35 @@ def _ownership(settlement: Settlement, positions: list[int]) -> dict[int, list[t
     return {p: sorted(snapshot.get(p, [])) for p in positions}
 
 
+def would_pay(settlement: Settlement, scores: Sequence[float]) -> GenerationSplit:
+    """What ``settlement`` would have booked had ``scores`` paid it: its recorded policy and
+    revenue, its ownership snapshot (today's shares for a track it did not pay), and the
+    ledger's own split (``ledger.splits``), so the amounts are the integers a settlement of
+    those scores books, and they sum to the pool."""
+    policy = SplitPolicy.from_dict(settlement.policy)
+    weights = track_weights([float(x) for x in scores], policy)
+    ownership = ownership_at(settlement, [w.position for w in weights])
+    return generation_split(
+        revenue_minor=settlement.revenue_minor,
+        weights=weights,
+        pool_fraction=policy.pool_fraction,
+        ownership={p: [(h, Decimal(pct)) for h, pct in v] for p, v in ownership.items()},
+    )
+
+
 def generation_audit(
     generation: Generation, settlement: Settlement | None
 ) -> AuditComparison | None:
-    """The comparison, when the generation is settled and its audit run has succeeded."""
-    audit = latest_run(generation, AttributionRun.Purpose.AUDIT)
+    """The comparison, when the generation is settled and its exact-method audit run has
+    succeeded (second opinions of other methods: ``ledger.selectors.opinions``)."""
+    audit = latest_run(generation, AttributionRun.Purpose.AUDIT, AUDIT_METHOD)
     if settlement is None or audit is None or audit.status != AttributionRun.Status.SUCCEEDED:
         return None
     paid_scores = np.asarray(settlement.attribution_run.scores, dtype=np.float64)
     audit_scores = np.asarray(audit.scores, dtype=np.float64)
     if paid_scores.shape != audit_scores.shape:
         return None
-    policy = SplitPolicy.from_dict(settlement.policy)
-    weights = track_weights([float(x) for x in audit_scores], policy)
-    ownership = _ownership(settlement, [w.position for w in weights])
-    split = generation_split(
-        revenue_minor=settlement.revenue_minor,
-        weights=weights,
-        pool_fraction=policy.pool_fraction,
-        ownership={p: [(h, Decimal(pct)) for h, pct in v] for p, v in ownership.items()},
-    )
-    audit_amounts = dict(split.holders)
+    audit_amounts = dict(would_pay(settlement, audit.scores).holders)
     paid_amounts = dict(
         SettlementHolderLine.objects.filter(settlement=settlement).values_list(
             "rights_holder_id", "amount"

@@ -16,6 +16,7 @@ from decimal import Decimal
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery, Sum
 
+from attribution.methods import AUDIT_METHOD
 from attribution.models import AttributionRun, Generation
 from attribution.selectors import (
     AnyUser,
@@ -29,18 +30,10 @@ from catalog.models import RightsHolder
 from catalog.selectors import holders_for_user
 from ledger.models import JournalEntry, Settlement, SettlementHolderLine, SettlementTrackLine
 from ledger.money import accrual_to_decimal
-from ledger.selectors.audits import AuditComparison, generation_audit
+from ledger.selectors.audits import METHOD_LABELS, AuditComparison, generation_audit
+from ledger.selectors.opinions import MethodPayments, method_payments
 
 PERCENT = Decimal("0.01")
-METHOD_LABELS = {
-    "unlearning": "exact unlearning (Eq. 2)",
-    "first_order": "first-order unlearning (fast path)",
-    # second opinions (Sec. 3.3 of the paper)
-    "audio_similarity": "audio similarity (MFCC and chroma)",
-    "activation_similarity": "activation similarity (the DiT's layer outputs)",
-    "representer_points": "representer points",
-    "gradient_similarity": "gradient similarity (no unlearning)",
-}
 
 
 def live_settlements() -> QuerySet[Settlement]:
@@ -127,7 +120,11 @@ class GenerationDetail:
     # the run's method (engine/methods), and the exact method's scores beside them once an
     # audit run has succeeded (for a holder: only the holders they act for)
     audit: AuditComparison | None = None
-    audit_run: AttributionRun | None = None  # the latest audit run, whatever its status
+    audit_run: AttributionRun | None = None  # the latest exact-method audit, whatever its status
+    # what each succeeded run's method would have paid beside what was paid (for a holder:
+    # only the holders they act for); ``None`` before settlement and until a run besides the
+    # paying one (an audit or a second opinion) has succeeded: each column costs a split
+    methods: MethodPayments | None = None
 
     @property
     def method_label(self) -> str:
@@ -244,7 +241,15 @@ def generation_detail(*, generation: Generation, user: AnyUser) -> GenerationDet
         highlight_label=label,
         for_holder=for_holder,
         audit=audit,
-        audit_run=latest_run(generation, AttributionRun.Purpose.AUDIT),
+        audit_run=latest_run(generation, AttributionRun.Purpose.AUDIT, AUDIT_METHOD),
+        methods=(
+            method_payments(settlement=settlement, holder_ids=list(holders) if for_holder else None)
+            if settlement is not None
+            and generation.attribution_runs.filter(
+                purpose=AttributionRun.Purpose.AUDIT, status=AttributionRun.Status.SUCCEEDED
+            ).exists()
+            else None
+        ),
     )
 
 

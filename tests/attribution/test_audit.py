@@ -83,7 +83,7 @@ def test_the_fast_method_pays_and_the_exact_audit_books_nothing(
 
     client.force_login(finance)
     page = client.get(f"/attribution/generations/{generation.pk}/").content.decode()
-    assert 'id="audit-spearman"' in page and "first-order unlearning" in page
+    assert f'id="method-spearman-{audit.pk}"' in page and "first-order unlearning" in page
     for shown in (run, audit):  # each run's step and its regime, as its provenance has them
         shown.refresh_from_db()
         assert f'id="run-step-{shown.pk}"' in page and shown.step_summary in page

@@ -132,6 +132,7 @@ EXPECTED: dict[str, Expect] = {
     "attribution:jobs-status": page(),  # JSON polled by the pages; runs the caller may see
     "attribution:run-rerun": page(CATALOG, ok=405, args=pk("run_a")),
     "attribution:generation-audit": page(CATALOG | FIN, ok=405, args=pk("generation_a")),
+    "attribution:generation-second-opinion": page(CATALOG | FIN, ok=405, args=pk("generation_a")),
     "attribution:model-versions": page(CATALOG),
     "attribution:model-version-register": page(CATALOG),
     "attribution:model-version": page(CATALOG, args=pk("model_version")),
@@ -144,6 +145,9 @@ EXPECTED: dict[str, Expect] = {
     "attribution:api-run": api(owned=True, args=pk("run_a")),
     "attribution:api-run-rerun": api(CATALOG, ok=405, args=pk("run_a")),
     "attribution:api-generation-audit": api(CATALOG | FIN, ok=405, args=pk("generation_a")),
+    "attribution:api-generation-second-opinion": api(
+        CATALOG | FIN, ok=405, args=pk("generation_a")
+    ),
     "attribution:model-version-list": api(),
     "attribution:model-version-detail": api(args=pk("model_version")),
     "attribution:model-version-artifacts": api(args=pk("model_version")),

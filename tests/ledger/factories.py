@@ -119,7 +119,11 @@ def generation_create(
 
 
 def run_create(
-    *, generation: Generation, scores: Sequence[float], method: str = "unlearning"
+    *,
+    generation: Generation,
+    scores: Sequence[float],
+    method: str = "unlearning",
+    purpose: str = AttributionRun.Purpose.SETTLEMENT,
 ) -> AttributionRun:
     model_version = generation.model_version
     scores = [float(s) for s in scores]
@@ -127,6 +131,7 @@ def run_create(
         generation=generation,
         model_version=model_version,
         method=method,
+        purpose=purpose,
         status=AttributionRun.Status.SUCCEEDED,
         checkpoint_sha256=model_version.checkpoint_sha256,
         manifest_sha256=model_version.manifest_sha256,
