@@ -146,10 +146,10 @@ def attribution_run_second_opinion(
     method (``attribution.engine.methods.METHODS``) as an audit run: it goes through the same
     staged pipeline, books nothing, and the generation page shows what it would have paid.
 
-    Refused for an unknown method, before the generation is settled, (unless ``force``) when
-    a run of that method for this generation is still active or has succeeded (the paying run
-    included: every method is deterministic, a repeat gives the same scores), and when the
-    model version lacks the artifacts the method reads.
+    Refused for an unknown method, before the generation is settled, while a run of that
+    method for this generation is still active, (unless ``force``) when one has succeeded (the
+    paying run included: every method is deterministic, a repeat gives the same scores), and
+    when the model version lacks the artifacts the method reads.
     """
     name = method_for(method).name  # an unknown name is refused, listing the known ones
     Generation.objects.select_for_update().filter(pk=generation.pk).first()
@@ -158,16 +158,15 @@ def attribution_run_second_opinion(
         purpose=AttributionRun.Purpose.SETTLEMENT, status=AttributionRun.Status.SUCCEEDED
     ).exists():
         raise ApplicationError("Only a settled generation can be given a second opinion.")
-    if not force:
-        same = runs.filter(method=name)
-        done = same.filter(status=AttributionRun.Status.SUCCEEDED).first()
-        if done is not None:
-            raise ApplicationError(
-                f"Run {done.pk} already attributed this generation with {name}; "
-                "force a new run to repeat it.",
-                field="method",
-            )
-        _refuse_active(same)
+    same = runs.filter(method=name)
+    _refuse_active(same)  # even when forced: two identical runs at once would only race
+    done = same.filter(status=AttributionRun.Status.SUCCEEDED).first()
+    if done is not None and not force:
+        raise ApplicationError(
+            f"Run {done.pk} already attributed this generation with {name}; "
+            "force a new run to repeat it.",
+            field="method",
+        )
     missing = model_version_artifacts_missing(generation.model_version, name)
     if missing:
         # compute_model_artifacts computes the configured method's artifacts and the exact one's

@@ -78,6 +78,10 @@ def test_a_second_opinion_is_an_audited_audit_run_and_is_not_repeated_unless_for
         generation=world.generation, method="audio_similarity", actor=world.admin, force=True
     )
     assert again.pk != run.pk and again.purpose == "audit"
+    with pytest.raises(ApplicationError, match=f"Attribution run {again.pk} .* still active"):
+        services.attribution_run_second_opinion(  # forcing never races an active run
+            generation=world.generation, method="audio_similarity", actor=world.admin, force=True
+        )
     other = services.attribution_run_second_opinion(
         generation=world.generation, method="activation_similarity", actor=world.admin
     )
