@@ -3,7 +3,7 @@ XLSX, on SQLite and on PostgreSQL), then the catalog pages at that size.
 
     .venv/bin/python benchmarks/catalog_scale.py [--rows 100000] [--requests 5]
         [--postgres-url postgres://postgres@127.0.0.1:5432] [--skip-postgres]
-        [--formats csv,xlsx] [--pages-only]
+        [--formats csv,xlsx] [--pages-only] [--vacuum]
 
 It writes one import folder per format (``tests/catalog/large_catalog.py``: ``--rows``
 recordings, each with its own 20 ms WAV file, two shares each, 201 rights holders; the
@@ -18,6 +18,8 @@ catalog admin use at that size. ``--pages-only`` skips the files and the import:
 child writes the same rights holders, recordings and shares straight into the fresh
 database (``bulk_create``, no audio files) and times the pages, with My catalog of the
 label also on its middle page, sorted by each column and searched by title and by ISRC.
+``--vacuum``: on PostgreSQL, ``VACUUM ANALYZE`` before the pages, as autovacuum leaves a
+table some time after a bulk insert (default: ``ANALYZE`` only, right after it).
 Prints the figures and writes ``benchmarks/results/catalog_scale-<date>-<commit>.json``.
 Not a test.
 """
@@ -103,8 +105,8 @@ def catalog_rows_write(rows: int) -> None:
                 for n in numbers
             )
             OwnershipShare.objects.bulk_create(
-                OwnershipShare(
-                    recording=recording, rights_holder=holders[holder], percent=Decimal(percent)
+                OwnershipShare.of(
+                    recording, rights_holder=holders[holder], percent=Decimal(percent)
                 )
                 for n, recording in zip(numbers, recordings, strict=True)
                 for _isrc, holder, percent in large_catalog.share_rows(n)
@@ -122,12 +124,12 @@ def child_pages(args: argparse.Namespace) -> None:
     result = {
         "ok": True,
         "rows_written_seconds": round(time.perf_counter() - started, 1),
-        "pages": pages_time(args.rows, args.requests, more=True),
+        "pages": pages_time(args.rows, args.requests, more=True, vacuum=args.vacuum),
     }
     print("RESULT " + json.dumps(result))
 
 
-def pages_time(rows: int, requests: int, *, more: bool = False) -> dict:
+def pages_time(rows: int, requests: int, *, more: bool = False, vacuum: bool = False) -> dict:
     """Register a model version over every recording, then time the pages."""
     from django.db import connection
     from django.test import Client
@@ -176,7 +178,9 @@ def pages_time(rows: int, requests: int, *, more: bool = False) -> dict:
     TrainingSetEntry.objects.bulk_create(batch)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+            # --vacuum: as autovacuum leaves tables after a bulk insert (visibility map
+            # set, so index-only scans need not visit the table).
+            cursor.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
     last = (rows + 49) // 50
     label_pages = (rows + 49) // 50  # the label holds a share of every recording
     pages = {}
@@ -219,6 +223,12 @@ def pages_time(rows: int, requests: int, *, more: bool = False) -> dict:
         pages["API recordings, page 1 by title (label)"] = median_ms(
             client, "/catalog/api/recordings/?ordering=title", requests
         )
+        pages["API recordings, last by ISRC (label)"] = median_ms(
+            client, "/catalog/api/recordings/?ordering=-isrc", requests
+        )
+        pages["API recordings, a page in the middle (label)"] = median_ms(
+            client, api_middle(client, rows), requests
+        )
     client.force_login(artist_user)
     pages[f"my catalog, page 1 (artist: {rows // large_catalog.HOLDERS} recordings)"] = median_ms(
         client, reverse("catalog:my-catalog"), requests
@@ -233,10 +243,31 @@ def pages_time(rows: int, requests: int, *, more: bool = False) -> dict:
     pages["API recordings, page 1 (catalog admin)"] = median_ms(
         client, "/catalog/api/recordings/", requests
     )
-    pages["API recordings, last page (catalog admin)"] = median_ms(
-        client, f"/catalog/api/recordings/?page={last}", requests
-    )
+    if api_paged_by_cursor(client):
+        pages["API recordings, last by ISRC (catalog admin)"] = median_ms(
+            client, "/catalog/api/recordings/?ordering=-isrc", requests
+        )
+    else:
+        pages["API recordings, last page (catalog admin)"] = median_ms(
+            client, f"/catalog/api/recordings/?page={last}", requests
+        )
     return pages
+
+
+def api_paged_by_cursor(client) -> bool:
+    return "count" not in client.get("/catalog/api/recordings/").json()
+
+
+def api_middle(client, rows: int) -> str:
+    """The URL of the API page that starts after the middle recording by ISRC: a cursor
+    as a ``next`` link carries it, or ``?page=``."""
+    from tests.catalog import large_catalog
+
+    if not api_paged_by_cursor(client):
+        return f"/catalog/api/recordings/?page={rows // 100 + 1}"
+    from core.pagination import cursor_encode
+
+    return f"/catalog/api/recordings/?cursor={cursor_encode([large_catalog.isrc_for(rows // 2)])}"
 
 
 def child_import(args: argparse.Namespace) -> None:
@@ -261,7 +292,7 @@ def child_import(args: argparse.Namespace) -> None:
         "peak_rss_mib": round(peak_rss_mib()),
     }
     if args.pages and report.ok:
-        result["pages"] = pages_time(args.rows, args.requests)
+        result["pages"] = pages_time(args.rows, args.requests, vacuum=args.vacuum)
     print("RESULT " + json.dumps(result))
 
 
@@ -329,6 +360,11 @@ def main() -> None:
         action="store_true",
         help="no files and no import: write the rows straight into the database, time pages",
     )
+    parser.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="PostgreSQL: VACUUM ANALYZE before timing pages (default: ANALYZE only)",
+    )
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -368,6 +404,7 @@ def main() -> None:
                         "--rows", str(args.rows), "--requests", str(args.requests),
                         *(["--pages"] if fmt == "csv" else []),
                         *(["--pages-only"] if args.pages_only else []),
+                        *(["--vacuum"] if args.vacuum else []),
                     ]  # fmt: skip
                     started = time.perf_counter()
                     child = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
@@ -398,6 +435,8 @@ def main() -> None:
         suffix = "" if args.rows == 100_000 else f"-{args.rows}"
         if args.pages_only:
             suffix += "-pages"
+        if args.vacuum:
+            suffix += "-vacuum"
         elif args.formats != "csv,xlsx":
             suffix += f"-{args.formats.replace(',', '-')}"
         path = out / f"catalog_scale-{results['date']}-{results['commit']}{suffix}.json"

@@ -24,6 +24,7 @@ from catalog.selectors import (
     holders_for_user,
     opt_outs_visible_to,
     ownership_shares_of_holders,
+    ownership_shares_page,
     ownership_shares_search,
     recordings_opted_out,
     recordings_with_isrcs,
@@ -42,14 +43,21 @@ from core.roles import CATALOG_ADMIN, user_has_role
 from core.sorting import Sorting
 
 PAGE_SIZE = 50
+# The shares' copies of their recordings' ISRC and title: each order is an index of a
+# holder's shares (catalog.models.OwnershipShare).
+_MY_CATALOG_COLUMNS = {
+    "isrc": ("recording_isrc",),
+    "title": ("recording_title", "recording_isrc"),
+    "share": ("percent", "recording_isrc"),
+}
 MY_CATALOG_SORTING = Sorting(
-    columns={
-        "holder": ("rights_holder__legal_name", "recording__isrc"),
-        "isrc": ("recording__isrc",),
-        "title": ("recording__title", "recording__isrc"),
-        "share": ("percent", "recording__isrc"),
-    },
+    columns={"holder": ("rights_holder__legal_name", "recording_isrc"), **_MY_CATALOG_COLUMNS},
     default="holder",
+)
+# For a user who acts for one holder, by holder is by ISRC: the same rows in the same
+# order, read off the ISRC index without joining the holder.
+MY_CATALOG_SORTING_ONE_HOLDER = Sorting(
+    columns={"holder": ("recording_isrc",), **_MY_CATALOG_COLUMNS}, default="holder"
 )
 
 
@@ -62,10 +70,14 @@ def my_catalog(request: HttpRequest) -> HttpResponse:
         holders.annotate(recordings=Count("ownership_shares")).order_by("legal_name", "pk")
     )
     query = request.GET.get("q", "")
-    shares, sort = MY_CATALOG_SORTING.apply(
-        ownership_shares_search(ownership_shares_of_holders(holders), query), request
+    sorting = MY_CATALOG_SORTING if len(summaries) > 1 else MY_CATALOG_SORTING_ONE_HOLDER
+    shares, sort = sorting.apply(
+        ownership_shares_search(ownership_shares_of_holders(h.pk for h in summaries), query),
+        request,
     )
-    shares = Paginator(shares, PAGE_SIZE).get_page(request.GET.get("page"))
+    # Unsearched, the table holds every share of the holders, counted in their summaries.
+    count = None if query.strip() else sum(holder.recordings for holder in summaries)
+    shares = ownership_shares_page(shares, request.GET.get("page"), PAGE_SIZE, count=count)
     on_page = [share.recording_id for share in shares]
     earnings = catalog_earnings(holders=summaries, shares=list(shares))
     opted = set(recordings_opted_out().filter(pk__in=on_page).values_list("pk", flat=True))
