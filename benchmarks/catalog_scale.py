@@ -3,7 +3,7 @@ XLSX, on SQLite and on PostgreSQL), then the catalog pages at that size.
 
     .venv/bin/python benchmarks/catalog_scale.py [--rows 100000] [--requests 5]
         [--postgres-url postgres://postgres@127.0.0.1:5432] [--skip-postgres]
-        [--formats csv,xlsx]
+        [--formats csv,xlsx] [--pages-only] [--vacuum]
 
 It writes one import folder per format (``tests/catalog/large_catalog.py``: ``--rows``
 recordings, each with its own 20 ms WAV file, two shares each, 201 rights holders; the
@@ -14,8 +14,14 @@ dropped afterwards) with ``catalog_import_folder``, the service behind the
 peak RSS (``resource.getrusage``). After each CSV import the child registers a model
 version whose training set is every recording and times, through Django's test client
 (median of ``--requests`` requests after one warm-up), the pages a rights holder and a
-catalog admin use at that size. Prints the figures and writes
-``benchmarks/results/catalog_scale-<date>-<commit>.json``. Not a test.
+catalog admin use at that size. ``--pages-only`` skips the files and the import: the
+child writes the same rights holders, recordings and shares straight into the fresh
+database (``bulk_create``, no audio files) and times the pages, with My catalog of the
+label also on its middle page, sorted by each column and searched by title and by ISRC.
+``--vacuum``: on PostgreSQL, ``VACUUM ANALYZE`` before the pages, as autovacuum leaves a
+table some time after a bulk insert (default: ``ANALYZE`` only, right after it).
+Prints the figures and writes ``benchmarks/results/catalog_scale-<date>-<commit>.json``.
+Not a test.
 """
 
 import argparse
@@ -69,7 +75,61 @@ def median_ms(client, url: str, requests: int) -> dict:
     }
 
 
-def pages_time(rows: int, requests: int) -> dict:
+def catalog_rows_write(rows: int) -> None:
+    """The rows ``tests.catalog.large_catalog`` describes, written without the import: for
+    timing pages only (the recordings name audio files that do not exist)."""
+    from decimal import Decimal
+
+    from django.db import transaction
+
+    from catalog.models import OwnershipShare, Recording, RightsHolder
+    from tests.catalog import large_catalog
+
+    holders = {
+        name: RightsHolder.objects.create(legal_name=name, kind=kind, payout_currency=currency)
+        for name, kind, _isni, _ipi, currency, _email in large_catalog.holder_rows()
+    }
+    for start in range(0, rows, 5000):
+        numbers = range(start, min(start + 5000, rows))
+        with transaction.atomic():  # each recording's shares sum to 100 at commit
+            recordings = Recording.objects.bulk_create(
+                Recording(
+                    isrc=large_catalog.isrc_for(n),
+                    title=large_catalog.recording_row(n)[1],
+                    duration_seconds=Decimal("0.020"),
+                    sample_rate=large_catalog.SAMPLE_RATE,
+                    audio=large_catalog.recording_row(n)[3],
+                    audio_sha256=f"{n:064x}",
+                    audio_bytes=len(large_catalog.wav_bytes(0)),
+                )
+                for n in numbers
+            )
+            OwnershipShare.objects.bulk_create(
+                OwnershipShare.of(
+                    recording, rights_holder=holders[holder], percent=Decimal(percent)
+                )
+                for n, recording in zip(numbers, recordings, strict=True)
+                for _isrc, holder, percent in large_catalog.share_rows(n)
+            )
+
+
+def child_pages(args: argparse.Namespace) -> None:
+    """In a fresh process: migrate, write the rows, time the pages."""
+    setup_django(args.database_url, Path(args.data_dir))
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    started = time.perf_counter()
+    catalog_rows_write(args.rows)
+    result = {
+        "ok": True,
+        "rows_written_seconds": round(time.perf_counter() - started, 1),
+        "pages": pages_time(args.rows, args.requests, more=True, vacuum=args.vacuum),
+    }
+    print("RESULT " + json.dumps(result))
+
+
+def pages_time(rows: int, requests: int, *, more: bool = False, vacuum: bool = False) -> dict:
     """Register a model version over every recording, then time the pages."""
     from django.db import connection
     from django.test import Client
@@ -118,7 +178,9 @@ def pages_time(rows: int, requests: int) -> dict:
     TrainingSetEntry.objects.bulk_create(batch)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("ANALYZE")
+            # --vacuum: as autovacuum leaves tables after a bulk insert (visibility map
+            # set, so index-only scans need not visit the table).
+            cursor.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
     last = (rows + 49) // 50
     label_pages = (rows + 49) // 50  # the label holds a share of every recording
     pages = {}
@@ -130,10 +192,43 @@ def pages_time(rows: int, requests: int) -> dict:
     pages["my catalog, last page (label)"] = median_ms(
         client, f"{reverse('catalog:my-catalog')}?page={label_pages}", requests
     )
+    if more:
+        my_catalog = reverse("catalog:my-catalog")
+        middle = (label_pages + 1) // 2
+        pages["my catalog, middle page (label)"] = median_ms(
+            client, f"{my_catalog}?page={middle}", requests
+        )
+        for sort in ("isrc", "-isrc", "title", "-title", "share", "-share", "-holder"):
+            for page in (1, label_pages):
+                pages[f"my catalog, sort={sort}, page {page} (label)"] = median_ms(
+                    client, f"{my_catalog}?sort={sort}&page={page}", requests
+                )
+        number = rows // 2
+        title = large_catalog.recording_row(number)[1]  # "Scale track 50000": 1 + 10 titles
+        pages[f"my catalog, search {title!r} (label)"] = median_ms(
+            client, f"{my_catalog}?q={title.replace(' ', '+')}", requests
+        )
+        prefix = large_catalog.isrc_for(number)[:9]  # 100 ISRCs
+        pages[f"my catalog, search {prefix!r} (label)"] = median_ms(
+            client, f"{my_catalog}?q={prefix}", requests
+        )
+        pages["my catalog, search 'track', sort=title, last page (label)"] = median_ms(
+            client, f"{my_catalog}?q=track&sort=title&page={label_pages}", requests
+        )
     pages["opt-out form (label)"] = median_ms(client, reverse("catalog:opt-out-request"), requests)
     pages["API recordings, page 1 (label)"] = median_ms(
         client, "/catalog/api/recordings/", requests
     )
+    if more:
+        pages["API recordings, page 1 by title (label)"] = median_ms(
+            client, "/catalog/api/recordings/?ordering=title", requests
+        )
+        pages["API recordings, last by ISRC (label)"] = median_ms(
+            client, "/catalog/api/recordings/?ordering=-isrc", requests
+        )
+        pages["API recordings, a page in the middle (label)"] = median_ms(
+            client, api_middle(client, rows), requests
+        )
     client.force_login(artist_user)
     pages[f"my catalog, page 1 (artist: {rows // large_catalog.HOLDERS} recordings)"] = median_ms(
         client, reverse("catalog:my-catalog"), requests
@@ -148,10 +243,31 @@ def pages_time(rows: int, requests: int) -> dict:
     pages["API recordings, page 1 (catalog admin)"] = median_ms(
         client, "/catalog/api/recordings/", requests
     )
-    pages["API recordings, last page (catalog admin)"] = median_ms(
-        client, f"/catalog/api/recordings/?page={last}", requests
-    )
+    if api_paged_by_cursor(client):
+        pages["API recordings, last by ISRC (catalog admin)"] = median_ms(
+            client, "/catalog/api/recordings/?ordering=-isrc", requests
+        )
+    else:
+        pages["API recordings, last page (catalog admin)"] = median_ms(
+            client, f"/catalog/api/recordings/?page={last}", requests
+        )
     return pages
+
+
+def api_paged_by_cursor(client) -> bool:
+    return "count" not in client.get("/catalog/api/recordings/").json()
+
+
+def api_middle(client, rows: int) -> str:
+    """The URL of the API page that starts after the middle recording by ISRC: a cursor
+    as a ``next`` link carries it, or ``?page=``."""
+    from tests.catalog import large_catalog
+
+    if not api_paged_by_cursor(client):
+        return f"/catalog/api/recordings/?page={rows // 100 + 1}"
+    from core.pagination import cursor_encode
+
+    return f"/catalog/api/recordings/?cursor={cursor_encode([large_catalog.isrc_for(rows // 2)])}"
 
 
 def child_import(args: argparse.Namespace) -> None:
@@ -176,7 +292,7 @@ def child_import(args: argparse.Namespace) -> None:
         "peak_rss_mib": round(peak_rss_mib()),
     }
     if args.pages and report.ok:
-        result["pages"] = pages_time(args.rows, args.requests)
+        result["pages"] = pages_time(args.rows, args.requests, vacuum=args.vacuum)
     print("RESULT " + json.dumps(result))
 
 
@@ -205,6 +321,31 @@ def git_commit() -> str:
     ).stdout.strip()
 
 
+def catalog_folders_write(args: argparse.Namespace, results: dict, workdir: Path) -> dict:
+    """The import folder of each format: ``{format: folder}``."""
+    from tests.catalog import large_catalog
+
+    started = time.perf_counter()
+    csv_folder = large_catalog.catalog_folder_write(workdir / "csv", args.rows)
+    results["write_csv_and_audio_seconds"] = round(time.perf_counter() - started, 1)
+    xlsx_folder = workdir / "xlsx"
+    folders = {"csv": csv_folder}
+    if "xlsx" in args.formats.split(","):
+        started = time.perf_counter()
+        xlsx_folder.mkdir()
+        (xlsx_folder / "audio").symlink_to(csv_folder / "audio")
+        large_catalog.catalog_folder_write(xlsx_folder, args.rows, fmt="xlsx", audio=False)
+        results["write_xlsx_seconds"] = round(time.perf_counter() - started, 1)
+        folders["xlsx"] = xlsx_folder
+    results["file_bytes"] = {
+        f"{kind}.{fmt}": (folder / f"{kind}.{fmt}").stat().st_size
+        for fmt, folder in folders.items()
+        for kind in large_catalog.HEADERS
+    }
+    print(f"files written: {results['file_bytes']}", flush=True)
+    return folders
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -214,6 +355,16 @@ def main() -> None:
     parser.add_argument(
         "--formats", default="csv,xlsx", help="import these formats (pages: after CSV)"
     )
+    parser.add_argument(
+        "--pages-only",
+        action="store_true",
+        help="no files and no import: write the rows straight into the database, time pages",
+    )
+    parser.add_argument(
+        "--vacuum",
+        action="store_true",
+        help="PostgreSQL: VACUUM ANALYZE before timing pages (default: ANALYZE only)",
+    )
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -222,10 +373,8 @@ def main() -> None:
     parser.add_argument("--pages", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child_import(args)
+        child_pages(args) if args.pages_only else child_import(args)
         return
-
-    from tests.catalog import large_catalog
 
     workdir = Path(tempfile.mkdtemp(prefix="catalog-scale-"))
     results: dict = {
@@ -239,24 +388,9 @@ def main() -> None:
         "imports": [],
     }
     try:
-        started = time.perf_counter()
-        csv_folder = large_catalog.catalog_folder_write(workdir / "csv", args.rows)
-        results["write_csv_and_audio_seconds"] = round(time.perf_counter() - started, 1)
-        xlsx_folder = workdir / "xlsx"
-        folders = {"csv": csv_folder}
-        if "xlsx" in args.formats.split(","):
-            started = time.perf_counter()
-            xlsx_folder.mkdir()
-            (xlsx_folder / "audio").symlink_to(csv_folder / "audio")
-            large_catalog.catalog_folder_write(xlsx_folder, args.rows, fmt="xlsx", audio=False)
-            results["write_xlsx_seconds"] = round(time.perf_counter() - started, 1)
-            folders["xlsx"] = xlsx_folder
-        results["file_bytes"] = {
-            f"{kind}.{fmt}": (folder / f"{kind}.{fmt}").stat().st_size
-            for fmt, folder in folders.items()
-            for kind in large_catalog.HEADERS
-        }
-        print(f"files written: {results['file_bytes']}", flush=True)
+        folders = {"rows": None}
+        if not args.pages_only:
+            folders = catalog_folders_write(args, results, workdir)
         databases = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
         for database in databases:
             for fmt, folder in folders.items():
@@ -269,6 +403,8 @@ def main() -> None:
                         "--data-dir", str(data_dir), "--folder", str(folder),
                         "--rows", str(args.rows), "--requests", str(args.requests),
                         *(["--pages"] if fmt == "csv" else []),
+                        *(["--pages-only"] if args.pages_only else []),
+                        *(["--vacuum"] if args.vacuum else []),
                     ]  # fmt: skip
                     started = time.perf_counter()
                     child = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
@@ -283,18 +419,26 @@ def main() -> None:
                 outcome = json.loads(lines[-1].removeprefix("RESULT "))
                 outcome.update(database=database, format=fmt, child_wall_seconds=round(wall, 1))
                 results["imports"].append(outcome)
-                print(
-                    f"{database} {fmt}: import {outcome['import_seconds']} s "
-                    f"({outcome['rows_per_second']} rows/s), peak RSS {outcome['peak_rss_mib']} MiB"
-                    f", ok={outcome['ok']}",
-                    flush=True,
-                )
+                if args.pages_only:
+                    print(f"{database}: rows written in {outcome['rows_written_seconds']} s")
+                else:
+                    print(
+                        f"{database} {fmt}: import {outcome['import_seconds']} s "
+                        f"({outcome['rows_per_second']} rows/s), peak RSS "
+                        f"{outcome['peak_rss_mib']} MiB, ok={outcome['ok']}",
+                        flush=True,
+                    )
                 for name, page in outcome.get("pages", {}).items():
                     print(f"    {name}: {page['median_ms']} ms", flush=True)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         suffix = "" if args.rows == 100_000 else f"-{args.rows}"
-        suffix += "" if args.formats == "csv,xlsx" else f"-{args.formats.replace(',', '-')}"
+        if args.pages_only:
+            suffix += "-pages"
+        if args.vacuum:
+            suffix += "-vacuum"
+        elif args.formats != "csv,xlsx":
+            suffix += f"-{args.formats.replace(',', '-')}"
         path = out / f"catalog_scale-{results['date']}-{results['commit']}{suffix}.json"
         path.write_text(json.dumps(results, indent=1) + "\n")
         print(f"wrote {path}", flush=True)

@@ -78,13 +78,13 @@ def build_fixture(*, tracks: int, holders: int, generations: int, seed: int) -> 
             if i % 3 == 0:
                 owners = rng.sample(holder_rows, 3)
                 shares += [
-                    OwnershipShare(recording=recording, rights_holder=owners[0], percent=50),
-                    OwnershipShare(recording=recording, rights_holder=owners[1], percent=25),
-                    OwnershipShare(recording=recording, rights_holder=owners[2], percent=25),
+                    OwnershipShare.of(recording, rights_holder=owners[0], percent=50),
+                    OwnershipShare.of(recording, rights_holder=owners[1], percent=25),
+                    OwnershipShare.of(recording, rights_holder=owners[2], percent=25),
                 ]
             else:
                 owner = holder_rows[i % holders]
-                shares.append(OwnershipShare(recording=recording, rights_holder=owner, percent=100))
+                shares.append(OwnershipShare.of(recording, rights_holder=owner, percent=100))
         OwnershipShare.objects.bulk_create(shares)
         model_version = ModelVersion.objects.create(
             name="bench-model",

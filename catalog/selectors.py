@@ -6,7 +6,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Q, QuerySet
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from catalog.models import OptOut, OwnershipShare, Recording, RightsHolder
@@ -36,10 +38,17 @@ def rights_holders_visible_to(user: AnyUser) -> QuerySet[RightsHolder]:
 def recordings_visible_to(user: AnyUser) -> QuerySet[Recording]:
     if user_sees_whole_catalog(user):
         return Recording.objects.all()
-    # A semi-join, not a join with DISTINCT: a holder of 100,000 recordings gets its page
-    # by walking the ISRC index instead of de-duplicating and sorting every share first.
-    shares = OwnershipShare.objects.filter(rights_holder__in=holders_for_user(user))
-    return Recording.objects.filter(pk__in=shares.values("recording_id"))
+    # A semi-join (EXISTS), not a join with DISTINCT: a holder of 100,000 recordings gets
+    # its page by walking the ordering's index and probing its shares, instead of
+    # de-duplicating and sorting every share first (SQLite plans ``IN (subquery)`` as a
+    # list of all of them, sorted). The holders are named by id, not by a subquery, so
+    # that PostgreSQL knows how many shares they hold: guessing a few hundred, it gathered
+    # all 100,000 shares of a label before its first page.
+    holder_ids = list(holders_for_user(user).values_list("pk", flat=True))
+    shares = OwnershipShare.objects.filter(
+        recording=OuterRef("pk"), rights_holder_id__in=holder_ids
+    )
+    return Recording.objects.filter(Exists(shares))
 
 
 def opt_outs_visible_to(user: AnyUser) -> QuerySet[OptOut]:
@@ -49,12 +58,28 @@ def opt_outs_visible_to(user: AnyUser) -> QuerySet[OptOut]:
     return queryset.filter(rights_holder__in=holders_for_user(user))
 
 
-def ownership_shares_of_holders(holders: QuerySet[RightsHolder]) -> QuerySet[OwnershipShare]:
-    """The holders' shares with their recordings, by holder then ISRC (My catalog)."""
-    return (
-        OwnershipShare.objects.filter(rights_holder__in=holders)
-        .select_related("recording", "rights_holder")
-        .order_by("rights_holder__legal_name", "rights_holder_id", "recording__isrc", "pk")
+def rights_holders_with_recording_counts(
+    holders: QuerySet[RightsHolder],
+) -> QuerySet[RightsHolder]:
+    """``holders``, each with ``recordings``: how many recordings it holds a share of. One
+    count per holder along its share index, not a join of every share grouped by holder
+    (SQLite sorts 100,000 rows of a label for that)."""
+    counts = (
+        OwnershipShare.objects.filter(rights_holder=OuterRef("pk"))
+        .order_by()
+        .values("rights_holder")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return holders.annotate(recordings=Coalesce(Subquery(counts), 0))
+
+
+def ownership_shares_of_holders(holder_ids: Iterable[int]) -> QuerySet[OwnershipShare]:
+    """The holders' shares, by holder then ISRC (My catalog). The holders are named by
+    id, so that the database sees which holder (and how many shares it has) and can read
+    one holder's shares in order off its index (``OwnershipShare.Meta.indexes``)."""
+    return OwnershipShare.objects.filter(rights_holder_id__in=list(holder_ids)).order_by(
+        "rights_holder__legal_name", "rights_holder_id", "recording_isrc", "pk"
     )
 
 
@@ -67,7 +92,40 @@ def ownership_shares_search(
     if not query:
         return shares
     isrc = query.replace("-", "").replace(" ", "").upper()
-    return shares.filter(Q(recording__title__icontains=query) | Q(recording__isrc__startswith=isrc))
+    return shares.filter(Q(recording_title__icontains=query) | Q(recording_isrc__startswith=isrc))
+
+
+def ownership_shares_page(
+    shares: QuerySet[OwnershipShare],
+    number: str | int | None,
+    per_page: int,
+    *,
+    count: int | None = None,
+) -> Page:
+    """Page ``number`` of ``shares``, in their order, with each share's recording and
+    rights holder.
+
+    The page's ids are picked from the share rows alone (for one holder, a walk along one
+    of its indexes), and only those rows are then read with their recordings and holders,
+    so a late page does not join the rows before it. A page in the second half is counted
+    from the end, walking the index backwards: no page skips more than half the rows.
+    ``count``: how many ``shares`` there are, where the caller knows it already.
+    """
+    ids = shares.values_list("pk", flat=True)
+    paginator = Paginator(ids, per_page)
+    if count is not None:
+        paginator.count = count  # a cached property: set, it is not counted again
+    page = paginator.get_page(number)
+    count = page.paginator.count
+    bottom = (page.number - 1) * per_page
+    top = min(bottom + per_page, count)
+    if bottom > count - top:
+        on_page = list(ids.reverse()[count - top : count - bottom])[::-1]
+    else:
+        on_page = list(ids[bottom:top])
+    rows = OwnershipShare.objects.select_related("recording", "rights_holder").in_bulk(on_page)
+    page.object_list = [rows[pk] for pk in on_page]
+    return page
 
 
 def ownership_shares_for_recordings(

@@ -1,5 +1,10 @@
 """Recordings: read (scoped), change a title or ISWC and replace the ownership shares
-(catalog admins). Recordings are created by the import."""
+(catalog admins). Recordings are created by the import.
+
+The list is paged by cursor (keyset): each page starts after the last row of the one
+before, read off the ordering's index, and nothing counts the whole list, so a rights
+holder of 100,000 recordings gets any page as fast as the first.
+"""
 
 from django.db.models import Prefetch
 from django_filters import rest_framework as filters
@@ -12,6 +17,7 @@ from catalog.apis.common import FILTER_BACKENDS, IsCatalogAdminOrReadOnly
 from catalog.models import OwnershipShare, Recording, RightsHolder
 from catalog.selectors import recordings_opted_out, recordings_visible_to
 from catalog.services import ShareSpec, recording_shares_set, recording_update
+from core.pagination import KeysetPagination
 
 
 class ShareOutputSerializer(serializers.ModelSerializer):
@@ -56,6 +62,13 @@ class RecordingFilter(filters.FilterSet):
         return queryset.filter(pk__in=opted) if value else queryset.exclude(pk__in=opted)
 
 
+class RecordingPagination(KeysetPagination):
+    """50 a page, by ``?ordering=`` then ISRC (ISRC alone by default)."""
+
+    unique_field = "isrc"
+    default_ordering = "isrc"
+
+
 class RecordingUpdateSerializer(serializers.Serializer):
     title = serializers.CharField(max_length=255, required=False)
     iswc = serializers.CharField(required=False, allow_blank=True)
@@ -83,6 +96,7 @@ class RecordingViewSet(
     permission_classes = [IsCatalogAdminOrReadOnly]
     serializer_class = RecordingOutputSerializer
     filter_backends = FILTER_BACKENDS
+    pagination_class = RecordingPagination
     filterset_class = RecordingFilter
     search_fields = ["isrc", "title", "iswc"]
     ordering_fields = ["isrc", "title", "created_at", "duration_seconds"]

@@ -98,7 +98,7 @@ def _shares_build(
     plan: ImportPlan, recording: Recording, holder_ids: dict[str, int]
 ) -> list[OwnershipShare]:
     return [
-        OwnershipShare(recording=recording, rights_holder_id=holder_ids[name], percent=percent)
+        OwnershipShare.of(recording, rights_holder_id=holder_ids[name], percent=percent)
         for name, percent in plan.shares_set[recording.isrc]
     ]
 

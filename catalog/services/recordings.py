@@ -144,6 +144,8 @@ def recording_update(
         setattr(recording, name, values[name])
     full_clean(recording)
     recording.save(update_fields=[*changed, "updated_at"])
+    if "title" in changed:  # the shares' copy, for the holders' catalogs (OwnershipShare)
+        recording.ownership_shares.update(recording_title=recording.title)
     audit_record(
         actor=actor,
         action="recording.update",

@@ -68,8 +68,8 @@ def shares_write(recording: Recording, shares: Sequence[ShareSpec]) -> None:
     recording.ownership_shares.all().delete()
     OwnershipShare.objects.bulk_create(
         [
-            OwnershipShare(
-                recording=recording,
+            OwnershipShare.of(
+                recording,
                 rights_holder=share.rights_holder,
                 percent=share.percent.quantize(Decimal("0.0001")),
             )

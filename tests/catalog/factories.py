@@ -112,7 +112,7 @@ class RecordingFactory(factory.django.DjangoModelFactory):
             return
         pairs = extracted if extracted is not None else [(RightsHolderFactory(), Decimal(100))]
         OwnershipShare.objects.bulk_create(
-            [OwnershipShare(recording=self, rights_holder=h, percent=p) for h, p in pairs]
+            [OwnershipShare.of(self, rights_holder=h, percent=p) for h, p in pairs]
         )
 
 

@@ -170,20 +170,33 @@ def test_filtering_and_search(world, admin):
     assert ids(admin.get(f"{API}/recordings/", {"opted_out": "false"})) == {world["own"].pk}
 
 
-def test_pagination_pages(admin):
-    for _ in range(3):
-        RecordingFactory()
-    from rest_framework.pagination import PageNumberPagination
+def test_recordings_are_paged_by_cursor_in_the_asked_order(admin, monkeypatch):
+    """Every recording once, in order, following ``next``; equal titles by ISRC; back
+    with ``previous``; a forged cursor is a 404, not an error."""
+    from catalog.apis.recordings import RecordingPagination
 
-    original = PageNumberPagination.page_size
-    PageNumberPagination.page_size = 2
-    try:
-        first = admin.get(f"{API}/recordings/").json()
-        second = admin.get(f"{API}/recordings/", {"page": 2}).json()
-    finally:
-        PageNumberPagination.page_size = original
-    assert first["count"] == 3 and len(first["results"]) == 2 and first["next"]
-    assert len(second["results"]) == 1 and second["next"] is None
+    monkeypatch.setattr(RecordingPagination, "page_size", 2)
+    recordings = [RecordingFactory(title=f"Same {n % 2}") for n in range(5)]
+    for ordering, key, reverse in [
+        ("", lambda r: r.isrc, False),
+        ("-title", lambda r: (r.title, r.isrc), True),
+        ("title", lambda r: (r.title, r.isrc), False),
+    ]:
+        url, pages, seen = f"{API}/recordings/?ordering={ordering}", [], []
+        while url:
+            body = admin.get(url).json()
+            assert "count" not in body and len(body["results"]) <= 2
+            pages.append(body)
+            seen += [r["isrc"] for r in body["results"]]
+            url = body["next"]
+        assert seen == [r.isrc for r in sorted(recordings, key=key, reverse=reverse)]
+        assert len(pages) == 3 and pages[0]["previous"] is None
+        back = admin.get(pages[2]["previous"]).json()
+        assert [r["isrc"] for r in back["results"]] == seen[2:4]
+        assert admin.get(back["previous"]).json()["results"] == pages[0]["results"]
+    for forged in ["bm90LWEtY3Vyc29y", "eyJ2IjpbIngiLCJ5Il0sInAiOmZhbHNlfQ=="]:
+        response = admin.get(f"{API}/recordings/", {"cursor": forged, "ordering": "created_at"})
+        assert response.status_code == 404
 
 
 class TestOptOutApi:

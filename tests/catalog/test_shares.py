@@ -142,7 +142,7 @@ class TestDatabaseRefusesSharesNotSummingTo100:
         assert recording.ownership_shares.count() == 2
         with transaction.atomic():  # intermediate states are fine, the commit is checked
             OwnershipShare.objects.filter(recording=recording).delete()
-            OwnershipShare.objects.create(recording=recording, rights_holder=a, percent=100)
+            OwnershipShare.of(recording, rights_holder=a, percent=100).save()
         assert list(recording.ownership_shares.values_list("percent", flat=True)) == [100]
 
     def test_changing_a_percent_fails(self):

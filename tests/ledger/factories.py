@@ -55,7 +55,7 @@ def recording_create(*, shares: Sequence[tuple[RightsHolder, Decimal | str]]) ->
             audio_sha256=_sha(f"audio-{n}"),
         )
         OwnershipShare.objects.bulk_create(
-            OwnershipShare(recording=recording, rights_holder=holder, percent=Decimal(percent))
+            OwnershipShare.of(recording, rights_holder=holder, percent=Decimal(percent))
             for holder, percent in shares
         )
     return recording
