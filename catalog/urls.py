@@ -11,6 +11,7 @@ router = DefaultRouter()
 router.register("rights-holders", apis.RightsHolderViewSet, basename="rights-holder")
 router.register("recordings", apis.RecordingViewSet, basename="recording")
 router.register("opt-outs", apis.OptOutViewSet, basename="opt-out")
+router.register("reference-licences", apis.ReferenceLicenceViewSet, basename="reference-licence")
 
 
 urlpatterns = [
