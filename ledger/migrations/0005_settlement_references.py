@@ -2,6 +2,24 @@
 
 from django.db import migrations, models
 
+# SQLite adds a column with a default by rebuilding the table, which drops its triggers:
+# the append-only triggers of 0002 are created again on the two rebuilt tables.
+REBUILT_TABLES = ["ledger_settlement", "ledger_settlementholderline"]
+
+
+def sqlite_triggers_restore(apps, schema_editor):
+    if schema_editor.connection.vendor != "sqlite":
+        return  # PostgreSQL adds the columns in place; its triggers stay
+    for table in REBUILT_TABLES:
+        for op in ("UPDATE", "DELETE"):
+            schema_editor.execute(f"DROP TRIGGER IF EXISTS {table}_no_{op.lower()};", params=None)
+            schema_editor.execute(
+                f"CREATE TRIGGER {table}_no_{op.lower()} BEFORE {op} ON {table} "
+                f"BEGIN SELECT RAISE(ABORT, 'ledger: {op} on {table} is refused: "
+                "the ledger is append-only'); END;",
+                params=None,
+            )
+
 
 class Migration(migrations.Migration):
 
@@ -20,4 +38,5 @@ class Migration(migrations.Migration):
             name='reference_parts',
             field=models.JSONField(blank=True, default=list, help_text="[[reference index, accrual units], ...]: this holder's reference-use parts; amount = training parts (tracks) + reference parts"),
         ),
+        migrations.RunPython(sqlite_triggers_restore, migrations.RunPython.noop),
     ]
