@@ -281,3 +281,30 @@ def test_split_refuses_references_over_the_whole_pool():
             ownership={0: [(1, Decimal(100))]},
             references=terms,
         )
+
+
+def test_the_pages_and_per_recording_earnings_show_reference_use(world):
+    from django.test import Client
+
+    from ledger.selectors.recordings import recording_earnings_totals
+
+    model_version, _, outsider, reference = world
+    starts = timezone.now() - timedelta(seconds=1)
+    settlement = settle(conditioned(model_version, [reference])).settlement
+    period = services.statement_period_create(starts_at=starts, ends_at=timezone.now())
+    services.statement_period_close(period=period)
+    outsider_part = settlement.holders.get(rights_holder=outsider).amount
+
+    client = Client()
+    client.force_login(user_with_role("rights_holder", holders=[outsider]))
+    page = client.get(f"/attribution/generations/{settlement.generation_id}/").content.decode()
+    assert 'id="references"' in page and reference.isrc in page
+    explain = client.get(f"/attribution/generations/{settlement.generation_id}/explain/")
+    html = explain.content.decode()
+    assert 'id="explain-references"' in html and "does not recompute" not in html
+    statement = client.get(f"/ledger/statements/{outsider.pk}/{period.pk}/USD/").content.decode()
+    assert 'data-basis="reference use"' in statement and reference.isrc in statement
+
+    totals = recording_earnings_totals(holder_ids=[outsider.pk], recording_ids=[reference.pk])
+    ((total,),) = totals.values()
+    assert (total.lifetime, total.generations) == (outsider_part, 1)
