@@ -38,7 +38,6 @@ LINE_COLUMNS = [
     "period_end",
     "currency",
     "kind",
-    "basis",
     "entry",
     "date",
     "generation",
@@ -48,6 +47,7 @@ LINE_COLUMNS = [
     "ownership_share_percent",
     "share_of_pool_percent",
     "amount",
+    "basis",  # "training influence" or "reference use"
 ]
 AMOUNT_FORMAT = "#,##0.00"
 PERCENT_FORMAT = "0.0000%"
