@@ -150,3 +150,40 @@ def test_holder_users_grant_and_withdraw_through_the_api_only_for_themselves(own
     assert [row["id"] for row in client.get(api).json()["results"]] == [body["id"]]
     withdrawn = client.post(f"{api}{body['id']}/withdraw/")
     assert withdrawn.status_code == 200 and withdrawn.json()["withdrawn_at"]
+
+
+def test_holder_users_grant_and_withdraw_on_the_licences_page(owned):
+    from django.test import Client
+
+    holder, recording = owned
+    other = RightsHolderFactory(legal_name="Someone Else")
+    grant(other, "5")
+    user = UserFactory(role=RIGHTS_HOLDER)
+    holder.users.add(user)
+    client = Client()
+    client.force_login(user)
+    page = client.get("/catalog/reference-licences/")
+    assert page.status_code == 200 and "No reference licences yet." in page.content.decode()
+    response = client.post(
+        "/catalog/reference-licences/",
+        {
+            "rights_holder": holder.pk,
+            "recording": recording.isrc,
+            "permits_reference_use": "on",
+            "pool_share_percent": "17.5",
+            "valid_from": "2026-01-01",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    licence = ReferenceLicence.objects.get(rights_holder=holder)
+    assert (licence.recording, licence.pool_share_percent) == (recording, Decimal("17.5"))
+    html = client.get("/catalog/reference-licences/").content.decode()
+    assert recording.isrc in html and "Someone Else" not in html
+    client.post(f"/catalog/reference-licences/{licence.pk}/withdraw/")
+    licence.refresh_from_db()
+    assert licence.withdrawn_at is not None
+    theirs = ReferenceLicence.objects.get(rights_holder=other)
+    assert client.post(f"/catalog/reference-licences/{theirs.pk}/withdraw/").status_code == 404
+    outsider = Client()
+    outsider.force_login(UserFactory())
+    assert outsider.get("/catalog/reference-licences/").status_code == 403
