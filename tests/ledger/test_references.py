@@ -4,10 +4,15 @@ integers, residue booked, once; provenance, evidence, explanation and statements
 
 import csv
 import io
+import json
+import subprocess
+import sys
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -176,7 +181,7 @@ def test_a_reference_no_longer_licensed_at_settlement_falls_back_to_training(wor
     assert selectors.ledger_verify().ok
 
 
-def test_evidence_and_explanation_recompute_both_parts(world):
+def test_evidence_and_explanation_recompute_both_parts(world, tmp_path):
     model_version, _, outsider, reference = world
     settlement = settle(conditioned(model_version, [reference])).settlement
     finance = user_with_role("finance")
@@ -189,6 +194,14 @@ def test_evidence_and_explanation_recompute_both_parts(world):
     assert evidence_recompute(own).ok
     tampered = {**full, "references": [{**full["references"][0], "share_percent": "31.0000"}]}
     assert not evidence_recompute(tampered).ok
+    # the command, in a bare interpreter with only the repository's ledger package
+    path = tmp_path / "evidence.json"
+    path.write_text(json.dumps(full))
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(django_settings.BASE_DIR))}
+    command = [sys.executable, "-m", "ledger.evidence", str(path)]
+    ran = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "ok   reference amounts" in ran.stdout and "reproduced exactly" in ran.stdout
 
     explanation = payment_explanation(settlement=settlement, holder_ids=None)
     assert explanation.recomputes
