@@ -187,3 +187,29 @@ def test_holder_users_grant_and_withdraw_on_the_licences_page(owned):
     outsider = Client()
     outsider.force_login(UserFactory())
     assert outsider.get("/catalog/reference-licences/").status_code == 403
+
+
+def test_catalog_admins_grant_and_withdraw_through_the_admin(owned, admin_client):
+    holder, recording = owned
+    response = admin_client.post(
+        "/admin/catalog/referencelicence/add/",
+        {
+            "rights_holder": holder.pk,
+            "recording": recording.pk,
+            "permits_reference_use": "on",
+            "pool_share_percent": "40",
+            "valid_from": "2026-02-01",
+            "valid_until": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    licence = ReferenceLicence.objects.get()
+    assert licence.pool_share_percent == 40 and licence.recording == recording
+    assert AuditEvent.objects.filter(action="reference_licence.grant").count() == 1
+    admin_client.post(
+        "/admin/catalog/referencelicence/",
+        {"action": "withdraw", "_selected_action": [licence.pk]},
+    )
+    licence.refresh_from_db()
+    assert licence.withdrawn_at is not None
+    assert AuditEvent.objects.filter(action="reference_licence.withdraw").count() == 1
