@@ -21,7 +21,7 @@ from attribution.selectors import latest_run
 from catalog.models import OwnershipShare, RightsHolder
 from ledger.models import Settlement, SettlementHolderLine
 from ledger.money import accrual_to_decimal
-from ledger.splits import SplitPolicy, generation_split, track_weights
+from ledger.splits import ReferenceTerms, SplitPolicy, generation_split, track_weights
 
 PERCENT_QUANTUM = Decimal("0.0001")
 
@@ -108,6 +108,17 @@ def generation_audit(
         weights=weights,
         pool_fraction=policy.pool_fraction,
         ownership={p: [(h, Decimal(pct)) for h, pct in v] for p, v in ownership.items()},
+        # reference use is paid the same whichever method scores the training tracks
+        references=[
+            ReferenceTerms(
+                index=r["index"],
+                recording_id=r["recording"],
+                share_percent=Decimal(r["share_percent"]),
+                paid=r["paid"],
+                shares=tuple((h, Decimal(pct)) for h, pct in r["ownership"]),
+            )
+            for r in settlement.reference_lines
+        ],
     )
     audit_amounts = dict(split.holders)
     paid_amounts = dict(

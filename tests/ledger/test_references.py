@@ -321,3 +321,17 @@ def test_the_pages_and_per_recording_earnings_show_reference_use(world):
     totals = recording_earnings_totals(holder_ids=[outsider.pk], recording_ids=[reference.pk])
     ((total,),) = totals.values()
     assert (total.lifetime, total.generations) == (outsider_part, 1)
+
+
+def test_an_audit_with_the_same_scores_pays_reference_use_the_same(world):
+    from attribution.models import AttributionRun
+    from ledger.selectors.audits import generation_audit
+
+    model_version, _, _, reference = world
+    settlement = settle(conditioned(model_version, [reference])).settlement
+    audit = AttributionRun.objects.get(pk=settlement.attribution_run_id)
+    audit.pk, audit.purpose = None, AttributionRun.Purpose.AUDIT  # the same scores, audited
+    audit.save(force_insert=True)
+    comparison = generation_audit(settlement.generation, settlement)
+    assert comparison is not None and comparison.holder_l1 == 0.0
+    assert all(row.paid == row.audit for row in comparison.holders)
