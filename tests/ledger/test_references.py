@@ -236,6 +236,14 @@ def test_the_holders_statement_marks_reference_use_and_training_influence(world)
     bases = [row["basis"] for row in rows]
     assert bases[0] == REFERENCE_USE and set(bases[1:]) == {TRAINING_INFLUENCE}
     assert rows[0]["isrc"] == reference.isrc and rows[0]["ownership_share_percent"] == "60.0000"
+    from ledger.exports import statement_pdf_document, statement_rows
+    from ledger.statement_exports import statement_xlsx
+
+    assert statement_rows(content=statement.content)[1]["tracks"].startswith(
+        f"reference use {reference.isrc} "
+    )
+    assert statement_pdf_document(statement=statement).output()[:4] == b"%PDF"
+    assert statement_xlsx(statement=statement)[:2] == b"PK"
     outsider_statement = services.statement_generate(
         rights_holder=outsider, period=period, currency="USD"
     )
