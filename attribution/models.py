@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
 
-from catalog.models import Recording
+from catalog.models import Recording, ReferenceLicence
 
 
 class Generation(models.Model):
@@ -61,6 +61,54 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return f"Generation {self.pk}: {self.prompt[:40]}"
+
+
+class GenerationReference(models.Model):
+    """A catalog recording a generation was conditioned on (audio-to-audio variation), with
+    the licence terms in force when the generation was recorded.
+
+    ``audio_sha256`` is the hash of the reference audio that was used (the platform's own
+    sampler read the catalog's file; an uploader declared it); it equals the recording's
+    ``audio_sha256``. ``pool_share_percent`` is the licence's share of the generation's
+    royalty pool, fixed at record time; ``licences`` lists every co-owner's licence as
+    ``[licence id, rights holder id, percent]``. Settlement pays the share to the
+    recording's owners if reference use is still licensed then (``ledger.splits``).
+    """
+
+    generation = models.ForeignKey(Generation, on_delete=models.PROTECT, related_name="references")
+    index = models.PositiveSmallIntegerField(help_text="Order of the reference in the request")
+    recording = models.ForeignKey(
+        Recording, on_delete=models.PROTECT, related_name="generation_references"
+    )
+    noise_level = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Conditioning strength: the sigma the reference was noised to (empty: "
+        "not declared by the uploader)",
+    )
+    audio_sha256 = models.CharField(max_length=64, verbose_name="audio SHA-256")
+    licence = models.ForeignKey(ReferenceLicence, on_delete=models.PROTECT, related_name="+")
+    pool_share_percent = models.DecimalField(max_digits=7, decimal_places=4)
+    licences = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["generation", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["generation", "index"], name="generation_reference_unique_index"
+            ),
+            models.UniqueConstraint(
+                fields=["generation", "recording"], name="generation_reference_unique_recording"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(pool_share_percent__gte=0)
+                & models.Q(pool_share_percent__lte=100),
+                name="generation_reference_share_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Generation {self.generation_id} reference {self.index}: {self.recording_id}"
 
 
 class AttributionRun(models.Model):

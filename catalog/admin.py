@@ -12,7 +12,14 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 
-from catalog.models import ImportBatch, OptOut, OwnershipShare, Recording, RightsHolder
+from catalog.models import (
+    ImportBatch,
+    OptOut,
+    OwnershipShare,
+    Recording,
+    ReferenceLicence,
+    RightsHolder,
+)
 from catalog.services import (
     HOLDER_FIELDS,
     ShareSpec,
@@ -20,6 +27,8 @@ from catalog.services import (
     opt_out_withdraw,
     recording_shares_set,
     recording_update,
+    reference_licence_grant,
+    reference_licence_withdraw,
     rights_holder_create,
     rights_holder_update,
     shares_problems,
@@ -274,6 +283,62 @@ class OptOutAdmin(CatalogAdminPermissions, admin.ModelAdmin):
         for opt_out in queryset:
             opt_out_withdraw(opt_out=opt_out, actor=request.user)
         self.message_user(request, f"Withdrew {queryset.count()} opt-out(s).")
+
+
+class ReferenceLicenceForm(forms.ModelForm):
+    class Meta:
+        model = ReferenceLicence
+        fields = (
+            "rights_holder",
+            "recording",
+            "permits_reference_use",
+            "pool_share_percent",
+            "valid_from",
+            "valid_until",
+        )
+
+
+@admin.register(ReferenceLicence)
+class ReferenceLicenceAdmin(CatalogAdminPermissions, admin.ModelAdmin):
+    form = ReferenceLicenceForm
+    list_display = (
+        "rights_holder",
+        "scope_label",
+        "permits_reference_use",
+        "pool_share_percent",
+        "valid_from",
+        "valid_until",
+        "withdrawn_at",
+    )
+    list_filter = ("permits_reference_use", ("withdrawn_at", admin.EmptyFieldListFilter))
+    search_fields = ("rights_holder__legal_name", "recording__isrc", "recording__title")
+    autocomplete_fields = ("rights_holder", "recording")
+    actions = ("withdraw",)
+
+    @admin.display(description="scope")
+    def scope_label(self, obj):
+        return obj.recording.isrc if obj.recording_id else "whole catalog"
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and user_has_role(request.user, CATALOG_ADMIN)
+
+    def save_model(self, request, obj, form, change):
+        saved = reference_licence_grant(
+            rights_holder=form.cleaned_data["rights_holder"],
+            recording=form.cleaned_data.get("recording"),
+            permits_reference_use=form.cleaned_data["permits_reference_use"],
+            pool_share_percent=form.cleaned_data["pool_share_percent"],
+            valid_from=form.cleaned_data["valid_from"],
+            valid_until=form.cleaned_data.get("valid_until"),
+            actor=request.user,
+        )
+        obj.pk = saved.pk
+
+    @admin.action(description="Withdraw selected reference licences")
+    def withdraw(self, request, queryset):
+        for licence in queryset:
+            reference_licence_withdraw(licence=licence, actor=request.user)
+        self.message_user(request, f"Withdrew {queryset.count()} reference licence(s).")
 
 
 @admin.register(ImportBatch)

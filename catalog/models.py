@@ -1,5 +1,5 @@
-"""Rights holders, recordings (the models' training tracks), ownership shares, opt-outs
-and import batches. Model versions and their training sets are attribution's
+"""Rights holders, recordings (the models' training tracks), ownership shares, opt-outs,
+reference licences and import batches. Model versions and their training sets are attribution's
 (``attribution.models``).
 
 Invariants:
@@ -265,6 +265,86 @@ class OptOut(models.Model):
     @property
     def scope(self) -> str:
         return "whole catalog" if self.recording_id is None else "recording"
+
+
+class ReferenceLicence(models.Model):
+    """A rights holder's licence for using a recording, or its whole catalog, as the
+    reference audio a generation is conditioned on (audio-to-audio variation).
+
+    ``pool_share_percent`` is the share of the generation's royalty pool that goes to the
+    reference's owners (split by their ownership shares); the rest of the pool is split by
+    training-time attribution. A licence is in force on a day when it permits reference use,
+    the day lies in ``valid_from``..``valid_until`` (inclusive; no end date: open-ended) and
+    it is not withdrawn. A licence is never edited: new terms are a new licence, and the
+    old one is withdrawn. Which licences make a recording usable, and how co-owners'
+    licences combine, is ``catalog.selectors.reference_licence_check``.
+    """
+
+    rights_holder = models.ForeignKey(
+        RightsHolder, on_delete=models.PROTECT, related_name="reference_licences"
+    )
+    recording = models.ForeignKey(
+        Recording,
+        on_delete=models.PROTECT,
+        related_name="reference_licences",
+        null=True,
+        blank=True,
+        help_text="Empty: the holder's whole catalog (every recording it holds a share in)",
+    )
+    permits_reference_use = models.BooleanField(
+        default=True, help_text="Unticked: reference use is refused (an explicit denial)"
+    )
+    pool_share_percent = models.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(SHARES_TOTAL)],
+        help_text="Percent of a generation's royalty pool paid to the reference's owners",
+    )
+    valid_from = models.DateField()
+    valid_until = models.DateField(null=True, blank=True, help_text="Empty: no end date")
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "reference licence"
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(pool_share_percent__gte=0)
+                & models.Q(pool_share_percent__lte=100),
+                name="reference_licence_share_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(valid_until__isnull=True)
+                | models.Q(valid_until__gte=models.F("valid_from")),
+                name="reference_licence_dates_order",
+                violation_error_message="A licence cannot end before it starts.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        target = self.recording.isrc if self.recording_id else "whole catalog"
+        verb = "licenses" if self.permits_reference_use else "refuses"
+        return f"{self.rights_holder} {verb} reference use of {target}"
+
+    @property
+    def scope(self) -> str:
+        return "whole catalog" if self.recording_id is None else "recording"
+
+    def in_force_on(self, day) -> bool:
+        return (
+            self.permits_reference_use
+            and self.withdrawn_at is None
+            and self.valid_from <= day
+            and (self.valid_until is None or day <= self.valid_until)
+        )
 
 
 class ImportBatch(models.Model):

@@ -2,7 +2,8 @@
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -11,7 +12,7 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from catalog.models import OptOut, OwnershipShare, Recording, RightsHolder
+from catalog.models import OptOut, OwnershipShare, Recording, ReferenceLicence, RightsHolder
 from core.roles import CATALOG_ADMIN, FINANCE, user_has_role
 
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -194,4 +195,98 @@ def recordings_with_isrcs(isrcs: Iterable[str]) -> QuerySet[Recording]:
         Recording.objects.filter(isrc__in=list(isrcs))
         .prefetch_related("ownership_shares__rights_holder")
         .order_by("isrc")
+    )
+
+
+def reference_licences_visible_to(user: AnyUser) -> QuerySet[ReferenceLicence]:
+    queryset = ReferenceLicence.objects.select_related("rights_holder", "recording")
+    if user_sees_whole_catalog(user):
+        return queryset
+    return queryset.filter(rights_holder__in=holders_for_user(user))
+
+
+@dataclass(frozen=True)
+class ReferenceLicenceCheck:
+    """Whether a recording may be used as a generation's reference on a day, and on what
+    terms. ``licences``: ``(licence id, rights holder id, pool share percent)`` of every
+    owner's licence in force, by holder id; ``licence_id``/``pool_share_percent``: the
+    licence whose share applies (the smallest; ties: the lowest licence id)."""
+
+    recording_id: int
+    permitted: bool
+    reason: str = ""
+    licence_id: int | None = None
+    pool_share_percent: Decimal = Decimal(0)
+    licences: tuple[tuple[int, int, Decimal], ...] = field(default=())
+
+
+def _licence_of(holder_id: int, recording_id: int, day: date) -> ReferenceLicence | None:
+    """The licence of ``holder_id`` that governs ``recording_id`` on ``day``: the newest
+    unwithdrawn licence for that recording valid on the day, else the newest unwithdrawn
+    whole-catalog one (a licence for the recording, permitting or denying, overrides the
+    catalog-wide terms)."""
+    valid = ReferenceLicence.objects.filter(
+        rights_holder_id=holder_id, withdrawn_at__isnull=True, valid_from__lte=day
+    ).filter(Q(valid_until__isnull=True) | Q(valid_until__gte=day))
+    newest = ("-created_at", "-id")
+    return (
+        valid.filter(recording_id=recording_id).order_by(*newest).first()
+        or valid.filter(recording__isnull=True).order_by(*newest).first()
+    )
+
+
+def reference_licence_check(*, recording: Recording, day: date) -> ReferenceLicenceCheck:
+    """May ``recording`` condition a generation made on ``day``?
+
+    Every rights holder with an ownership share in the recording must hold a licence in
+    force that day (for the recording, or for its whole catalog) that permits reference
+    use, and none of them may have an opt-out in force that covers the recording (an
+    opt-out withdraws reference use too). The reference's share of the pool is the
+    smallest share the co-owners' licences state: each of them accepted reference use at
+    that share or more, and the share is then split by their ownership shares like any
+    other payment. A refusal says which owner and why.
+    """
+    holders = list(
+        OwnershipShare.objects.filter(recording=recording)
+        .order_by("rights_holder_id")
+        .values_list("rights_holder_id", "rights_holder__legal_name")
+    )
+    if not holders:
+        return ReferenceLicenceCheck(
+            recording.pk, False, f"{recording.isrc} has no ownership shares to pay."
+        )
+    at = datetime.combine(day, datetime.min.time())
+    opted = opt_outs_covering(recording_ids=[recording.pk], at=at)
+    if opted:
+        opt_out = OptOut.objects.select_related("rights_holder").get(pk=opted[0][1])
+        return ReferenceLicenceCheck(
+            recording.pk,
+            False,
+            f"{opt_out.rights_holder} opted {recording.isrc} out (opt-out {opt_out.pk}), "
+            "which withdraws reference use.",
+        )
+    licences: list[tuple[int, int, Decimal]] = []
+    for holder_id, name in holders:
+        licence = _licence_of(holder_id, recording.pk, day)
+        if licence is None:
+            return ReferenceLicenceCheck(
+                recording.pk,
+                False,
+                f"{name} has no reference licence in force for {recording.isrc} "
+                f"on {day.isoformat()}.",
+            )
+        if not licence.permits_reference_use:
+            return ReferenceLicenceCheck(
+                recording.pk,
+                False,
+                f"{name} refuses reference use of {recording.isrc} (licence {licence.pk}).",
+            )
+        licences.append((licence.pk, holder_id, licence.pool_share_percent))
+    licence_id, _, share = min(licences, key=lambda item: (item[2], item[0]))
+    return ReferenceLicenceCheck(
+        recording_id=recording.pk,
+        permitted=True,
+        licence_id=licence_id,
+        pool_share_percent=share,
+        licences=tuple(licences),
     )

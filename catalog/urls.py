@@ -11,6 +11,7 @@ router = DefaultRouter()
 router.register("rights-holders", apis.RightsHolderViewSet, basename="rights-holder")
 router.register("recordings", apis.RecordingViewSet, basename="recording")
 router.register("opt-outs", apis.OptOutViewSet, basename="opt-out")
+router.register("reference-licences", apis.ReferenceLicenceViewSet, basename="reference-licence")
 
 
 urlpatterns = [
@@ -23,6 +24,12 @@ urlpatterns = [
         name="opt-out-withdraw-page",
     ),
     path("opt-out-rule/", views.opt_out_rule, name="opt-out-rule"),
+    path("reference-licences/", views.reference_licences, name="reference-licences"),
+    path(
+        "reference-licences/<int:pk>/withdraw/",
+        views.reference_licence_withdraw_view,
+        name="reference-licence-withdraw-page",
+    ),
     path("import/", views.catalog_import_page, name="import"),
     path("import/<str:token>/", views.catalog_import_staged, name="import-staged"),
     path("import/<str:token>/confirm/", views.catalog_import_confirm_view, name="import-confirm"),

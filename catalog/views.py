@@ -27,6 +27,7 @@ from catalog.selectors import (
     ownership_shares_search,
     recordings_opted_out,
     recordings_with_isrcs,
+    reference_licences_visible_to,
     rights_holders_visible_to,
     rights_holders_with_recording_counts,
     staged_import_get,
@@ -36,6 +37,8 @@ from catalog.services import (
     catalog_import_stage,
     opt_out_create,
     opt_out_withdraw,
+    reference_licence_grant,
+    reference_licence_withdraw,
 )
 from catalog.validators import isrc_normalize
 from core.exceptions import ApplicationError
@@ -143,6 +146,83 @@ class OptOutForm(forms.Form):
         self.fields["recording"].queryset = Recording.objects.filter(
             ownership_shares__rights_holder__in=holders
         ).distinct()
+
+
+class ReferenceLicenceForm(forms.Form):
+    rights_holder = forms.ModelChoiceField(queryset=None)
+    recording = RecordingByIsrcField(
+        queryset=None,
+        to_field_name="isrc",
+        required=False,
+        label="Recording (ISRC)",
+        help_text="Leave empty to license your whole catalog.",
+        error_messages={"invalid_choice": "None of your recordings has this ISRC."},
+    )
+    permits_reference_use = forms.BooleanField(
+        required=False, initial=True, label="Permit reference use"
+    )
+    pool_share_percent = forms.DecimalField(
+        min_value=0,
+        max_value=100,
+        decimal_places=4,
+        label="Share of the generation's royalty pool (%)",
+    )
+    valid_from = forms.DateField(
+        initial=timezone.localdate, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    valid_until = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Leave empty for no end date.",
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        holders = rights_holders_visible_to(user)
+        self.fields["rights_holder"].queryset = holders
+        self.fields["recording"].queryset = Recording.objects.filter(
+            ownership_shares__rights_holder__in=holders
+        ).distinct()
+
+
+def _may_license(user) -> bool:
+    return user_has_role(user, CATALOG_ADMIN) or holders_for_user(user).exists()
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def reference_licences(request: HttpRequest) -> HttpResponse:
+    """The licences for reference use the user may see, and the form that grants one."""
+    if not _may_license(request.user):
+        raise PermissionDenied("Only a rights holder's users or catalog admins may license.")
+    form = ReferenceLicenceForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            reference_licence_grant(actor=request.user, **form.cleaned_data)
+        except ApplicationError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, "The licence is recorded.")
+            return redirect("catalog:reference-licences")
+    licences = Paginator(reference_licences_visible_to(request.user), 50).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "catalog/reference_licences.html", {"form": form, "licences": licences})
+
+
+@login_required
+@require_POST
+def reference_licence_withdraw_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Withdraw a licence (the page's button asks for confirmation first)."""
+    licence = get_object_or_404(reference_licences_visible_to(request.user), pk=pk)
+    if not (
+        user_has_role(request.user, CATALOG_ADMIN)
+        or holders_for_user(request.user).filter(pk=licence.rights_holder_id).exists()
+    ):
+        raise PermissionDenied("Only the rights holder's users or catalog admins may withdraw.")
+    reference_licence_withdraw(licence=licence, actor=request.user)
+    messages.success(request, "The licence is withdrawn.")
+    return redirect("catalog:reference-licences")
 
 
 @login_required

@@ -80,7 +80,7 @@ class TrackLineInline(ReadOnlyInline):
 
 class HolderLineInline(ReadOnlyInline):
     model = SettlementHolderLine
-    fields = ["rights_holder", "amount", "tracks"]
+    fields = ["rights_holder", "amount", "tracks", "reference_parts"]
     readonly_fields = fields
 
 

@@ -18,6 +18,11 @@ It prints every check and exits 0 only if each one holds:
 3. The amounts: the revenue's pool (``splits.revenue_split``), allocated over the weights
    (``money.allocate``), gives exactly each booked track amount; each track's amount over
    its ownership shares (``splits.ownership_split``) gives exactly each booked holder amount.
+   A generation conditioned on catalog recordings (``references``) first pays each
+   reference still licensed its share of the pool: the pool allocated over the shares and
+   the rest (``money.allocate``) gives each booked reference amount, each over its
+   recording's ownership shares gives the booked reference parts; the rest is the pool the
+   track weights share.
 4. For the full evidence (finance, catalog admins): the settlement's ``provenance_sha256``,
    which the journal entry's hash covers, recomputed from the file's fields.
 
@@ -35,7 +40,13 @@ from types import SimpleNamespace
 
 from ledger import hashing
 from ledger.money import allocate, minor_to_accrual
-from ledger.splits import SplitPolicy, ownership_split, revenue_split, track_weights
+from ledger.splits import (
+    PERCENT_SCALE,
+    SplitPolicy,
+    ownership_split,
+    revenue_split,
+    track_weights,
+)
 
 EVIDENCE_FORMAT = "royalty-ledger/attribution-evidence/1"
 FULL, HOLDER = "full", "holder"
@@ -48,6 +59,7 @@ class Recomputation:
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
     track_amounts: dict[int, int] = field(default_factory=dict)  # position -> accrual units
     holder_amounts: dict[int, int] = field(default_factory=dict)  # holder id -> accrual units
+    reference_amounts: dict[int, int] = field(default_factory=dict)  # reference index -> units
 
     @property
     def ok(self) -> bool:
@@ -101,7 +113,40 @@ def evidence_recompute(evidence: dict) -> Recomputation:
         ),
         f"pool {pool} of {revenue} accrual units",
     )
-    amounts = allocate(pool, [w.weight for w in weights])
+    references = evidence.get("references") or []
+    paid = [r for r in references if r["paid"]]
+    reference_weights = [int(Decimal(r["share_percent"]) * PERCENT_SCALE) for r in paid]
+    pool_parts = allocate(pool, [*reference_weights, 100 * PERCENT_SCALE - sum(reference_weights)])
+    training_pool = pool_parts[-1]
+    result.reference_amounts = {r["index"]: 0 for r in references}
+    result.reference_amounts |= {
+        r["index"]: part for r, part in zip(paid, pool_parts, strict=False)
+    }
+    reference_parts: dict[int, list[list[int]]] = {}
+    reference_holders_ok = True
+    for reference in references:
+        if not reference["paid"]:
+            reference_holders_ok &= reference["holders"] == []
+            continue
+        split = ownership_split(
+            amount=result.reference_amounts[reference["index"]],
+            shares=[(holder, Decimal(percent)) for holder, percent in reference["ownership"]],
+            position=reference["index"],
+        )
+        own = [[holder, part] for holder, part in split if holder is not None]
+        reference_holders_ok &= own == reference["holders"]
+        for holder, part in own:
+            reference_parts.setdefault(holder, []).append([reference["index"], part])
+            result.holder_amounts[holder] = result.holder_amounts.get(holder, 0) + part
+    if references:
+        result.check(
+            "reference amounts (each licensed reference's share of the pool first)",
+            result.reference_amounts == {r["index"]: r["amount"] for r in references}
+            and reference_holders_ok,
+            f"{pool - training_pool} of the pool for reference use, "
+            f"{training_pool} for training influence",
+        )
+    amounts = allocate(training_pool, [w.weight for w in weights])
     result.track_amounts = {w.position: a for w, a in zip(weights, amounts, strict=True)}
     result.check(
         "track amounts (the pool allocated over the weights)",
@@ -122,11 +167,14 @@ def evidence_recompute(evidence: dict) -> Recomputation:
             if holder is not None:
                 parts.setdefault(holder, []).append([position, part])
                 result.holder_amounts[holder] = result.holder_amounts.get(holder, 0) + part
-    booked_holders = {holder: (amount, tracks) for holder, amount, tracks in booked["holders"]}
+    booked_holders = {
+        holder: (amount, tracks, rest[0] if rest else [])
+        for holder, amount, tracks, *rest in booked["holders"]
+    }
     result.check(
-        "holder amounts (each track over its ownership shares)",
+        "holder amounts (each track and reference over its ownership shares)",
         {
-            h: (result.holder_amounts[h], parts[h])
+            h: (result.holder_amounts[h], parts.get(h, []), reference_parts.get(h, []))
             for h in result.holder_amounts
             if h in booked_holders
         }
@@ -142,12 +190,15 @@ def evidence_recompute(evidence: dict) -> Recomputation:
         )
         fields = {key: settlement[key] for key, _ in hashing.SETTLEMENT_FIELDS}
         fields["ownership_snapshot"] = evidence["ownership"]
-        row = SimpleNamespace(**{attr: fields[key] for key, attr in hashing.SETTLEMENT_FIELDS})
+        row = SimpleNamespace(
+            **{attr: fields[key] for key, attr in hashing.SETTLEMENT_FIELDS},
+            reference_lines=references,
+        )
         tracks = [
             (position, recording, weight, amount)
             for position, recording, weight, amount in booked["track_recordings"]
         ]
-        holders = [(holder, amount, tracks_) for holder, amount, tracks_ in booked["holders"]]
+        holders = [tuple(holder) for holder in booked["holders"]]
         provenance = hashing.settlement_sha256(row, tracks, holders)
         result.check(
             "settlement provenance hash (covered by the journal entry's hash)",

@@ -183,7 +183,13 @@ def statement_rows(*, content: dict) -> list[dict]:
                 "generation": line["generation"],
                 "attribution_run": line["attribution_run"],
                 "description": line["prompt"],
-                "tracks": "; ".join(f"{t['isrc']} {money(t['amount'])}" for t in line["tracks"]),
+                "tracks": "; ".join(
+                    [
+                        f"reference use {r['isrc']} {money(r['amount'])}"
+                        for r in line.get("references", ())
+                    ]
+                    + [f"{t['isrc']} {money(t['amount'])}" for t in line["tracks"]]
+                ),
                 "share_of_pool": line["share_of_pool"],
                 "amount": line["amount_display"],
             }
@@ -283,6 +289,7 @@ def statement_pdf_document(*, statement: Statement) -> FPDF:
     pdf.ln(3)
     rows = statement_rows(content=content)
     tracks_of = {line["entry"]: line["tracks"] for line in content["lines"]}
+    references_of = {line["entry"]: line.get("references", []) for line in content["lines"]}
     adjustments = content["adjustments"]
     summary = [
         ("Opening balance", content["opening_balance"]),
@@ -329,11 +336,23 @@ def statement_pdf_document(*, statement: Statement) -> FPDF:
             row.cell(description)
             row.cell(item["share_of_pool"])
             row.cell(item["amount"])
+            references = references_of.get(item["entry"], ())
+            for reference in references:
+                reference_row = table.row()
+                reference_row.cell("")
+                reference_row.cell("")
+                reference_row.cell(
+                    f"    Reference use: {reference['isrc']}  {reference['title']} "
+                    f"({reference['share_percent']} % of the pool)"
+                )
+                reference_row.cell("")
+                reference_row.cell(accrual_to_text(reference["amount"], currency))
             for track in tracks_of.get(item["entry"], ()):
                 track_row = table.row()
                 track_row.cell("")
                 track_row.cell("")
-                track_row.cell(f"    {track['isrc']}  {track['title']}")
+                label = "Training influence: " if references else ""
+                track_row.cell(f"    {label}{track['isrc']}  {track['title']}")
                 track_row.cell("")
                 track_row.cell(accrual_to_text(track["amount"], currency))
     return pdf

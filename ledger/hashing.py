@@ -106,12 +106,23 @@ def settlement_content(
 ) -> dict:
     """The canonical provenance of ``settlement`` (a ``Settlement``, saved or not): its
     ``SETTLEMENT_FIELDS``; ``tracks``: (position, recording id, weight, amount) by
-    position; ``holders``: (rights holder id, amount, [[position, amount], ...]) by
-    holder id."""
+    position; ``holders``: (rights holder id, amount, [[position, amount], ...] and
+    optionally [[reference index, amount], ...]) by holder id; and its ``reference_lines``
+    where it has any."""
     content = {key: getattr(settlement, attr) for key, attr in SETTLEMENT_FIELDS}
     content["tracks"] = [list(t) for t in tracks]
-    content["holders"] = [[h, a, [list(x) for x in t]] for h, a, t in holders]
+    content["holders"] = [_holder_content(*holder) for holder in holders]
+    # Settlements without references hash as they did before references existed.
+    if getattr(settlement, "reference_lines", None):
+        content["references"] = settlement.reference_lines
     return content
+
+
+def _holder_content(holder: int, amount: int, tracks: list, references: list = ()) -> list:
+    row = [holder, amount, [list(x) for x in tracks]]
+    if references:
+        row.append([list(x) for x in references])
+    return row
 
 
 def settlement_sha256(

@@ -171,6 +171,12 @@ class Settlement(models.Model):
     ownership_snapshot = models.JSONField(
         help_text='{"position": [[rights_holder_id, "percent"], ...]} for the paid tracks'
     )
+    reference_lines = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="The generation's references as paid: terms, whether still licensed, "
+        "ownership snapshot, amount and holder parts (empty: no references)",
+    )
     provenance_sha256 = models.CharField(max_length=64)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -210,6 +216,12 @@ class SettlementHolderLine(models.Model):
     rights_holder = models.ForeignKey(RightsHolder, on_delete=models.PROTECT, related_name="+")
     amount = models.BigIntegerField(help_text="Accrual units")
     tracks = models.JSONField(help_text="[[position, accrual units], ...] of this holder")
+    reference_parts = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="[[reference index, accrual units], ...]: this holder's reference-use parts; "
+        "amount = training parts (tracks) + reference parts",
+    )
 
     class Meta:
         ordering = ["settlement", "rights_holder"]

@@ -27,6 +27,16 @@ The split of one generation's revenue
    shares (percent with 4 decimals -> integer weights in 1/10,000 percent) and summed
    per rights holder.
 
+References (inference-time attribution)
+---------------------------------------
+A generation conditioned on catalog recordings (its references) pays them first: the pool
+is allocated once over ``[share_1, ..., share_k, 100 % - sum(share)]`` (each reference's
+licence share, in 1/10,000 percent), so the reference parts and the training part sum to
+the pool exactly. Each reference part is allocated over its recording's ownership shares
+as in step 4; the training part is the pool that steps 2-4 split by the scores. A
+reference no longer licensed at settlement is unpaid: its share stays in the training
+part (docs/decisions/0019-reference-shares.md).
+
 Invariant: for any scores, policy, ownership shares and revenue,
 ``pool + platform + residue == revenue`` and the holder amounts sum to ``pool`` exactly
 (every division goes through ``ledger.money.allocate``).
@@ -173,6 +183,27 @@ class TrackSplit:
 
 
 @dataclass(frozen=True)
+class ReferenceTerms:
+    """A generation's reference as a settlement pays it."""
+
+    index: int  # the reference's order in the generation
+    recording_id: int
+    share_percent: Decimal  # the licence's share of the pool, percent with 4 places
+    paid: bool  # still licensed at settlement; an unpaid share stays with training
+    shares: tuple[tuple[int, Decimal], ...]  # the recording's (rights_holder_id, percent)
+
+
+@dataclass(frozen=True)
+class ReferenceSplit:
+    index: int
+    recording_id: int
+    share_percent: Decimal
+    paid: bool
+    amount: int  # accrual units of the pool for this reference (0 when unpaid)
+    holder_amounts: tuple[tuple[int, int], ...]  # (rights_holder_id, accrual units)
+
+
+@dataclass(frozen=True)
 class GenerationSplit:
     revenue: int  # accrual units
     pool: int
@@ -180,6 +211,43 @@ class GenerationSplit:
     residue: int
     tracks: tuple[TrackSplit, ...]
     holders: tuple[tuple[int, int], ...]  # (rights_holder_id, accrual units), by holder id
+    references: tuple[ReferenceSplit, ...] = ()
+
+    @property
+    def training_pool(self) -> int:
+        """The part of the pool split by training-time attribution."""
+        return self.pool - sum(r.amount for r in self.references)
+
+
+def reference_split(
+    *, pool: int, references: Sequence[ReferenceTerms]
+) -> tuple[tuple[ReferenceSplit, ...], int]:
+    """The references' parts of ``pool`` and what is left for training attribution
+    (module docstring); the parts and the rest sum to ``pool`` exactly."""
+    paid = [r for r in references if r.paid]
+    weights = [int(r.share_percent * PERCENT_SCALE) for r in paid]
+    if any(
+        Decimal(w) != r.share_percent * PERCENT_SCALE for w, r in zip(weights, paid, strict=True)
+    ):
+        raise ValueError("a reference share has more than 4 decimal places")
+    full = 100 * PERCENT_SCALE
+    if any(w < 0 for w in weights) or sum(weights) > full:
+        raise ValueError("the references' shares must be non-negative and at most 100% together")
+    parts = allocate(pool, [*weights, full - sum(weights)])
+    amount_of = {r.index: part for r, part in zip(paid, parts, strict=False)}
+    splits = []
+    for r in references:
+        amount = amount_of.get(r.index, 0)
+        holder_amounts: tuple[tuple[int, int], ...] = ()
+        if r.paid:
+            shares = sorted(r.shares)
+            if not shares:
+                raise ValueError(f"reference {r.index} has no ownership shares")
+            holder_amounts = ownership_split(amount=amount, shares=shares, position=r.recording_id)
+        splits.append(
+            ReferenceSplit(r.index, r.recording_id, r.share_percent, r.paid, amount, holder_amounts)
+        )
+    return tuple(splits), parts[-1]
 
 
 def revenue_split(*, revenue: int, pool_fraction: Decimal) -> tuple[int, int, int]:
@@ -214,17 +282,23 @@ def generation_split(
     weights: Sequence[TrackWeight],
     pool_fraction: Decimal,
     ownership: Mapping[int, Sequence[tuple[int, Decimal]]],
+    references: Sequence[ReferenceTerms] = (),
 ) -> GenerationSplit:
     """Split one generation's revenue down to rights holders (see the module docstring).
 
     ``weights`` come from ``track_weights(scores, policy)``; ``ownership[position]`` lists
     ``(rights_holder_id, percent)`` of the recording at that training-set position; the
-    percents of one recording must sum to exactly 100.
+    percents of one recording must sum to exactly 100. ``references`` are paid from the
+    pool first; the rest is split by the weights.
     """
     revenue = minor_to_accrual(revenue_minor)
     pool, platform, residue = revenue_split(revenue=revenue, pool_fraction=pool_fraction)
-    amounts = allocate(pool, [tw.weight for tw in weights])
+    reference_splits, training_pool = reference_split(pool=pool, references=references)
+    amounts = allocate(training_pool, [tw.weight for tw in weights])
     per_holder: dict[int, int] = {}
+    for reference in reference_splits:
+        for holder_id, part in reference.holder_amounts:
+            per_holder[holder_id] = per_holder.get(holder_id, 0) + part
     tracks: list[TrackSplit] = []
     for tw, amount in zip(weights, amounts, strict=True):
         shares = sorted(ownership.get(tw.position, ()))
@@ -237,4 +311,6 @@ def generation_split(
     holders = tuple(sorted(per_holder.items()))
     assert sum(a for _, a in holders) == pool
     assert pool + platform + residue == revenue
-    return GenerationSplit(revenue, pool, platform, residue, tuple(tracks), holders)
+    return GenerationSplit(
+        revenue, pool, platform, residue, tuple(tracks), holders, reference_splits
+    )

@@ -47,6 +47,7 @@ LINE_COLUMNS = [
     "ownership_share_percent",
     "share_of_pool_percent",
     "amount",
+    "basis",  # "training influence" or "reference use"
 ]
 AMOUNT_FORMAT = "#,##0.00"
 PERCENT_FORMAT = "0.0000%"
@@ -67,6 +68,7 @@ def _line_record(statement: Statement, line: StatementUsageLine) -> dict:
         "period_end": content["period_ends_at"],
         "currency": content["currency"],
         "kind": line.kind,
+        "basis": line.basis,
         "entry": line.entry,
         "date": line.date,
         "generation": line.generation,

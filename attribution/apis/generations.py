@@ -129,6 +129,40 @@ class GenerationCreateSerializer(serializers.Serializer):
     currency = serializers.CharField(max_length=3, min_length=3)
     idempotency_key = serializers.CharField(max_length=128)
     duration_seconds = serializers.CharField(required=False)
+    references = serializers.CharField(
+        required=False,
+        help_text="JSON list of the catalog recordings the audio was conditioned on: "
+        '[{"audio_sha256": "<SHA-256 of the reference audio>", "noise_level": 2.5, '
+        '"isrc": "optional"}]. Each hash must be a catalog recording\'s and its use licensed.',
+    )
+
+
+def _declarations(text: str) -> list[services.ReferenceDeclaration]:
+    """The ``references`` form field (a JSON list) as declarations; refuses bad JSON."""
+    try:
+        items = json.loads(text)
+    except ValueError:
+        raise ApplicationError("references must be a JSON list.", field="references") from None
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise ApplicationError("references must be a JSON list of objects.", field="references")
+    declarations = []
+    for number, item in enumerate(items, start=1):
+        unknown = set(item) - {"audio_sha256", "noise_level", "isrc"}
+        sha, noise, isrc = item.get("audio_sha256"), item.get("noise_level"), item.get("isrc", "")
+        if unknown or not isinstance(sha, str) or not isinstance(isrc, str):
+            raise ApplicationError(
+                f"Reference {number}: give audio_sha256 (text), optional noise_level (number) "
+                "and isrc (text), nothing else.",
+                field="references",
+            )
+        if noise is not None and (isinstance(noise, bool) or not isinstance(noise, int | float)):
+            raise ApplicationError(
+                f"Reference {number}: noise_level must be a number.", field="references"
+            )
+        declarations.append(
+            services.ReferenceDeclaration(audio_sha256=sha, noise_level=noise, isrc=isrc)
+        )
+    return declarations
 
 
 class GenerationListCreateApi(ListAPIView):
@@ -178,6 +212,7 @@ class GenerationListCreateApi(ListAPIView):
             requested_by=request.user,
             idempotency_key=data["idempotency_key"],
             duration_seconds=duration,
+            references=_declarations(data["references"]) if data.get("references") else (),
         )
         return Response(
             GenerationSerializer(generation, context=self.get_serializer_context()).data,

@@ -31,6 +31,11 @@ from attribution.services.model_versions import (
 )
 from attribution.services.progress import ThrottledProgress, TimeLimitExceededError
 from attribution.services.reconcile import ReconcileReport, attribution_runs_reconcile
+from attribution.services.references import (
+    ReferenceDeclaration,
+    reference_audio_load,
+    references_resolve,
+)
 from attribution.services.runs import (
     ShardPlan,
     attribution_run_audit,
@@ -63,6 +68,7 @@ __all__ = [
     "ArtifactsNotReadyError",
     "LoadedModel",
     "ReconcileReport",
+    "ReferenceDeclaration",
     "ShardPlan",
     "ThrottledProgress",
     "TimeLimitExceededError",
@@ -89,6 +95,8 @@ __all__ = [
     "model_version_artifacts_missing",
     "model_version_artifacts_queue",
     "model_version_register",
+    "reference_audio_load",
+    "references_resolve",
     "run_engine_config",
     "text_encoder_dirs",
     "wav_float_bytes",

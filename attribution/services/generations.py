@@ -1,13 +1,16 @@
 """Recording a generation: its audio checked, stored, and its attribution queued.
 
 ``generation_record`` is idempotent by the caller's idempotency key; ``generation_generate``
-samples audio with the model version's own sampler first.
+samples audio with the model version's own sampler first. A generation may be conditioned
+on catalog recordings (its references, ``attribution.services.references``): each must be
+licensed for reference use when the generation is recorded, or nothing is recorded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -17,10 +20,18 @@ import soundfile
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.base import ContentFile
 from django.db import transaction
+from django.utils import timezone
 
 from attribution.models import Generation, ModelVersion
+from attribution.services.references import (
+    ReferenceDeclaration,
+    generation_references_create,
+    reference_audio_load,
+    references_resolve,
+)
 from attribution.services.runs import attribution_run_queue
 from attribution.services.workers import engine_config, loaded_model_for
+from catalog.models import Recording
 from core.exceptions import ApplicationError
 from core.services import audit_record
 
@@ -66,6 +77,11 @@ def _model_max_seconds(model_version: ModelVersion) -> float:
     return float(config["sample_size"]) / float(config["sample_rate"])
 
 
+def _reference_key(audio_sha256: str, noise_level: float | None) -> str:
+    noise = None if noise_level is None else float(noise_level)
+    return f"{(audio_sha256 or '').strip().lower()}@{noise}"
+
+
 def _fingerprint(**fields: Any) -> dict[str, str]:
     return {key: str(value) for key, value in fields.items()}
 
@@ -83,11 +99,14 @@ def generation_record(
     duration_seconds: Decimal | None = None,
     source: str = Generation.Source.UPLOADED,
     seed: int | None = None,
+    references: Sequence[ReferenceDeclaration] = (),
 ) -> Generation:
     """Record a generation and queue its attribution (idempotent by ``idempotency_key``).
 
     The same key with the same request returns the existing generation and queues
-    nothing; the same key with a different request is refused.
+    nothing; the same key with a different request is refused. ``references``: the catalog
+    recordings the audio was conditioned on, by audio hash; each must match a catalog
+    recording and be licensed for reference use today, or nothing is recorded.
     """
     idempotency_key = (idempotency_key or "").strip()
     if not idempotency_key or len(idempotency_key) > 128:
@@ -126,6 +145,9 @@ def generation_record(
         revenue_minor=revenue_minor,
         currency=currency,
     )
+    declared = ",".join(_reference_key(d.audio_sha256, d.noise_level) for d in references)
+    if declared:  # absent without references: such requests compare as they always did
+        request["references"] = declared
     existing = (
         Generation.objects.select_for_update().filter(idempotency_key=idempotency_key).first()
     )
@@ -137,6 +159,12 @@ def generation_record(
             revenue_minor=existing.revenue_minor,
             currency=existing.currency,
         )
+        stored_references = ",".join(
+            _reference_key(r.audio_sha256, r.noise_level)
+            for r in existing.references.order_by("index")
+        )
+        if stored_references:
+            stored["references"] = stored_references
         if stored != request:
             raise ApplicationError(
                 "This idempotency key was already used for a different generation.",
@@ -144,6 +172,7 @@ def generation_record(
             )
         return existing
 
+    resolved = references_resolve(declarations=references, day=timezone.localdate())
     generation = Generation(
         model_version=model_version,
         prompt=prompt,
@@ -159,6 +188,9 @@ def generation_record(
     generation.audio.save(f"{summary.sha256}.wav", ContentFile(audio), save=False)
     generation.full_clean()
     generation.save()
+    generation_references_create(generation=generation, references=resolved)
+    if resolved:
+        request["reference_licences"] = ",".join(str(r.licence_id) for r in resolved)
     audit_record(actor=requested_by, action="generation.record", obj=generation, after=request)
     attribution_run_queue(generation=generation, actor=None)
     return generation
@@ -197,12 +229,19 @@ def generation_generate(
     requested_by: AbstractBaseUser,
     idempotency_key: str,
     steps: int | None = None,
+    reference: Recording | None = None,
+    reference_noise_level: float | None = None,
 ) -> Generation:
     """Generate audio with the model version's sampler, then record it (idempotent).
 
     A repeated call with the same key returns the recorded generation without sampling
-    again.
+    again. With ``reference`` the sampler starts from that catalog recording's stored audio
+    noised to ``reference_noise_level`` (stable-audio-tools' audio-to-audio variation); its
+    file must still have the catalog's hash and its use must be licensed, both checked
+    before sampling.
     """
+    import torch
+
     from attribution.engine.sampling import generate
 
     existing = Generation.objects.filter(idempotency_key=(idempotency_key or "").strip()).first()
@@ -219,9 +258,29 @@ def generation_generate(
             f"Duration must be between 0 and {max_seconds:.2f} s for this model.",
             field="seconds_total",
         )
+    declarations: list[ReferenceDeclaration] = []
+    options: dict[str, Any] = {"steps": steps} if steps else {}
+    if reference is not None:
+        if reference_noise_level is None:
+            raise ApplicationError(
+                "A reference needs its noise level (conditioning strength).",
+                field="reference_noise_level",
+            )
+        samples, reference_rate, reference_sha = reference_audio_load(recording=reference)
+        declarations.append(
+            ReferenceDeclaration(
+                audio_sha256=reference_sha, noise_level=reference_noise_level, isrc=reference.isrc
+            )
+        )
+        references_resolve(declarations=declarations, day=timezone.localdate())  # fail fast
+        options["init_audio"] = (torch.from_numpy(samples), reference_rate)  # (C, T)
+        options["init_noise_level"] = float(reference_noise_level)
+    elif reference_noise_level is not None:
+        raise ApplicationError(
+            "A noise level needs a reference recording.", field="reference_noise_level"
+        )
     device = engine_config().device
     loaded = loaded_model_for(model_version, device=device)
-    options = {"steps": steps} if steps else {}
     try:
         audio, sample_rate = generate(
             loaded.model.module,
@@ -244,4 +303,5 @@ def generation_generate(
         idempotency_key=idempotency_key,
         source=Generation.Source.GENERATED,
         seed=seed,
+        references=declarations,
     )

@@ -2,9 +2,9 @@
 and records an audit row for each change (``core.services.audit_record``).
 
 ``holders`` (rights holders), ``recordings`` (training tracks and their audio), ``shares``
-(ownership shares), ``opt_outs``, ``imports`` (the catalog import, all or nothing) and
-``staged_imports`` (check uploaded files, confirm them later); ``common`` holds what they
-share.
+(ownership shares), ``opt_outs``, ``licences`` (reference licences), ``imports`` (the
+catalog import, all or nothing) and ``staged_imports`` (check uploaded files, confirm them
+later); ``common`` holds what they share.
 
 Invariant asserted here and enforced by the database on PostgreSQL (migration 0002):
 the ownership shares of every recording sum to exactly 100.0000 percent.
@@ -18,6 +18,7 @@ from catalog.services.imports import (
     catalog_import_folder,
     import_folder_files,
 )
+from catalog.services.licences import reference_licence_grant, reference_licence_withdraw
 from catalog.services.opt_outs import opt_out_create, opt_out_withdraw
 from catalog.services.recordings import RECORDING_FIELDS, recording_create, recording_update
 from catalog.services.shares import ShareSpec, recording_shares_set, shares_problems
@@ -47,6 +48,8 @@ __all__ = [
     "recording_create",
     "recording_shares_set",
     "recording_update",
+    "reference_licence_grant",
+    "reference_licence_withdraw",
     "rights_holder_create",
     "rights_holder_update",
     "shares_problems",

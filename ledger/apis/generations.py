@@ -94,7 +94,21 @@ class MethodPaymentsSerializer(serializers.Serializer):
     paid_total_accrual = serializers.IntegerField()
 
 
+class ReferenceSerializer(serializers.Serializer):
+    index = serializers.IntegerField()
+    isrc = serializers.CharField()
+    title = serializers.CharField()
+    noise_level = serializers.FloatField(allow_null=True)
+    share_percent = serializers.DecimalField(max_digits=7, decimal_places=4)
+    licence = serializers.IntegerField()
+    paid = serializers.BooleanField(allow_null=True)
+    reason = serializers.CharField()
+    amount = serializers.CharField(allow_null=True)
+    amount_accrual = serializers.IntegerField(allow_null=True)
+
+
 class GenerationDetailSerializer(GenerationSerializer):
+    references = serializers.SerializerMethodField()
     attributed_tracks = serializers.SerializerMethodField()
     attributed_total = serializers.SerializerMethodField()
     attribution_method = serializers.SerializerMethodField()
@@ -104,6 +118,7 @@ class GenerationDetailSerializer(GenerationSerializer):
     class Meta(GenerationSerializer.Meta):
         fields = [
             *GenerationSerializer.Meta.fields,
+            "references",
             "attributed_tracks",
             "attributed_total",
             "attribution_method",
@@ -118,6 +133,14 @@ class GenerationDetailSerializer(GenerationSerializer):
                 generation=generation, user=self.context["request"].user
             )
         return cache[generation.pk]
+
+    @extend_schema_field(ReferenceSerializer(many=True))
+    def get_references(self, generation: Generation) -> list[dict]:
+        """The catalog recordings the generation was conditioned on (reference use), paid
+        their licence's share of the pool first: terms, whether still licensed at
+        settlement, and the amount (a rights holder's user: its own part; only references
+        its holders own)."""
+        return ReferenceSerializer(self._detail(generation).references, many=True).data
 
     @extend_schema_field(AttributedTrackSerializer(many=True))
     def get_attributed_tracks(self, generation: Generation) -> list[dict]:

@@ -64,7 +64,7 @@ class SettlementHolderSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = SettlementHolderLine
-        fields = ["rights_holder", "rights_holder_name", "amount", "tracks"]
+        fields = ["rights_holder", "rights_holder_name", "amount", "tracks", "reference_parts"]
         read_only_fields = fields
 
 
@@ -81,6 +81,7 @@ class SettlementDetailSerializer(SettlementSerializer):
             *SettlementSerializer.Meta.fields,
             "prompt",
             "ownership_snapshot",
+            "reference_lines",
             "tracks",
             "holders",
         ]

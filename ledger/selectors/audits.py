@@ -23,7 +23,13 @@ from attribution.selectors import latest_run
 from catalog.models import OwnershipShare, RightsHolder
 from ledger.models import Settlement, SettlementHolderLine
 from ledger.money import accrual_to_decimal
-from ledger.splits import GenerationSplit, SplitPolicy, generation_split, track_weights
+from ledger.splits import (
+    GenerationSplit,
+    ReferenceTerms,
+    SplitPolicy,
+    generation_split,
+    track_weights,
+)
 
 PERCENT_QUANTUM = Decimal("0.0001")
 METHOD_LABELS = {
@@ -116,6 +122,17 @@ def would_pay(settlement: Settlement, scores: Sequence[float]) -> GenerationSpli
         weights=weights,
         pool_fraction=policy.pool_fraction,
         ownership={p: [(h, Decimal(pct)) for h, pct in v] for p, v in ownership.items()},
+        # reference use is paid the same whichever method scores the training tracks
+        references=[
+            ReferenceTerms(
+                index=r["index"],
+                recording_id=r["recording"],
+                share_percent=Decimal(r["share_percent"]),
+                paid=r["paid"],
+                shares=tuple((h, Decimal(pct)) for h, pct in r["ownership"]),
+            )
+            for r in settlement.reference_lines
+        ],
     )
 
 

@@ -79,12 +79,27 @@ def generation_evidence(*, generation: Generation, user: AnyUser) -> dict | None
             if any(h in own_holders for h, _ in shares)
         }
         holder_lines = [line for line in holder_lines if line.rights_holder_id in own_holders]
+    references = settlement.reference_lines
+    if not full:
+        references = [
+            {
+                **reference,
+                "ownership": [
+                    [h if h in own_holders else None, percent]
+                    for h, percent in reference["ownership"]
+                ],
+                "holders": [[h, part] for h, part in reference["holders"] if h in own_holders],
+            }
+            for reference in references
+        ]
     settlement_fields = {key: getattr(settlement, attr) for key, attr in SETTLEMENT_FIELDS}
     if not full:
         settlement_fields.pop("ownership_snapshot")
     booked = {
         "tracks": [[t.position, t.weight, t.amount] for t in track_lines],
-        "holders": [[h.rights_holder_id, h.amount, h.tracks] for h in holder_lines],
+        "holders": [
+            [h.rights_holder_id, h.amount, h.tracks, h.reference_parts] for h in holder_lines
+        ],
     }
     if full:
         booked["track_recordings"] = [
@@ -122,5 +137,6 @@ def generation_evidence(*, generation: Generation, user: AnyUser) -> dict | None
         },
         "training_set": training_set,
         "ownership": ownership,
+        "references": references,
         "booked": booked,
     }

@@ -8,6 +8,10 @@ booked lines: the kept tracks and their integer weights (``track_weights``), the
 holder's part of it (``allocate`` of the track's amount by ownership). ``recomputes`` says
 whether every step gave back exactly what was booked; the pages say so beside the numbers.
 
+A generation conditioned on catalog recordings pays its references first (reference use):
+each licensed reference's share of the pool and its owners' parts are recomputed the same
+way (``splits.reference_split``), and the tracks share what is left (training influence).
+
 A rights holder's user sees the parts of the holders they act for and nothing of any other
 holder (not even their names: a co-owner's share is shown as "other owners").
 """
@@ -101,6 +105,25 @@ class ExplainedTrack:
 
 
 @dataclass(frozen=True)
+class ExplainedReference:
+    """One reference the generation was conditioned on (reference use)."""
+
+    index: int
+    recording_id: int
+    isrc: str
+    share_percent: Decimal  # the licence's share of the pool
+    noise_level: float | None
+    paid: bool  # False: no longer licensed at settlement, its share went to training
+    reason: str
+    amount: int  # accrual units of the pool for the reference (all owners)
+    owners: list[OwnerPart]
+
+    @property
+    def your_amount(self) -> int:
+        return sum(part.amount for part in self.owners if part.rights_holder_id is not None)
+
+
+@dataclass(frozen=True)
 class PaymentExplanation:
     settlement: Settlement
     generation: Generation
@@ -128,6 +151,8 @@ class PaymentExplanation:
     recomputes: bool  # every step recomputed gives back exactly what was booked
     unpaid_positions: frozenset[int] = field(default_factory=frozenset)  # a holder's own, unpaid
     audit: AuditComparison | None = None
+    references: list[ExplainedReference] = field(default_factory=list)  # reference use
+    training_pool: int | None = None  # the pool the tracks share (None: the whole pool)
 
     @property
     def method_label(self) -> str:
@@ -198,14 +223,25 @@ def payment_explanation(
         revenue=settlement.revenue, pool_fraction=policy.pool_fraction
     )
     booked_amounts = [line.amount for line in track_lines]
+    reference_lines = settlement.reference_lines or []
+    paid_references = [r for r in reference_lines if r["paid"]]
+    reference_weights = [int(Decimal(r["share_percent"]) * PERCENT_SCALE) for r in paid_references]
+    pool_parts = allocate(
+        settlement.pool, [*reference_weights, 100 * PERCENT_SCALE - sum(reference_weights)]
+    )
+    training_pool = pool_parts[-1]
+    reference_amounts = {r["index"]: 0 for r in reference_lines} | {
+        r["index"]: part for r, part in zip(paid_references, pool_parts, strict=False)
+    }
     recomputed_amounts = (
-        allocate(settlement.pool, [line.weight for line in track_lines]) if track_lines else []
+        allocate(training_pool, [line.weight for line in track_lines]) if track_lines else []
     )
     recomputes = (
         [(w.position, w.weight) for w in recomputed_weights]
         == [(line.position, line.weight) for line in track_lines]
         and (pool, platform, residue) == (settlement.pool, settlement.platform, settlement.residue)
         and recomputed_amounts == booked_amounts
+        and all(reference_amounts[r["index"]] == r["amount"] for r in reference_lines)
     )
 
     probabilities = softmax_standardised(scores, policy.temperature) if scores else []
@@ -215,22 +251,16 @@ def payment_explanation(
 
     visible = set(holder_ids) if holder_ids is not None else None
     holder_parts: dict[int, dict[int, int]] = {}  # position -> holder -> booked part
+    reference_parts: dict[int, dict[int, int]] = {}  # reference index -> holder -> part
     names: dict[int, str] = {}
     for line in holder_lines:
         names[line.rights_holder_id] = line.rights_holder.legal_name
         for position, amount in line.tracks:
             holder_parts.setdefault(position, {})[line.rights_holder_id] = amount
+        for index, amount in line.reference_parts:
+            reference_parts.setdefault(index, {})[line.rights_holder_id] = amount
 
-    tracks: list[ExplainedTrack] = []
-    for line, rounded_amount in zip(track_lines, recomputed_amounts, strict=True):
-        shares = [(h, Decimal(p)) for h, p in settlement.ownership_snapshot[str(line.position)]]
-        share_weights = [int(percent * PERCENT_SCALE) for _, percent in shares]
-        parts = allocate(line.amount, share_weights)
-        recomputes = recomputes and all(
-            holder_parts.get(line.position, {}).get(h) == part
-            for (h, _), part in zip(shares, parts, strict=True)
-            if part
-        )
+    def owner_parts(amount: int, shares: list[tuple[int, Decimal]], parts: list[int]):
         owners: list[OwnerPart] = []
         other_percent, other_amount = Decimal(0), 0
         for (holder_id, percent), part in zip(shares, parts, strict=True):
@@ -242,18 +272,59 @@ def payment_explanation(
                         percent=percent,
                         amount=part,
                         exact=_accrual_fraction_major(
-                            Fraction(line.amount) * Fraction(percent) / 100, settlement.currency
+                            Fraction(amount) * Fraction(percent) / 100, settlement.currency
                         ),
                     )
                 )
             else:
                 other_percent += percent
                 other_amount += part
-        if visible is not None and not any(o.amount or o.percent for o in owners):
-            continue  # a track the holder owns nothing of
+        visible_owner = any(o.amount or o.percent for o in owners)
         if other_percent:
             owners.append(OwnerPart(None, "other owners", other_percent, other_amount, Decimal(0)))
-        exact = Fraction(settlement.pool * line.weight, kept_total)
+        return owners, visible_owner
+
+    references: list[ExplainedReference] = []
+    for reference in reference_lines:
+        shares = [(h, Decimal(p)) for h, p in reference["ownership"]]
+        amount = reference_amounts[reference["index"]]
+        parts = allocate(amount, [int(p * PERCENT_SCALE) for _, p in shares]) if shares else []
+        recomputes = recomputes and all(
+            reference_parts.get(reference["index"], {}).get(h) == part
+            for (h, _), part in zip(shares, parts, strict=True)
+            if part
+        )
+        owners, visible_owner = owner_parts(amount, shares, parts)
+        if visible is not None and not visible_owner:
+            continue
+        references.append(
+            ExplainedReference(
+                index=reference["index"],
+                recording_id=reference["recording"],
+                isrc=reference["isrc"],
+                share_percent=Decimal(reference["share_percent"]),
+                noise_level=reference["noise_level"],
+                paid=reference["paid"],
+                reason=reference["reason"],
+                amount=reference["amount"],
+                owners=owners,
+            )
+        )
+
+    tracks: list[ExplainedTrack] = []
+    for line, rounded_amount in zip(track_lines, recomputed_amounts, strict=True):
+        shares = [(h, Decimal(p)) for h, p in settlement.ownership_snapshot[str(line.position)]]
+        share_weights = [int(percent * PERCENT_SCALE) for _, percent in shares]
+        parts = allocate(line.amount, share_weights)
+        recomputes = recomputes and all(
+            holder_parts.get(line.position, {}).get(h) == part
+            for (h, _), part in zip(shares, parts, strict=True)
+            if part
+        )
+        owners, visible_owner = owner_parts(line.amount, shares, parts)
+        if visible is not None and not visible_owner:
+            continue  # a track the holder owns nothing of
+        exact = Fraction(training_pool * line.weight, kept_total)
         tracks.append(
             ExplainedTrack(
                 position=line.position,
@@ -316,6 +387,8 @@ def payment_explanation(
         recomputes=recomputes,
         unpaid_positions=frozenset(p for p in own_positions if p not in paid and p < len(scores)),
         audit=audit,
+        references=references,
+        training_pool=training_pool if reference_lines else None,
     )
 
 

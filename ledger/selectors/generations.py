@@ -11,13 +11,13 @@ rights holders' users (the generations that paid a holder they act for) is
 """
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 from django.db.models import Exists, OuterRef, QuerySet, Subquery, Sum
 
 from attribution.methods import AUDIT_METHOD
-from attribution.models import AttributionRun, Generation
+from attribution.models import AttributionRun, Generation, GenerationReference
 from attribution.selectors import (
     AnyUser,
     holder_positions,
@@ -108,6 +108,62 @@ class TrackRow:
 
 
 @dataclass(frozen=True)
+class ReferenceRow:
+    """A catalog recording the generation was conditioned on (reference use)."""
+
+    index: int
+    isrc: str
+    title: str
+    noise_level: float | None  # the conditioning strength (sigma); None: not declared
+    share_percent: Decimal  # the licence's share of the royalty pool
+    licence: int
+    paid: bool | None  # None: not settled yet; False: no longer licensed at settlement
+    reason: str
+    amount: Decimal | None  # major units (a holder: its own part); None before settlement
+    amount_accrual: int | None
+
+
+def _reference_rows(
+    generation: Generation, settlement: Settlement | None, holder_ids: set[int] | None
+) -> list[ReferenceRow]:
+    references = list(
+        GenerationReference.objects.filter(generation=generation)
+        .select_related("recording")
+        .order_by("index")
+    )
+    booked = {line["index"]: line for line in (settlement.reference_lines if settlement else [])}
+    rows = []
+    for reference in references:
+        line = booked.get(reference.index)
+        amount = None
+        if line is not None:
+            amount = sum(
+                part
+                for holder, part in line["holders"]
+                if holder_ids is None or holder in holder_ids
+            )
+            if holder_ids is not None and not any(h in holder_ids for h, _ in line["ownership"]):
+                continue  # a holder sees only references it owns a share of
+        elif holder_ids is not None:
+            continue
+        rows.append(
+            ReferenceRow(
+                index=reference.index,
+                isrc=reference.recording.isrc,
+                title=reference.recording.title,
+                noise_level=reference.noise_level,
+                share_percent=reference.pool_share_percent,
+                licence=reference.licence_id,
+                paid=None if line is None else line["paid"],
+                reason="" if line is None else line["reason"],
+                amount=None if amount is None else accrual_to_decimal(amount, generation.currency),
+                amount_accrual=amount,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
 class GenerationDetail:
     generation: Generation
     run: AttributionRun | None  # the run whose scores are shown
@@ -125,6 +181,8 @@ class GenerationDetail:
     # only the holders they act for); ``None`` before settlement and until a run besides the
     # paying one (an audit or a second opinion) has succeeded: each column costs a split
     methods: MethodPayments | None = None
+    # the catalog recordings it was conditioned on, paid first (reference use)
+    references: list[ReferenceRow] = field(default_factory=list)
 
     @property
     def method_label(self) -> str:
@@ -250,6 +308,7 @@ def generation_detail(*, generation: Generation, user: AnyUser) -> GenerationDet
             ).exists()
             else None
         ),
+        references=_reference_rows(generation, settlement, set(holders) if for_holder else None),
     )
 
 

@@ -2,8 +2,11 @@
 many generations paid it (My catalog and the recording pages).
 
 Read from the settlements' holder lines (``SettlementHolderLine.tracks``: a holder's part
-of each paid track, in accrual units) and their track lines (which recording sits at each
-training-set position). A settlement counts when it is booked; when a reversal takes it
+of each paid track, in accrual units; ``reference_parts``: its part of each reference the
+generation was conditioned on) and their track and reference lines (which recording sits
+at each training-set position, which recording each reference is). A recording paid both
+as a reference and as a training track of one generation is one payment of the sum.
+A settlement counts when it is booked; when a reversal takes it
 back, its amounts count negatively at the reversal's date, exactly as the holder's payable
 account moved, so the per-period figures add up to what the statements show for the
 recording. A reversed settlement is not a paying generation.
@@ -12,6 +15,8 @@ recording. A reversed settlement is not a paying generation.
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+
+from django.db.models import Q
 
 from attribution.selectors import AnyUser, user_sees_all_generations
 from catalog.earnings import LedgerEarnings
@@ -50,11 +55,17 @@ def recording_payments(
     if holder_ids is not None:
         lines = lines.filter(rights_holder_id__in=list(holder_ids))
     if recording_ids is not None:
-        lines = lines.filter(settlement__tracks__recording_id__in=list(recording_ids)).distinct()
+        # settlements with references are few: they are read and filtered below
+        lines = lines.filter(
+            Q(settlement__tracks__recording_id__in=list(recording_ids))
+            | ~Q(settlement__reference_lines=[])
+        ).distinct()
     lines = lines.values_list(
         "rights_holder_id",
         "settlement_id",
         "tracks",
+        "reference_parts",
+        "settlement__reference_lines",
         "settlement__currency",
         "settlement__generation_id",
         "settlement__journal_entry_id",
@@ -74,29 +85,35 @@ def recording_payments(
     reversed_at = dict(
         JournalEntry.objects.filter(
             kind=JournalEntry.Kind.REVERSAL,
-            reverses_id__in={line[5] for line in lines},
+            reverses_id__in={line[7] for line in lines},
         ).values_list("reverses_id", "effective_at")
     )
-    payments = []
-    for holder_id, settlement_id, tracks, currency, generation_id, seq, booked in lines:
-        for position, amount in tracks:
-            recording_id = recording_at.get((settlement_id, position))
-            if recording_id is None:
+    wanted = None if recording_ids is None else set(recording_ids)
+    payments: dict[tuple[int, int, int], RecordingPayment] = {}
+    for line in lines:
+        holder_id, settlement_id, tracks, reference_parts, references = line[:5]
+        currency, generation_id, seq, booked = line[5:]
+        reference_recording = {r["index"]: r["recording"] for r in references or []}
+        parts = [
+            (recording_at.get((settlement_id, position)), amount) for position, amount in tracks
+        ] + [(reference_recording.get(index), amount) for index, amount in reference_parts or []]
+        for recording_id, amount in parts:
+            if recording_id is None or (wanted is not None and recording_id not in wanted):
                 continue
-            payments.append(
-                RecordingPayment(
-                    rights_holder_id=holder_id,
-                    recording_id=recording_id,
-                    currency=currency,
-                    settlement_id=settlement_id,
-                    generation_id=generation_id,
-                    entry_seq=seq,
-                    booked_at=booked,
-                    amount=int(amount),
-                    reversed_at=reversed_at.get(seq),
-                )
+            key = (holder_id, recording_id, settlement_id)
+            earlier = payments.get(key)
+            payments[key] = RecordingPayment(
+                rights_holder_id=holder_id,
+                recording_id=recording_id,
+                currency=currency,
+                settlement_id=settlement_id,
+                generation_id=generation_id,
+                entry_seq=seq,
+                booked_at=booked,
+                amount=int(amount) + (earlier.amount if earlier else 0),
+                reversed_at=reversed_at.get(seq),
             )
-    return payments
+    return list(payments.values())
 
 
 @dataclass(frozen=True)

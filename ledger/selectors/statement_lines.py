@@ -1,5 +1,10 @@
 """A frozen statement as usage lines: one per generation and track, for the flat exports.
 
+Each line says its basis: "training influence" (a training track's part of the pool, by
+training-time attribution) or "reference use" (a catalog recording the generation was
+conditioned on, paid its licence's share of the pool first; ``position`` is then the
+reference's index in the generation).
+
 Every settlement line of the statement becomes one line per track that paid the holder;
 every reversal of a settlement becomes the same lines negated, dated when the reversal was
 booked. Invariant: the lines' amounts sum exactly to the statement's net earnings (earned
@@ -13,6 +18,7 @@ so the same statement always gives the same lines.
 from dataclasses import dataclass
 from decimal import Decimal
 
+from catalog.models import Recording
 from ledger.models import (
     JournalEntry,
     Settlement,
@@ -22,6 +28,7 @@ from ledger.models import (
 )
 
 EARNING, REVERSAL = "earning", "reversal"
+TRAINING_INFLUENCE, REFERENCE_USE = "training influence", "reference use"
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class StatementUsageLine:
     ownership_percent: Decimal  # the holder's share of the recording, percent (4 places)
     pool: int  # the generation's royalty pool, accrual units
     amount: int  # accrual units owed to the holder for this track (negative: reversed)
+    basis: str = TRAINING_INFLUENCE  # or REFERENCE_USE (position: the reference's index)
 
     @property
     def share_of_pool(self) -> Decimal:
@@ -83,6 +91,20 @@ def _ownership_percent(settlement: Settlement, position: int, holder_id: int) ->
     raise AssertionError(f"holder {holder_id} owns no share of position {position}")
 
 
+def _reference_line(settlement: Settlement, index: int) -> dict:
+    for reference in settlement.reference_lines:
+        if reference["index"] == index:
+            return reference
+    raise AssertionError(f"settlement {settlement.pk} has no reference {index}")
+
+
+def _reference_percent(reference: dict, holder_id: int) -> Decimal:
+    for holder, percent in reference["ownership"]:
+        if holder == holder_id:
+            return Decimal(percent)
+    raise AssertionError(f"holder {holder_id} owns no share of reference {reference['index']}")
+
+
 def statement_usage_lines(*, statement: Statement) -> list[StatementUsageLine]:
     """The statement's usage lines in ledger order (entry, then training-set position)."""
     content = statement.content
@@ -111,7 +133,26 @@ def statement_usage_lines(*, statement: Statement) -> list[StatementUsageLine]:
         ).select_related("recording")
     }
 
-    def lines_of(settlement: Settlement, *, kind: str, entry: int, date: str, sign: int, frozen=()):
+    reference_titles = dict(
+        Recording.objects.filter(
+            pk__in=[
+                reference["recording"]
+                for settlement in settlements.values()
+                for reference in settlement.reference_lines
+            ]
+        ).values_list("pk", "title")
+    )
+
+    def lines_of(
+        settlement: Settlement,
+        *,
+        kind: str,
+        entry: int,
+        date: str,
+        sign: int,
+        frozen=(),
+        frozen_references=(),
+    ):
         # ISRC and title as the statement froze them, where it did (its earning lines).
         frozen_tracks = {track["position"]: track for track in frozen}
         for position, amount in holder_lines[settlement.pk].tracks:
@@ -130,6 +171,24 @@ def statement_usage_lines(*, statement: Statement) -> list[StatementUsageLine]:
                 pool=settlement.pool,
                 amount=sign * amount,
             )
+        frozen_refs = {reference["index"]: reference for reference in frozen_references}
+        for index, amount in holder_lines[settlement.pk].reference_parts:
+            reference = _reference_line(settlement, index)
+            title = frozen_refs.get(index, {}).get("title")
+            yield StatementUsageLine(
+                kind=kind,
+                entry=entry,
+                date=date,
+                generation=settlement.generation_id,
+                attribution_run=settlement.attribution_run_id,
+                position=index,
+                isrc=reference["isrc"],
+                title=title if title is not None else reference_titles[reference["recording"]],
+                ownership_percent=_reference_percent(reference, holder_id),
+                pool=settlement.pool,
+                amount=sign * amount,
+                basis=REFERENCE_USE,
+            )
 
     usage: list[StatementUsageLine] = []
     for line in content["lines"]:
@@ -141,6 +200,7 @@ def statement_usage_lines(*, statement: Statement) -> list[StatementUsageLine]:
                 date=line["date"],
                 sign=1,
                 frozen=line["tracks"],
+                frozen_references=line.get("references", ()),
             )
         )
         assert sum(u.amount for u in found) == line["amount"], line["entry"]
@@ -157,5 +217,5 @@ def statement_usage_lines(*, statement: Statement) -> list[StatementUsageLine]:
         )
         assert sum(u.amount for u in found) == item["amount"], item["entry"]
         usage.extend(found)
-    usage.sort(key=lambda u: (u.entry, u.position))
+    usage.sort(key=lambda u: (u.entry, u.basis != REFERENCE_USE, u.position))
     return usage

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django.db.models import QuerySet, Sum
 
-from catalog.models import RightsHolder
+from catalog.models import Recording, RightsHolder
 from ledger import hashing
 from ledger.models import (
     Account,
@@ -104,6 +104,27 @@ def statement_period_suggestion(*, now: datetime) -> tuple[datetime, datetime]:
 # --- statements ------------------------------------------------------------------------------
 
 
+def _reference_items(settlement, parts: list) -> list[dict]:
+    """The holder's reference-use parts of ``settlement`` as statement items."""
+    by_index = {reference["index"]: reference for reference in settlement.reference_lines}
+    titles = dict(
+        Recording.objects.filter(
+            pk__in=[by_index[index]["recording"] for index, _ in parts]
+        ).values_list("pk", "title")
+    )
+    return [
+        {
+            "index": index,
+            "basis": "reference use",
+            "isrc": by_index[index]["isrc"],
+            "title": titles[by_index[index]["recording"]],
+            "share_percent": by_index[index]["share_percent"],
+            "amount": amount,
+        }
+        for index, amount in parts
+    ]
+
+
 def statement_compute(
     *, rights_holder: RightsHolder, period: StatementPeriod, currency: str
 ) -> dict:
@@ -165,8 +186,13 @@ def statement_compute(
             share = (
                 Decimal(owed) / Decimal(settlement.pool) if settlement.pool else Decimal(0)
             ).quantize(Decimal("0.000001"))
+            # reference use (a recording the generation was conditioned on), where any
+            extra = {}
+            if hl.reference_parts:
+                extra["references"] = _reference_items(settlement, hl.reference_parts)
             lines.append(
-                {
+                extra
+                | {
                     "entry": entry.seq,
                     "date": hashing.timestamp_canonical(settlement.generation.created_at),
                     "booked_at": booked,

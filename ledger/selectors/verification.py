@@ -135,7 +135,9 @@ def _journal_verify(
                     settlement_id__gte=min(ids), settlement_id__lte=max(ids)
                 )
                 .order_by("settlement_id", "rights_holder_id")
-                .values_list("settlement_id", "rights_holder_id", "amount", "tracks")
+                .values_list(
+                    "settlement_id", "rights_holder_id", "amount", "tracks", "reference_parts"
+                )
             ):
                 holder_lines.setdefault(row[0], []).append(row[1:])
 
@@ -176,7 +178,7 @@ def _journal_verify(
                     for row in rows
                     if accounts[row[2]][2] == Account.Kind.HOLDER_PAYABLE
                 }
-                if posted != {h: a for h, a, _ in holders if a != 0}:
+                if posted != {h: a for h, a, *_ in holders if a != 0}:
                     return fail(entry.seq, "holder postings differ from the settlement lines")
                 report.settlements_checked += 1
             if entry.seq in anchors and anchors.pop(entry.seq) != entry.hash:

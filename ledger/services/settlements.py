@@ -1,5 +1,13 @@
 """Settlements: a generation's revenue split by an attribution run's scores and booked,
-once per (generation, attribution run), with the split's provenance."""
+once per (generation, attribution run), with the split's provenance.
+
+A generation conditioned on catalog recordings (``attribution.models.GenerationReference``)
+pays each reference its licence's share of the pool first, over the recording's ownership
+shares as they are at settlement; the rest of the pool is split by the scores. Each
+reference's licence is checked again here: if it was withdrawn (or the recording opted
+out) after the generation was recorded, the reference is not paid and its share stays in
+the training part (docs/decisions/0019-reference-shares.md).
+"""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -8,9 +16,11 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import Count, Max, Min
+from django.utils import timezone
 
-from attribution.models import AttributionRun, Generation, TrainingSetEntry
-from catalog.models import OwnershipShare
+from attribution.models import AttributionRun, Generation, GenerationReference, TrainingSetEntry
+from catalog.models import OwnershipShare, ReferenceLicence
+from catalog.selectors import reference_licence_check
 from core.exceptions import ApplicationError
 from core.services import audit_record
 from ledger import hashing
@@ -26,6 +36,7 @@ from ledger.services.db import int_array, ledger_lock, rows_insert
 from ledger.services.journal import Line, entry_post
 from ledger.splits import (
     GenerationSplit,
+    ReferenceTerms,
     SplitPolicy,
     generation_split,
     policy_from_settings,
@@ -42,6 +53,75 @@ def _settlement_existing(run: AttributionRun) -> JournalEntry | None:
         .first()
     )
     return settlement.journal_entry if settlement else None
+
+
+def _reference_status(reference: GenerationReference, generation: Generation) -> tuple[bool, str]:
+    """Whether a reference is still licensed when its generation is settled, and if not why."""
+    licence_ids = [entry[0] for entry in reference.licences] or [reference.licence_id]
+    withdrawn = (
+        ReferenceLicence.objects.filter(pk__in=licence_ids, withdrawn_at__isnull=False)
+        .order_by("pk")
+        .first()
+    )
+    if withdrawn is not None:
+        return False, (
+            f"licence {withdrawn.pk} was withdrawn after the generation was recorded; "
+            "its share was split by training attribution"
+        )
+    day = timezone.localdate(generation.created_at)
+    check = reference_licence_check(recording=reference.recording, day=day)
+    if not check.permitted:
+        return False, f"{check.reason} Its share was split by training attribution."
+    return True, ""
+
+
+def _references_prepare(generation: Generation) -> tuple[list[ReferenceTerms], list[dict]]:
+    """The generation's references as the split takes them, and their provenance rows
+    (amounts are filled in from the split)."""
+    references = list(
+        GenerationReference.objects.filter(generation=generation)
+        .select_related("recording")
+        .order_by("index")
+    )
+    if not references:
+        return [], []
+    shares_of: dict[int, list[tuple[int, Decimal]]] = {}
+    for recording_id, holder_id, percent in OwnershipShare.objects.filter(
+        recording_id__in=[r.recording_id for r in references]
+    ).values_list("recording_id", "rights_holder_id", "percent"):
+        shares_of.setdefault(recording_id, []).append(
+            (holder_id, Decimal(percent).quantize(PERCENT_QUANTUM))
+        )
+    terms, rows = [], []
+    for reference in references:
+        paid, reason = _reference_status(reference, generation)
+        shares = tuple(sorted(shares_of.get(reference.recording_id, ())))
+        share = Decimal(reference.pool_share_percent).quantize(PERCENT_QUANTUM)
+        terms.append(
+            ReferenceTerms(
+                index=reference.index,
+                recording_id=reference.recording_id,
+                share_percent=share,
+                paid=paid,
+                shares=shares,
+            )
+        )
+        rows.append(
+            {
+                "index": reference.index,
+                "reference": reference.pk,
+                "recording": reference.recording_id,
+                "isrc": reference.recording.isrc,
+                "audio_sha256": reference.audio_sha256,
+                "noise_level": reference.noise_level,
+                "licence": reference.licence_id,
+                "share_percent": str(share),
+                "paid": paid,
+                "reason": reason,
+                "ownership": [[holder, str(percent)] for holder, percent in shares],
+            }
+        )
+    return terms, rows
 
 
 @dataclass(frozen=True)
@@ -110,12 +190,14 @@ def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _
             if holder_id is not None:
                 shares.append((holder_id, Decimal(percent).quantize(PERCENT_QUANTUM)))
     ownership = {pos: sorted(shares) for pos, shares in shares_of.items()}
+    reference_terms, reference_lines = _references_prepare(generation)
     try:
         split = generation_split(
             revenue_minor=generation.revenue_minor,
             weights=weights,
             pool_fraction=policy.pool_fraction,
             ownership=ownership,
+            references=reference_terms,
         )
     except ValueError as exc:
         raise ApplicationError(f"Generation {generation.pk} cannot be split: {exc}") from exc
@@ -128,7 +210,16 @@ def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _
     for t in split.tracks:
         for holder_id, part in t.holder_amounts:
             holder_tracks.setdefault(holder_id, []).append([t.position, part])
-    holder_rows = [(h, amount, holder_tracks[h]) for h, amount in split.holders]
+    holder_references: dict[int, list[list[int]]] = {}
+    for line, reference in zip(reference_lines, split.references, strict=True):
+        line["amount"] = reference.amount
+        line["holders"] = [[holder, part] for holder, part in reference.holder_amounts]
+        for holder_id, part in reference.holder_amounts:
+            holder_references.setdefault(holder_id, []).append([reference.index, part])
+    holder_rows = [
+        (h, amount, holder_tracks.get(h, []), holder_references.get(h, []))
+        for h, amount in split.holders
+    ]
     settlement = Settlement(
         generation=generation,
         attribution_run=run,
@@ -145,6 +236,7 @@ def _settlement_prepare(*, run: AttributionRun, policy: SplitPolicy | None) -> _
         checkpoint_sha256=run.checkpoint_sha256,
         manifest_sha256=run.manifest_sha256,
         ownership_snapshot=ownership_snapshot,
+        reference_lines=reference_lines,
     )
     settlement.provenance_sha256 = hashing.settlement_sha256(settlement, track_rows, holder_rows)
     return _PreparedSettlement(
@@ -225,6 +317,7 @@ def _settlement_book(
             ("rights_holder_id", "bigint"),
             ("amount", "bigint"),
             ("tracks", "jsonb"),
+            ("reference_parts", "jsonb"),
         ],
         [(settlement.pk, *row) for row in holder_rows],
     )
@@ -239,6 +332,7 @@ def _settlement_book(
             "platform": split.platform,
             "residue": split.residue,
             "holders": len(split.holders),
+            "references": sum(r.amount for r in split.references),
             "provenance_sha256": provenance_sha256,
         },
     )

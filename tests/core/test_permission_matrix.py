@@ -109,6 +109,10 @@ EXPECTED: dict[str, Expect] = {
         HOLDER | CATALOG, owned=True, args=pk("opt_out_a")
     ),
     "catalog:opt-out-rule": Expect(PUBLIC),
+    "catalog:reference-licences": page(HOLDER | CATALOG),
+    "catalog:reference-licence-withdraw-page": page(  # POST only
+        HOLDER | CATALOG, ok=405, args=pk("licence_a")
+    ),
     "catalog:import": page(CATALOG),
     "catalog:import-staged": page(CATALOG, ok=404, args=lambda w: STAGED_TOKEN),
     "catalog:import-confirm": page(CATALOG, ok=405, args=lambda w: STAGED_TOKEN),
@@ -126,6 +130,9 @@ EXPECTED: dict[str, Expect] = {
     "catalog:opt-out-list": api(),
     "catalog:opt-out-detail": api(owned=True, args=pk("opt_out_a")),
     "catalog:opt-out-withdraw": api(ok=405, owned=True, args=pk("opt_out_a")),
+    "catalog:reference-licence-list": api(),
+    "catalog:reference-licence-detail": api(owned=True, args=pk("licence_a")),
+    "catalog:reference-licence-withdraw": api(ok=405, owned=True, args=pk("licence_a")),
     # --- attribution pages
     "attribution:generation-audio": page(owned=True, args=pk("generation_a")),
     "attribution:jobs": page(CATALOG),

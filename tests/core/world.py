@@ -9,6 +9,7 @@ that contains it leaks A's data.
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 from django.conf import settings
@@ -17,7 +18,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from attribution.models import AttributionRun, Generation, ModelVersion
-from catalog.models import OptOut, Recording, RightsHolder
+from catalog.models import OptOut, Recording, ReferenceLicence, RightsHolder
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from core.services import roles_ensure
 from ledger.models import JournalEntry, PayoutBatch, Statement, StatementPeriod
@@ -55,6 +56,7 @@ class World:
     run_a: AttributionRun
     entry_a: JournalEntry
     opt_out_a: OptOut
+    licence_a: ReferenceLicence
     period: StatementPeriod
     statement_a: Statement
     payout_batch: PayoutBatch
@@ -122,6 +124,12 @@ def world_build() -> World:
         effective_from=now.date() + timedelta(days=30),
         reason="not for training",
     )
+    licence_a = ReferenceLicence.objects.create(
+        rights_holder=holder_a,
+        recording=recording_a,
+        pool_share_percent=Decimal("10"),
+        valid_from=now.date(),
+    )
     payout_batch = payout_batch_create(currency="USD", threshold_minor=1)
     assert payout_batch.lines.filter(rights_holder=holder_a).exists()
 
@@ -139,6 +147,7 @@ def world_build() -> World:
         run_a=run_a,
         entry_a=entry_a,
         opt_out_a=opt_out_a,
+        licence_a=licence_a,
         period=period,
         statement_a=statement_a,
         payout_batch=payout_batch,

@@ -187,16 +187,16 @@ def test_statement_csv_has_one_exact_row_per_generation_and_track(world):
     )
     expected = (
         "statement,rights_holder,period_start,period_end,currency,kind,entry,date,generation,"
-        "attribution_run,isrc,title,ownership_share_percent,share_of_pool_percent,amount\n"
+        "attribution_run,isrc,title,ownership_share_percent,share_of_pool_percent,amount,basis\n"
         f"{head},earning,1,{timestamp_canonical(e1.generation.created_at)},{e1.generation_id},"
         f'{e1.attribution_run_id},{t1.recording.isrc},"\'=HYPERLINK(""http://evil"",""x"")",'
-        "100.0000,100,10.00500000\n"
+        "100.0000,100,10.00500000,training influence\n"
         f"{head},earning,3,{timestamp_canonical(e3.generation.created_at)},{e3.generation_id},"
         f"{e3.attribution_run_id},{t3.recording.isrc},{t3.recording.title},100.0000,100,"
-        "5.00000000\n"
+        "5.00000000,training influence\n"
         f"{head},reversal,4,{timestamp_canonical(e4.effective_at)},{e3.generation_id},"
         f"{e3.attribution_run_id},{t3.recording.isrc},{t3.recording.title},100.0000,-100,"
-        "-5.00000000\n"
+        "-5.00000000,training influence\n"
     )
     assert response.content.decode() == expected
     rows = list(csv.DictReader(io.StringIO(expected)))

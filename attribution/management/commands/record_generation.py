@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from attribution import selectors, services
 from attribution.models import AttributionRun, ModelVersion
+from catalog.models import Recording
 from core.exceptions import ApplicationError
 
 
@@ -29,6 +30,17 @@ class Command(BaseCommand):
         parser.add_argument("--key", required=True, help="idempotency key")
         parser.add_argument("--user", required=True, help="username of the requester")
         parser.add_argument("--wait", action="store_true", help="wait for the attribution")
+        parser.add_argument(
+            "--reference",
+            default="",
+            help="with --generate: ISRC of a catalog recording to condition on (licensed)",
+        )
+        parser.add_argument(
+            "--noise-level",
+            type=float,
+            default=None,
+            help="with --reference: the sigma the reference is noised to (conditioning strength)",
+        )
 
     def handle(self, *args, **opts) -> None:
         reference = opts["model_version"]
@@ -49,8 +61,17 @@ class Command(BaseCommand):
         )
         try:
             if opts["generate"]:
+                reference = None
+                if opts["reference"]:
+                    reference = Recording.objects.filter(isrc=opts["reference"]).first()
+                    if reference is None:
+                        raise CommandError(f"No recording with ISRC {opts['reference']!r}.")
                 generation = services.generation_generate(
-                    seconds_total=opts["seconds"], seed=opts["seed"], **common
+                    seconds_total=opts["seconds"],
+                    seed=opts["seed"],
+                    reference=reference,
+                    reference_noise_level=opts["noise_level"],
+                    **common,
                 )
             else:
                 if not opts["audio"].is_file():
