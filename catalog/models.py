@@ -330,6 +330,11 @@ class ImportBatch(models.Model):
         return bool(self.report.get("ok"))
 
     @property
+    def checked_report(self) -> dict | None:
+        """The report, once a check has made one."""
+        return self.report or None
+
+    @property
     def percent_done(self) -> int | None:
         """Of the current phase, when its row count is known."""
         if not self.total:

@@ -46,43 +46,50 @@ COMMON = {
 }
 
 
+def _failure_reason(exc: BaseException) -> str:
+    if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
+        return (
+            f"The task ran past its time limit ({settings.CATALOG_IMPORT_SOFT_TIME_LIMIT} s); "
+            "nothing was imported."
+        )
+    if isinstance(exc, staged_imports.ImportBusy):
+        return "Another run of this import stopped answering; nothing was imported."
+    return f"Unexpected error ({type(exc).__name__}: {exc}); nothing was imported."
+
+
 class ImportTask(Task):
-    """Marks the batch failed, with the reason, when its task fails for good."""
+    """Marks the batch failed, with the reason, when its task fails for good (retries
+    exhausted, or the worker killed at the hard time limit)."""
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
         close_old_connections()  # the error may have broken this worker's connection
-        if isinstance(exc, SoftTimeLimitExceeded | TimeLimitExceeded):
-            reason = (
-                f"The task ran past its time limit ({settings.CATALOG_IMPORT_SOFT_TIME_LIMIT} "
-                "s); nothing was imported."
-            )
-        elif isinstance(exc, staged_imports.ImportBusy):
-            reason = "Another run of this import stopped answering; nothing was imported."
-        else:
-            reason = f"Unexpected error ({type(exc).__name__}: {exc}); nothing was imported."
-        staged_imports.catalog_import_fail(batch_id=args[0], reason=reason)
+        staged_imports.catalog_import_fail(batch_id=args[0], reason=_failure_reason(exc))
 
 
-def _busy_retry(task: Task, exc: staged_imports.ImportBusy):
-    """Another run holds the batch: look again once its heartbeat would be stale."""
-    return task.retry(exc=exc, countdown=settings.CATALOG_IMPORT_STALE_SECONDS)
+def _run(task: Task, work, batch_id: int) -> str | None:
+    try:
+        batch = work(batch_id=batch_id)
+    except staged_imports.ImportBusy as exc:
+        # Another run holds the batch: look again once its heartbeat would be stale.
+        raise task.retry(exc=exc, countdown=settings.CATALOG_IMPORT_STALE_SECONDS) from exc
+    except TRANSIENT_ERRORS:
+        raise  # retried (autoretry_for); on_failure once the retries are spent
+    except Exception as exc:
+        # Permanent: the transaction rolled back. Said on the batch here, not only in
+        # on_failure, which a task run in-process (eager, the embedded default) skips.
+        close_old_connections()
+        staged_imports.catalog_import_fail(batch_id=batch_id, reason=_failure_reason(exc))
+        raise
+    return batch.status if batch is not None else None
 
 
 @shared_task(name=staged_imports.CHECK_STEP, bind=True, base=ImportTask, **COMMON)
 def check_import(self, batch_id: int) -> str | None:
     """Check a staged batch's files row by row; nothing is imported."""
-    try:
-        batch = staged_imports.catalog_import_check_run(batch_id=batch_id)
-    except staged_imports.ImportBusy as exc:
-        raise _busy_retry(self, exc) from exc
-    return batch.status if batch is not None else None
+    return _run(self, staged_imports.catalog_import_check_run, batch_id)
 
 
 @shared_task(name=staged_imports.APPLY_STEP, bind=True, base=ImportTask, **COMMON)
 def apply_import(self, batch_id: int) -> str | None:
     """Import a confirmed batch's files, all or nothing."""
-    try:
-        batch = staged_imports.catalog_import_apply_run(batch_id=batch_id)
-    except staged_imports.ImportBusy as exc:
-        raise _busy_retry(self, exc) from exc
-    return batch.status if batch is not None else None
+    return _run(self, staged_imports.catalog_import_apply_run, batch_id)

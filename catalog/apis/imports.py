@@ -151,7 +151,9 @@ class ImportBatchSerializer(serializers.Serializer):
     audio_folder = serializers.CharField()
     files = serializers.DictField(child=StagedFileSerializer())
     summary = serializers.CharField()
-    report = ImportReportSerializer(required=False, help_text="Empty until checked")
+    report = ImportReportSerializer(
+        source="checked_report", allow_null=True, help_text="null until checked"
+    )
     isrcs = serializers.ListField(child=serializers.CharField())
     batch_id = serializers.IntegerField(source="pk")
     replaces = serializers.CharField(source="replaces.token", allow_null=True, default=None)
