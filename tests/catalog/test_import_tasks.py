@@ -229,10 +229,9 @@ def _until_settled(api: APIClient, url: str, timeout: float = 90) -> dict:
 def test_a_real_worker_checks_and_imports_through_the_broker(
     admin,
     tmp_path,
-    broker_app,
+    broker_app,  # noqa: F811
     queue_worker,
     celery_client,
-    settings,  # noqa: F811
 ):
     folder = catalog_folder_write(tmp_path / "catalog", 600)
     queue_worker("default")
