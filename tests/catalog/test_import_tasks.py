@@ -272,3 +272,28 @@ def test_a_real_worker_checks_and_imports_through_the_broker(
     again = ImportBatch.objects.get(pk=batch.pk)
     assert again.applied and again.attempts == batch.attempts
     assert AuditEvent.objects.filter(action="catalog_import.apply").count() == 1
+
+
+# --- the batch's page -------------------------------------------------------------------------
+
+
+def test_the_page_of_a_running_import_shows_its_progress_and_reloads_itself(
+    client, admin, catalog_folder
+):
+    batch = confirmed(stage(catalog_folder.write(), admin))
+    ImportBatch.objects.filter(pk=batch.pk).update(
+        phase="import recordings", processed=42_500, total=100_000
+    )
+    client.force_login(admin)
+    url = f"/catalog/import/{batch.token}/"
+    page = client.get(url).content.decode()
+    assert '<meta http-equiv="refresh" content="3">' in page  # no JavaScript needed
+    assert "Importing…" in page and "Import recordings: 42500 of 100000 rows (42 %)." in page
+    assert '<progress max="100000" value="42500">' in page
+    assert f'<a href="{url}" id="import-reload">' in page
+    assert 'id="confirm-import"' not in page and 'id="import-reupload"' not in page
+
+    ImportBatch.objects.filter(pk=batch.pk).update(status="failed", error="Disk full.")
+    page = client.get(url).content.decode()
+    assert 'http-equiv="refresh"' not in page
+    assert "Import failed: nothing was imported" in page and "Disk full." in page
