@@ -343,5 +343,5 @@ class ReferenceLicenceAdmin(CatalogAdminPermissions, admin.ModelAdmin):
 
 @admin.register(ImportBatch)
 class ImportBatchAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    list_display = ("pk", "created_at", "actor", "kinds", "rows", "created", "updated")
-    list_filter = ("created_at",)
+    list_display = ("pk", "created_at", "actor", "status", "kinds", "rows", "created", "updated")
+    list_filter = ("status", "created_at")

@@ -30,7 +30,7 @@ from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 from itertools import islice
 from pathlib import Path
-from typing import IO
+from typing import IO, Generic, TypeVar
 from zipfile import BadZipFile
 
 from django.conf import settings
@@ -243,6 +243,42 @@ def chunked(items: Iterable, size: int | None = None) -> Iterator[list]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
+
+
+_Row = TypeVar("_Row")
+
+
+class _ChunkedJudge(Generic[_Row]):
+    """The loop every check shares: rows that passed the per-row checks are collected and
+    judged ``LOOKUP_CHUNK`` at a time (one lookup query per chunk, not one per row), and
+    progress is reported every ``LOOKUP_CHUNK`` rows read.
+
+    Call ``row(item)`` once per row read (``item`` None when the row is not to be judged),
+    then ``finish()`` once the file is read.
+    """
+
+    def __init__(
+        self, judge: Callable[[list[_Row]], None], *, stage: str, total: int, progress: Progress
+    ):
+        self.judge, self.stage, self.total, self.progress = judge, stage, total, progress
+        self.chunk: list[_Row] = []
+        self.done = 0
+
+    def row(self, item: _Row | None) -> None:
+        if item is not None:
+            self.chunk.append(item)
+        if len(self.chunk) >= LOOKUP_CHUNK:
+            self.judge(self.chunk)
+            self.chunk = []
+        self.done += 1
+        if self.done % LOOKUP_CHUNK == 0:
+            self.progress(self.stage, self.done, max(self.total, self.done))
+
+    def finish(self) -> None:
+        if self.chunk:
+            self.judge(self.chunk)
+            self.chunk = []
+        self.progress(self.stage, self.done, self.done)
 
 
 # --- reading files ------------------------------------------------------------------------
@@ -529,8 +565,6 @@ def _check_holders(source: FileSource, plan: ImportPlan, progress: Progress) -> 
     seen_isni: dict[str, int] = {}
     seen_ipi: dict[str, int] = {}
     first_row_of_name: dict[str, int] = {}
-    total = plan.row_totals.get(kind, 0)
-    done = 0
 
     def judge(chunk: list[HolderRow]) -> None:
         existing = {
@@ -560,7 +594,9 @@ def _check_holders(source: FileSource, plan: ImportPlan, progress: Progress) -> 
             else:
                 plan.holders_update.add(holder_row.legal_name)
 
-    chunk: list[HolderRow] = []
+    judged = _ChunkedJudge(
+        judge, stage=f"check {kind}", total=plan.row_totals.get(kind, 0), progress=progress
+    )
     for row, record in read_rows(kind, source):
         plan.rows += 1
         before = len(problems)
@@ -593,17 +629,8 @@ def _check_holders(source: FileSource, plan: ImportPlan, progress: Progress) -> 
                         )
                     )
                 seen[value] = row
-        if holder is not None and len(problems) == before:
-            chunk.append(holder)
-        if len(chunk) >= LOOKUP_CHUNK:
-            judge(chunk)
-            chunk = []
-        done += 1
-        if done % LOOKUP_CHUNK == 0:
-            progress(f"check {kind}", done, max(total, done))
-    if chunk:
-        judge(chunk)
-    progress(f"check {kind}", done, done)
+        judged.row(holder if holder is not None and len(problems) == before else None)
+    judged.finish()
     return names_in_file
 
 
@@ -708,8 +735,6 @@ def _check_recordings(
     seen = _RecordingsSeen()
     first_row_of_isrc: dict[str, int] = {}
     first_row_of_audio: dict[str, int] = {}
-    total = plan.row_totals.get(kind, 0)
-    done = 0
 
     def judge(chunk: list[RecordingRow]) -> None:
         existing = {
@@ -760,7 +785,9 @@ def _check_recordings(
             else:
                 plan.recordings_unchanged += 1
 
-    chunk: list[RecordingRow] = []
+    judged = _ChunkedJudge(
+        judge, stage=f"check {kind}", total=plan.row_totals.get(kind, 0), progress=progress
+    )
     for row, record in read_rows(kind, source):
         plan.rows += 1
         before = len(problems)
@@ -791,18 +818,11 @@ def _check_recordings(
                 )
             else:
                 first_row_of_audio[sha] = row
-        if recording is not None and len(problems) == before:
+        good = recording is not None and len(problems) == before
+        if good:
             seen.good_rows[isrc] = row
-            chunk.append(recording)
-        if len(chunk) >= LOOKUP_CHUNK:
-            judge(chunk)
-            chunk = []
-        done += 1
-        if done % LOOKUP_CHUNK == 0:
-            progress(f"check {kind}", done, max(total, done))
-    if chunk:
-        judge(chunk)
-    progress(f"check {kind}", done, done)
+        judged.row(recording if good else None)
+    judged.finish()
     return seen
 
 
@@ -841,8 +861,6 @@ def _check_shares(
     isrcs_with_bad_rows: set[str] = set()
     registered_names: set[str] = set()
     names: dict[str, str] = {}  # one string object per holder name, however many rows
-    total = plan.row_totals.get(kind, 0)
-    done = 0
 
     def judge_holders(chunk: list[tuple[int, str, str, Decimal | None, int]]) -> None:
         unknown = {name for _, _, name, _, _ in chunk} - holder_names_in_file - registered_names
@@ -871,7 +889,12 @@ def _check_shares(
             else:
                 isrcs_with_bad_rows.add(isrc)
 
-    chunk: list[tuple[int, str, str, Decimal | None, int]] = []
+    judged = _ChunkedJudge(
+        judge_holders,
+        stage=f"check {kind}",
+        total=plan.row_totals.get(kind, 0),
+        progress=progress,
+    )
     for row, record in read_rows(kind, source):
         plan.rows += 1
         before = len(problems)
@@ -882,18 +905,10 @@ def _check_shares(
         percent, error = _parse_percent(record["percent"])
         if error:
             problems.append(ImportProblem(kind, row, "percent", error))
-        chunk.append(
+        judged.row(
             (row, isrc or safe_isrc(record["isrc"]), holder, percent, len(problems) - before)
         )
-        if len(chunk) >= LOOKUP_CHUNK:
-            judge_holders(chunk)
-            chunk = []
-        done += 1
-        if done % LOOKUP_CHUNK == 0:
-            progress(f"check {kind}", done, max(total, done))
-    if chunk:
-        judge_holders(chunk)
-    progress(f"check {kind}", done, done)
+    judged.finish()
 
     for isrcs in chunked(list(by_isrc)):
         registered = set(Recording.objects.filter(isrc__in=isrcs).values_list("isrc", flat=True))

@@ -12,11 +12,13 @@ Invariants:
 """
 
 from decimal import Decimal
+from pathlib import Path
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from catalog.staging import staging_root
 from catalog.validators import (
     validate_currency,
     validate_ipi,
@@ -348,7 +350,30 @@ class ReferenceLicence(models.Model):
 
 
 class ImportBatch(models.Model):
-    """One applied catalog import (files, who, what it created), for the record."""
+    """One catalog import, for the record: the files, who sent them, what it created.
+
+    An import from the command line is written ``applied`` in the transaction that applies
+    it. An import sent through the pages or the API is a staged batch that moves through
+
+        checking -> checked -> importing -> applied
+           |                      |  ^-> checked (the catalog changed since the check)
+           +-> failed             +-> failed
+
+    its files kept in ``DATA_DIR/import-staging/<token>/`` (``catalog.staging``). A
+    Celery task does each step (``catalog.tasks``): it claims the batch with a conditional
+    UPDATE, reports its progress on the row (``phase``, ``processed`` of ``total``,
+    ``heartbeat_at``), and the import's own transaction sets ``applied``, so a task
+    delivered twice never imports twice.
+    """
+
+    class Status(models.TextChoices):
+        CHECKING = "checking", "Checking"
+        CHECKED = "checked", "Checked"
+        IMPORTING = "importing", "Importing"
+        APPLIED = "applied", "Applied"
+        FAILED = "failed", "Failed"
+
+    IN_PROGRESS = (Status.CHECKING, Status.IMPORTING)
 
     kinds = models.JSONField(default=list, help_text="Kinds of files imported together")
     files_sha256 = models.JSONField(default=dict, help_text="{kind: SHA-256 of the file}")
@@ -361,6 +386,41 @@ class ImportBatch(models.Model):
     updated = models.JSONField(default=dict, help_text="{kind: number of records changed}")
     unchanged = models.JSONField(default=dict, help_text="{kind: rows already registered}")
     created_at = models.DateTimeField(auto_now_add=True)
+    # --- a staged batch (pages and API): its files, its check, its progress ---
+    token = models.CharField(
+        max_length=32,
+        unique=True,
+        null=True,
+        blank=True,
+        help_text="Names the staged files' folder and the batch's pages; none from the command",
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.APPLIED)
+    files = models.JSONField(
+        default=dict, help_text="{kind: {name, path under the staging folder, sha256, bytes}}"
+    )
+    audio_folder = models.CharField(max_length=1000, blank=True)
+    replaces = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The check these files corrected",
+    )
+    confirm_when_checked = models.BooleanField(
+        default=False, help_text="Import as soon as the check finds no problem (one-step API)"
+    )
+    report = models.JSONField(default=dict, help_text="The last check's report, row by row")
+    summary = models.TextField(blank=True)
+    isrcs = models.JSONField(default=list, help_text="Recordings the files name")
+    phase = models.CharField(max_length=64, blank=True, help_text="e.g. 'check recordings'")
+    processed = models.PositiveIntegerField(default=0, help_text="Rows done in this phase")
+    total = models.PositiveIntegerField(null=True, blank=True, help_text="Rows in this phase")
+    error = models.TextField(blank=True, help_text="Why the batch failed")
+    attempts = models.PositiveIntegerField(default=0, help_text="Task runs that claimed it")
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -368,3 +428,66 @@ class ImportBatch(models.Model):
 
     def __str__(self) -> str:
         return f"Import {self.pk} ({', '.join(self.kinds)}) at {self.created_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def folder(self) -> Path:
+        """Where the staged files are kept."""
+        assert self.token, "an import from the command line keeps no files"
+        return staging_root() / self.token
+
+    def path(self, kind: str) -> Path:
+        return self.folder / self.files[kind]["path"]
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in self.IN_PROGRESS
+
+    @property
+    def applied(self) -> bool:
+        return self.status == self.Status.APPLIED
+
+    @property
+    def failed(self) -> bool:
+        return self.status == self.Status.FAILED
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.report.get("ok"))
+
+    @property
+    def checked_report(self) -> dict | None:
+        """The report, once a check has made one."""
+        return self.report or None
+
+    @property
+    def percent_done(self) -> int | None:
+        """Of the current phase, when its row count is known."""
+        if not self.total:
+            return None
+        return min(100, self.processed * 100 // self.total)
+
+    @property
+    def changes_anything(self) -> bool:
+        return any(self.report.get("created", {}).values()) or any(
+            self.report.get("updated", {}).values()
+        )
+
+    @property
+    def counts(self) -> list[dict]:
+        """Per kind of file: records created, updated, unchanged (or that would be)."""
+        report = self.report
+        return [
+            {
+                "kind": kind,
+                "label": kind.replace("_", " "),
+                **{
+                    key: report.get(key, {}).get(kind, 0)
+                    for key in ("created", "updated", "unchanged")
+                },
+            }
+            for kind in report.get("kinds", [])
+        ]
+
+    @property
+    def can_confirm(self) -> bool:
+        return self.status == self.Status.CHECKED and self.ok and self.changes_anything

@@ -12,7 +12,15 @@ from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from catalog.models import OptOut, OwnershipShare, Recording, ReferenceLicence, RightsHolder
+from catalog.models import (
+    ImportBatch,
+    OptOut,
+    OwnershipShare,
+    Recording,
+    ReferenceLicence,
+    RightsHolder,
+)
+from catalog.staging import STAGING_KEY
 from core.roles import CATALOG_ADMIN, FINANCE, user_has_role
 
 AnyUser = AbstractBaseUser | AnonymousUser
@@ -179,14 +187,11 @@ def recordings_opted_out(*, at: datetime | None = None) -> QuerySet[Recording]:
     return Recording.objects.filter(in_force | holder_in_force).distinct()
 
 
-def staged_import_get(*, token: str, user: AnyUser):
-    """The staged import (``catalog.staging``) ``token`` names, if ``user`` staged it."""
-    from catalog.staging import staged_import_load
-
-    staged = staged_import_load(token)
-    if staged is None or not user.is_authenticated or staged.actor_id != user.pk:
+def import_batch_get(*, token: str, user: AnyUser) -> ImportBatch | None:
+    """The staged import batch ``token`` names, if ``user`` sent it."""
+    if not user.is_authenticated or not STAGING_KEY.match(str(token)):
         return None
-    return staged
+    return ImportBatch.objects.filter(token=token, actor=user).select_related("replaces").first()
 
 
 def recordings_with_isrcs(isrcs: Iterable[str]) -> QuerySet[Recording]:

@@ -21,6 +21,7 @@ from catalog.importing import KINDS
 from catalog.models import Recording
 from catalog.selectors import (
     holders_for_user,
+    import_batch_get,
     opt_outs_visible_to,
     ownership_shares_of_holders,
     ownership_shares_page,
@@ -30,7 +31,6 @@ from catalog.selectors import (
     reference_licences_visible_to,
     rights_holders_visible_to,
     rights_holders_with_recording_counts,
-    staged_import_get,
 )
 from catalog.services import (
     catalog_import_confirm,
@@ -322,7 +322,7 @@ def catalog_import_page(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         replacing = None
         if form.cleaned_data["replaces"]:
-            replacing = staged_import_get(token=form.cleaned_data["replaces"], user=request.user)
+            replacing = import_batch_get(token=form.cleaned_data["replaces"], user=request.user)
             if replacing is None:
                 raise Http404("That checked import no longer exists.")
         try:
@@ -343,43 +343,56 @@ def catalog_import_page(request: HttpRequest) -> HttpResponse:
     )
 
 
+# While a batch is checked or imported its page reloads itself every few seconds (a meta
+# refresh: no JavaScript needed) and shows the task's progress.
+IMPORT_REFRESH_SECONDS = 3
+
+
 @login_required
 @require_GET
 def catalog_import_staged(request: HttpRequest, token: str) -> HttpResponse:
-    """Step 2: the per-row report of the uploaded files, with Confirm when they are fine
-    (or, once confirmed, the imported recordings)."""
+    """Step 2: the progress of the check, then the per-row report of the uploaded files,
+    with Confirm when they are fine; then the progress of the import and its counts."""
     _require_catalog_admin(request)
-    staged = staged_import_get(token=token, user=request.user)
-    if staged is None:
+    batch = import_batch_get(token=token, user=request.user)
+    if batch is None:
         raise Http404("No such checked import.")
     # The files may name 100,000 recordings: page through their ISRCs, then read only
     # the page's recordings.
-    isrcs = Paginator(staged.isrcs, PAGE_SIZE).get_page(request.GET.get("page"))
+    isrcs = Paginator(batch.isrcs, PAGE_SIZE).get_page(request.GET.get("page"))
     registered = {r.isrc: r for r in recordings_with_isrcs(isrcs.object_list)}
     rows = [(isrc, registered.get(isrc)) for isrc in isrcs]
-    form = ImportUploadForm(initial={"replaces": staged.token, "audio_folder": staged.audio_folder})
+    form = ImportUploadForm(initial={"replaces": batch.token, "audio_folder": batch.audio_folder})
     return render(
         request,
         "catalog/import_staged.html",
-        {"staged": staged, "form": form, "page_obj": isrcs, "rows": rows, "kinds": KINDS},
+        {
+            "staged": batch,
+            "form": form,
+            "page_obj": isrcs,
+            "rows": rows,
+            "kinds": KINDS,
+            "refresh_seconds": IMPORT_REFRESH_SECONDS if batch.in_progress else None,
+        },
     )
 
 
 @login_required
 @require_POST
 def catalog_import_confirm_view(request: HttpRequest, token: str) -> HttpResponse:
-    """Step 3: import exactly the files that were checked."""
+    """Step 3: send exactly the files that were checked to be imported."""
     _require_catalog_admin(request)
-    staged = staged_import_get(token=token, user=request.user)
-    if staged is None:
+    batch = import_batch_get(token=token, user=request.user)
+    if batch is None:
         raise Http404("No such checked import.")
     try:
-        staged = catalog_import_confirm(staged=staged, actor=request.user)
+        batch = catalog_import_confirm(batch=batch, actor=request.user)
     except ApplicationError as exc:
         messages.error(request, exc.message)
     else:
-        if staged.applied:
-            messages.success(request, f"Imported: {staged.summary}")
-        else:
-            messages.error(request, "The catalog changed since the check; nothing was imported.")
-    return redirect("catalog:import-staged", token=staged.token)
+        batch.refresh_from_db()  # without a broker the import ran already
+        if batch.applied:
+            messages.success(request, f"Imported: {batch.summary}")
+        elif batch.in_progress:
+            messages.info(request, "Importing: this page shows the progress.")
+    return redirect("catalog:import-staged", token=batch.token)

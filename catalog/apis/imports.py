@@ -1,9 +1,12 @@
-"""The catalog import: in one request (files or a server folder), or in two steps (check
-uploaded files, then confirm the same files). Catalog admins only."""
+"""The catalog import, run in the background: upload files (or name a server folder),
+the batch is checked by a task, then imported by a task once confirmed (or at once, with
+the one-step endpoint). Every POST answers 202 with the batch and its URL; GET the batch
+for its status, progress and per-row report. Catalog admins only."""
 
 from pathlib import Path
 
 from django.http import Http404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -12,22 +15,37 @@ from rest_framework.views import APIView
 
 from catalog.apis.common import IsCatalogAdmin
 from catalog.importing import KINDS
-from catalog.selectors import staged_import_get
+from catalog.models import ImportBatch
+from catalog.selectors import import_batch_get
 from catalog.services import (
     catalog_import_confirm,
-    catalog_import_files,
-    catalog_import_folder,
     catalog_import_stage,
-    import_upload_check,
+    import_folder_files,
 )
+from catalog.services.common import is_folder
 from core.exceptions import ApplicationError
 
 
-class ImportApi(APIView):
-    """Import catalog files (multipart fields named after the kinds), or a server folder.
+def _batch_response(request, batch: ImportBatch, *, code: int | None = None) -> Response:
+    batch.refresh_from_db()  # without a broker the task ran already
+    url = request.build_absolute_uri(reverse("catalog:api-import-staged", args=[batch.token]))
+    if code is None:
+        code = status.HTTP_202_ACCEPTED if batch.in_progress else status.HTTP_200_OK
+    return Response(
+        ImportBatchSerializer(batch, context={"url": url}).data,
+        status=code,
+        headers={"Location": url},
+    )
 
-    ``dry_run=true`` checks only. Answers 200 with the report when the files are (or would
-    be) applied, 400 with the same report when any row has a problem (nothing changed).
+
+class ImportApi(APIView):
+    """Import catalog files in one step (multipart fields named after the kinds), or the
+    files of a server folder (``folder``): the batch is checked and, when no row has a
+    problem, imported, all by background tasks. ``dry_run=true`` checks only.
+
+    Answers 202 with the batch and its URL (also in ``Location``); GET that URL until
+    ``status`` is ``applied``, ``checked`` (a dry run, or problems listed by row in
+    ``report``; nothing imported) or ``failed`` (``error``; nothing imported).
     """
 
     permission_classes = [IsCatalogAdmin]
@@ -50,40 +68,38 @@ class ImportApi(APIView):
                 },
             }
         },
-        responses={
-            200: OpenApiResponse(description="The import report (applied or dry run)"),
-            400: OpenApiResponse(description="The import report listing problems by row"),
-        },
+        responses={202: OpenApiResponse(response=None, description="See ImportBatch")},
     )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         dry_run = data.validated_data["dry_run"]
-        files = {kind: request.FILES[kind] for kind in KINDS if kind in request.FILES}
-        for kind, upload in files.items():
-            import_upload_check(kind=kind, upload=upload)
-        if data.validated_data.get("folder"):
+        files: dict = {kind: request.FILES[kind] for kind in KINDS if kind in request.FILES}
+        audio_folder = data.validated_data.get("base_dir", "")
+        folder = data.validated_data.get("folder")
+        if folder:
             if files:
                 raise ApplicationError("send files or a folder, not both", field="folder")
-            report = catalog_import_folder(
-                folder=data.validated_data["folder"], actor=request.user, dry_run=dry_run
-            )
-        else:
+            if not is_folder(folder):
+                raise ApplicationError(f"{folder!r} is not a folder", field="folder")
+            files = import_folder_files(Path(folder))
             if not files:
                 raise ApplicationError(
-                    f"send at least one file field named {', '.join(KINDS)}", field="files"
+                    f"folder {folder!r} has none of {', '.join(k + '.csv' for k in KINDS)}",
+                    field="folder",
                 )
-            base_dir = data.validated_data.get("base_dir")
-            report = catalog_import_files(
-                files=files,
-                actor=request.user,
-                dry_run=dry_run,
-                base_dirs={kind: Path(base_dir) for kind in files} if base_dir else None,
+            audio_folder = audio_folder or folder
+        elif not files:
+            raise ApplicationError(
+                f"send at least one file field named {', '.join(KINDS)}", field="files"
             )
-        return Response(
-            report.as_dict(),
-            status=status.HTTP_200_OK if report.ok else status.HTTP_400_BAD_REQUEST,
+        batch = catalog_import_stage(
+            files=files,
+            actor=request.user,
+            audio_folder=audio_folder,
+            confirm_when_checked=not dry_run,
         )
+        return _batch_response(request, batch, code=status.HTTP_202_ACCEPTED)
 
 
 class ImportProblemSerializer(serializers.Serializer):
@@ -114,31 +130,50 @@ class StagedFileSerializer(serializers.Serializer):
     bytes = serializers.IntegerField()
 
 
-class StagedImportSerializer(serializers.Serializer):
-    token = serializers.CharField(help_text="Names this check; confirm it with this token")
-    state = serializers.ChoiceField(choices=["checked", "applied"])
-    ok = serializers.BooleanField()
+class ImportBatchSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text="Names this batch; confirm it with this token")
+    url = serializers.SerializerMethodField(help_text="GET it for status and progress")
+    status = serializers.ChoiceField(
+        choices=ImportBatch.Status.choices,
+        help_text="checking -> checked -> importing -> applied; or failed",
+    )
+    phase = serializers.CharField(help_text="What the task is doing, e.g. 'check recordings'")
+    processed = serializers.IntegerField(help_text="Rows done in this phase")
+    total = serializers.IntegerField(allow_null=True, help_text="Rows in this phase")
+    percent_done = serializers.IntegerField(allow_null=True)
+    error = serializers.CharField(help_text="Why it failed, or why it was not imported")
+    ok = serializers.BooleanField(help_text="The last check found no problem")
     can_confirm = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    heartbeat_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
     audio_folder = serializers.CharField()
     files = serializers.DictField(child=StagedFileSerializer())
     summary = serializers.CharField()
-    report = ImportReportSerializer()
+    report = ImportReportSerializer(
+        source="checked_report", allow_null=True, help_text="null until checked"
+    )
     isrcs = serializers.ListField(child=serializers.CharField())
-    batch_id = serializers.IntegerField(allow_null=True)
-    replaces = serializers.CharField()
+    batch_id = serializers.IntegerField(source="pk")
+    replaces = serializers.CharField(source="replaces.token", allow_null=True, default=None)
+
+    def get_url(self, batch) -> str:
+        return self.context.get("url", "")
 
 
-def _staged_or_404(request, token: str):
-    staged = staged_import_get(token=token, user=request.user)
-    if staged is None:
-        raise Http404("No such checked import.")
-    return staged
+def _batch_or_404(request, token: str) -> ImportBatch:
+    batch = import_batch_get(token=token, user=request.user)
+    if batch is None:
+        raise Http404("No such import batch.")
+    return batch
 
 
 class ImportCheckApi(APIView):
     """Step 1 of an import: upload CSV/XLSX files (multipart fields named after the kinds);
-    they are checked row by row and kept on the server; nothing is imported.
+    they are kept on the server and checked row by row by a background task; nothing is
+    imported. Answers 202 with the batch and its URL: GET it until ``status`` is
+    ``checked`` (the per-row ``report``) or ``failed``.
 
     With ``replaces`` (the token of an earlier check), kinds not uploaded again are taken
     from that check, so a corrected file can be sent alone. Confirm with
@@ -163,47 +198,48 @@ class ImportCheckApi(APIView):
                 },
             }
         },
-        responses={201: StagedImportSerializer},
+        responses={202: ImportBatchSerializer},
     )
     def post(self, request):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         replaces = data.validated_data.get("replaces")
-        staged = catalog_import_stage(
+        batch = catalog_import_stage(
             files={kind: request.FILES[kind] for kind in KINDS if kind in request.FILES},
             actor=request.user,
             audio_folder=data.validated_data.get("audio_folder", ""),
-            replacing=_staged_or_404(request, replaces) if replaces else None,
+            replacing=_batch_or_404(request, replaces) if replaces else None,
         )
-        return Response(StagedImportSerializer(staged).data, status=status.HTTP_201_CREATED)
+        return _batch_response(request, batch, code=status.HTTP_202_ACCEPTED)
 
 
 class StagedImportApi(APIView):
-    """A check you made: its per-row report, and whether it can be (or was) confirmed."""
+    """An import batch you sent: its status, the progress of its task, its per-row report,
+    and whether it can be (or was) confirmed."""
 
     permission_classes = [IsCatalogAdmin]
 
-    @extend_schema(responses=StagedImportSerializer)
+    @extend_schema(responses=ImportBatchSerializer)
     def get(self, request, token: str):
-        return Response(StagedImportSerializer(_staged_or_404(request, token)).data)
+        return _batch_response(request, _batch_or_404(request, token), code=status.HTTP_200_OK)
 
 
 class ImportConfirmApi(APIView):
-    """Step 2: import exactly the files that were checked (all or nothing; idempotent).
+    """Step 2: import exactly the files that were checked, all or nothing, by a background
+    task (idempotent: confirming again changes nothing).
 
-    200 when imported (or already imported); 400 with the new report when the catalog
-    changed since the check and a row now has a problem (nothing imported).
+    202 while importing (GET the batch's URL for progress), 200 when already imported;
+    400 when the batch cannot be imported (still checking, problems found, failed). If the
+    catalog changed since the check, the task imports nothing and the batch is ``checked``
+    again with the new report and ``error`` saying so.
     """
 
     permission_classes = [IsCatalogAdmin]
 
     @extend_schema(
         request=None,
-        responses={200: StagedImportSerializer, 400: StagedImportSerializer},
+        responses={202: ImportBatchSerializer, 200: ImportBatchSerializer},
     )
     def post(self, request, token: str):
-        staged = catalog_import_confirm(staged=_staged_or_404(request, token), actor=request.user)
-        return Response(
-            StagedImportSerializer(staged).data,
-            status=status.HTTP_200_OK if staged.applied else status.HTTP_400_BAD_REQUEST,
-        )
+        batch = catalog_import_confirm(batch=_batch_or_404(request, token), actor=request.user)
+        return _batch_response(request, batch)

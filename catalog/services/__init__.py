@@ -4,7 +4,7 @@ and records an audit row for each change (``core.services.audit_record``).
 ``holders`` (rights holders), ``recordings`` (training tracks and their audio), ``shares``
 (ownership shares), ``opt_outs``, ``licences`` (reference licences), ``imports`` (the
 catalog import, all or nothing) and ``staged_imports`` (check uploaded files, confirm them
-later); ``common`` holds what they share.
+later; both steps run as tasks); ``common`` holds what they share.
 
 Invariant asserted here and enforced by the database on PostgreSQL (migration 0002):
 the ownership shares of every recording sum to exactly 100.0000 percent.
@@ -25,7 +25,10 @@ from catalog.services.shares import ShareSpec, recording_shares_set, shares_prob
 from catalog.services.staged_imports import (
     IMPORT_SUFFIXES,
     STAGING_MAX_AGE_SECONDS,
+    catalog_import_apply_run,
+    catalog_import_check_run,
     catalog_import_confirm,
+    catalog_import_fail,
     catalog_import_stage,
     import_upload_check,
 )
@@ -37,7 +40,10 @@ __all__ = [
     "STAGING_MAX_AGE_SECONDS",
     "ShareSpec",
     "catalog_import",
+    "catalog_import_apply_run",
+    "catalog_import_check_run",
     "catalog_import_confirm",
+    "catalog_import_fail",
     "catalog_import_files",
     "catalog_import_folder",
     "catalog_import_stage",

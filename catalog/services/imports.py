@@ -4,6 +4,7 @@ files, applied all or nothing (``catalog.importing`` reads and checks the files)
 from pathlib import Path
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from catalog.importing import (
     KINDS,
@@ -28,6 +29,11 @@ from core.exceptions import ApplicationError
 from core.services import audit_record, audit_record_many
 
 REASON = "catalog import"  # the reason on every audit row an import writes
+
+
+class ImportSuperseded(Exception):
+    """The staged batch being applied is no longer this task run's to apply (another run
+    applied it, or claimed it after this one went silent): the writes are rolled back."""
 
 
 def _report(plan: ImportPlan, *, kinds: list[str], dry_run: bool) -> ImportReport:
@@ -214,6 +220,7 @@ def catalog_import_files(
     dry_run: bool = False,
     base_dirs: dict[str, Path | None] | None = None,
     progress: Progress | None = None,
+    batch: ImportBatch | None = None,
 ) -> ImportReport:
     """Import rights holders, recordings and ownership shares together, all or nothing.
 
@@ -223,6 +230,11 @@ def catalog_import_files(
     If any row has a problem nothing changes and the report lists every problem. Rows that
     match what is registered change nothing, so importing the same files again is a no-op.
     ``progress(stage, rows done, rows)`` is called while checking and while writing.
+
+    ``batch``: the staged batch a task run claimed (status ``importing``, ``attempts`` as
+    claimed); the import's transaction marks it ``applied``, or rolls everything back with
+    ``ImportSuperseded`` when it is no longer that run's. Without it a new batch records
+    the import.
     """
     if not files:
         raise ApplicationError("no import file given")
@@ -248,16 +260,38 @@ def catalog_import_files(
         with transaction.atomic():
             _plan_apply(plan, files, actor=actor, progress=progress)
             counts = plan.counts()
-            batch = ImportBatch.objects.create(
-                kinds=kinds,
-                files_sha256=plan.files_sha256,
-                file_names=plan.file_names,
-                actor=actor if getattr(actor, "is_authenticated", False) else None,
-                rows=plan.rows,
-                created=counts["created"],
-                updated=counts["updated"],
-                unchanged=counts["unchanged"],
-            )
+            record = {
+                "kinds": kinds,
+                "files_sha256": plan.files_sha256,
+                "file_names": plan.file_names,
+                "rows": plan.rows,
+                "created": counts["created"],
+                "updated": counts["updated"],
+                "unchanged": counts["unchanged"],
+            }
+            if batch is None:
+                batch = ImportBatch.objects.create(
+                    actor=actor if getattr(actor, "is_authenticated", False) else None,
+                    finished_at=timezone.now(),
+                    **record,
+                )
+            else:
+                report.applied, report.batch_id = True, batch.pk
+                now = timezone.now()
+                claimed = ImportBatch.objects.filter(
+                    pk=batch.pk, status=ImportBatch.Status.IMPORTING, attempts=batch.attempts
+                ).update(
+                    **record,
+                    status=ImportBatch.Status.APPLIED,
+                    report=report.as_dict(),
+                    summary=report.summary(),
+                    error="",
+                    phase="",
+                    finished_at=now,
+                    heartbeat_at=now,
+                )
+                if not claimed:
+                    raise ImportSuperseded(f"import batch {batch.pk}")
             audit_record(
                 actor=actor,
                 action="catalog_import.apply",

@@ -308,6 +308,15 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Catalog imports from the pages and the API (catalog.tasks): the check and the import of
+# a batch run on the default queue and write their progress on the batch's row at least
+# every CATALOG_IMPORT_PROGRESS_ROWS rows. A run silent for CATALOG_IMPORT_STALE_SECONDS
+# (its worker died) is taken over by the redelivered task. Past the soft limit a run
+# fails cleanly (nothing imported); the hard limit is the backstop.
+CATALOG_IMPORT_PROGRESS_ROWS = int(os.environ.get("CATALOG_IMPORT_PROGRESS_ROWS", "1000"))
+CATALOG_IMPORT_STALE_SECONDS = int(os.environ.get("CATALOG_IMPORT_STALE_SECONDS", "300"))
+CATALOG_IMPORT_SOFT_TIME_LIMIT = int(os.environ.get("CATALOG_IMPORT_SOFT_TIME_LIMIT", "3600"))
+CATALOG_IMPORT_TIME_LIMIT = CATALOG_IMPORT_SOFT_TIME_LIMIT + 120
 # Redis redelivers an unacknowledged task after this long; it must exceed the longest
 # task's hard time limit or a long task would be delivered twice while still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 60 * 60}

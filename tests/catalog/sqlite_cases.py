@@ -106,3 +106,31 @@ def test_a_failure_while_writing_the_last_rows_leaves_nothing(tmp_path, monkeypa
     with pytest.raises(ApplicationError, match=f"row {rows + 1} of the recordings file"):
         catalog_import_folder(folder=folder, actor=None)
     assert catalog_counts() == (0, 0, 0, 0, 0)
+
+
+def test_a_staged_import_runs_its_tasks_in_process(
+    tmp_path, settings, django_capture_on_commit_callbacks
+):
+    """The embedded default: without a broker the check and the import run when the
+    request's transaction commits (here: when the capture below ends). SQLite takes one
+    writer at a time: the import's progress is not written inside its transaction, and
+    nothing waits on a lock."""
+    from django.contrib.auth import get_user_model
+
+    from catalog.services import catalog_import_confirm, catalog_import_stage
+
+    settings.DATA_DIR = tmp_path / "data"
+    settings.CATALOG_IMPORT_PROGRESS_ROWS = 100
+    folder = large_catalog.catalog_folder_write(tmp_path / "small", 600)
+    admin = get_user_model().objects.create(username="admin")
+    files = {kind: folder / f"{kind}.csv" for kind in large_catalog.HEADERS}
+    with django_capture_on_commit_callbacks(execute=True):
+        batch = catalog_import_stage(files=files, actor=admin, audio_folder=str(folder))
+    batch.refresh_from_db()
+    assert batch.status == "checked" and batch.can_confirm, batch.report
+    with django_capture_on_commit_callbacks(execute=True):
+        catalog_import_confirm(batch=batch, actor=admin)
+    batch.refresh_from_db()
+    assert batch.status == "applied" and batch.created["recordings"] == 600
+    assert batch.finished_at is not None and batch.error == ""
+    assert Recording.objects.count() == 600

@@ -240,7 +240,12 @@ class TestOptOutApi:
         assert len(ids(admin.get(f"{API}/opt-outs/"))) == 1
 
 
+@pytest.mark.django_db(transaction=True)  # the tasks are sent when the request commits
 class TestImportApi:
+    @pytest.fixture(autouse=True)
+    def data_dir(self, settings, tmp_path):
+        settings.DATA_DIR = tmp_path / "data"
+
     def test_upload_with_problems_returns_the_report(self, admin, catalog_folder):
         catalog_folder.shares[0][2] = "x"
         folder = catalog_folder.write()
@@ -259,10 +264,10 @@ class TestImportApi:
                 },
                 format="multipart",
             )
-        assert response.status_code == 400
-        body = response.json()
-        assert body["ok"] is False
-        assert body["problems"] == [
+        assert response.status_code == 202
+        body = admin.get(response["Location"]).json()
+        assert body["status"] == "checked" and body["ok"] is False
+        assert body["report"]["problems"] == [
             {
                 "file": "ownership_shares",
                 "row": 2,
@@ -277,8 +282,13 @@ class TestImportApi:
         response = admin.post(
             f"{API}/imports/", {"folder": str(folder), "dry_run": True}, format="json"
         )
-        assert response.status_code == 200 and response.json()["dry_run"] is True
+        assert response.status_code == 202
+        body = admin.get(response["Location"]).json()
+        assert body["status"] == "checked" and body["report"]["dry_run"] is True
+        assert body["report"]["created"]["recordings"] == 3
         assert not Recording.objects.exists()
         response = admin.post(f"{API}/imports/", {"folder": str(folder)}, format="json")
-        assert response.status_code == 200 and response.json()["applied"] is True
+        assert response.status_code == 202
+        body = admin.get(response["Location"]).json()
+        assert body["status"] == "applied" and body["report"]["applied"] is True
         assert Recording.objects.count() == 3

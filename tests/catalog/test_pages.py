@@ -15,7 +15,9 @@ from core.models import AuditEvent
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from tests.catalog.factories import UserFactory
 
-pytestmark = pytest.mark.django_db
+# The check and the import run as tasks, sent when the request's transaction commits (in
+# process here: the test settings have no broker), so these tests commit for real.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 KIND_FILES = ("rights_holders", "recordings", "ownership_shares")
 
@@ -71,12 +73,15 @@ def test_import_shows_the_report_and_saves_nothing_until_confirmed(client, admin
     assert '<td>recordings</td><td class="num">3</td><td>isrc</td>' in problems
     assert 'id="confirm-import"' not in page
     assert not RightsHolder.objects.exists() and not Recording.objects.exists()
-    assert not ImportBatch.objects.exists()
-    check = AuditEvent.objects.get(action="catalog_import.check", object_id=token)
+    assert not ImportBatch.objects.filter(status="applied").exists()
+    checked = ImportBatch.objects.get(token=token)
+    assert checked.status == "checked" and not checked.ok
+    check = AuditEvent.objects.get(action="catalog_import.check", object_id=str(checked.pk))
     assert check.actor == admin and check.after["problems"] >= 1
 
     # A confirm of a check with problems imports nothing either.
-    client.post(f"/catalog/import/{token}/confirm/")
+    page = client.post(f"/catalog/import/{token}/confirm/", follow=True).content.decode()
+    assert "The check found problems; nothing was imported" in page
     assert not Recording.objects.exists()
 
     # Correct the one file and upload it alone: the other two are kept from the check.
@@ -103,15 +108,19 @@ def test_import_shows_the_report_and_saves_nothing_until_confirmed(client, admin
     table = page[page.index('id="imported-recordings"') :]
     for isrc in ("GBABC2600000", "GBABC2600001", "GBABC2600002"):
         assert isrc in table
-    batch = ImportBatch.objects.get()
+    batch = ImportBatch.objects.get(status="applied")
+    assert batch.token == fixed and batch.replaces.token == token
     assert batch.actor == admin and batch.file_names["recordings"] == "recordings.csv"
+    assert batch.created["recordings"] == 3 and batch.finished_at is not None
     assert AuditEvent.objects.filter(action="catalog_import.apply", actor=admin).count() == 1
-    confirm = AuditEvent.objects.get(action="catalog_import.confirm", object_id=fixed)
-    assert confirm.after["batch"] == batch.pk
+    assert AuditEvent.objects.filter(
+        action="catalog_import.confirm", object_id=str(batch.pk), actor=admin
+    ).exists()
 
     # Confirming again imports nothing twice.
     client.post(f"/catalog/import/{fixed}/confirm/")
-    assert ImportBatch.objects.count() == 1 and Recording.objects.count() == 3
+    assert ImportBatch.objects.filter(status="applied").count() == 1
+    assert Recording.objects.count() == 3
 
 
 def test_confirm_imports_the_checked_files_not_a_later_change(client, admin, catalog_folder):
@@ -208,21 +217,25 @@ def test_import_api_check_then_confirm(catalog_folder):
             },
             format="multipart",
         )
-    assert checked.status_code == 201, checked.json()
+    assert checked.status_code == 202, checked.json()
     body = checked.json()
-    assert body["ok"] and body["can_confirm"] and body["report"]["created"]["recordings"] == 3
-    assert not Recording.objects.exists()
     token = body["token"]
-    assert api.get(f"/catalog/api/imports/{token}/").json()["state"] == "checked"
+    assert checked["Location"] == body["url"] and body["url"].endswith(f"/imports/{token}/")
+    assert not Recording.objects.exists()
+    body = api.get(body["url"]).json()
+    assert body["status"] == "checked" and body["ok"] and body["can_confirm"]
+    assert body["report"]["created"]["recordings"] == 3
 
     holder_api = APIClient()
     holder_api.force_authenticate(UserFactory(role=RIGHTS_HOLDER))
     assert holder_api.post(f"/catalog/api/imports/{token}/confirm/").status_code == 403
 
     confirmed = api.post(f"/catalog/api/imports/{token}/confirm/")
-    assert confirmed.status_code == 200 and confirmed.json()["state"] == "applied"
+    assert confirmed.status_code == 200 and confirmed.json()["status"] == "applied"
     assert Recording.objects.count() == 3
     assert confirmed.json()["batch_id"] == ImportBatch.objects.get().pk
+    again = api.post(f"/catalog/api/imports/{token}/confirm/")
+    assert again.status_code == 200 and Recording.objects.count() == 3
 
 
 def test_import_apis_refuse_wrong_types_and_sizes(settings):

@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from django.test import Client
+from django.test import Client, TestCase
 from django.urls import reverse
 
 from attribution.models import AttributionRun
@@ -79,13 +79,15 @@ def opt_out_withdraw(client, world, tmp):
 
 
 def _catalog_upload(client, tmp) -> str:
-    """Step 1 of the import page: upload the files; returns the checked import's URL."""
+    """Step 1 of the import page: upload the files; returns the checked import's URL. The
+    check is a task sent on commit (run in-process here): run it as a commit would."""
     folder = CatalogFolder(tmp / "import")
     folder.write()
     with (
         (folder.root / "rights_holders.csv").open("rb") as holders,
         (folder.root / "recordings.csv").open("rb") as recordings,
         (folder.root / "ownership_shares.csv").open("rb") as shares,
+        TestCase.captureOnCommitCallbacks(execute=True),
     ):
         response = client.post(
             reverse("catalog:import"),
@@ -106,7 +108,8 @@ def catalog_import_check(client, world, tmp):
 
 def catalog_import_confirm(client, world, tmp):
     staged_url = _catalog_upload(client, tmp)
-    response = client.post(staged_url.rstrip("/") + "/confirm/")
+    with TestCase.captureOnCommitCallbacks(execute=True):  # the import task, as on commit
+        response = client.post(staged_url.rstrip("/") + "/confirm/")
     assert Recording.objects.filter(title="Track 0").exists()
     return response
 
