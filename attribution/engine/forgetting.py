@@ -140,6 +140,19 @@ class ValidationThresholds:
     self_rank_slack: float = 1.0
     # draws per item for the validation losses (stream "validate")
     loss_timesteps: int = 16
+    # generations on retain prompts (one per prompt, each model the same seeds) and their
+    # denoising steps; retain tracks whose self-influence is checked (0 turns a check off)
+    generations: int = 2
+    generation_steps: int = 25
+    self_influence_targets: int = 2
+
+    def __post_init__(self) -> None:
+        if min(self.forget_level_tolerance, self.mia_margin, self.retain_tolerance) < 0:
+            raise EngineError("A validation tolerance is negative.", field="thresholds")
+        if self.loss_timesteps < 1 or self.generation_steps < 1:
+            raise EngineError("Validation needs at least one draw and step.", field="thresholds")
+        if self.generations < 0 or self.self_influence_targets < 0:
+            raise EngineError("A validation sample size is negative.", field="thresholds")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -495,6 +508,46 @@ def spectral_flatness(audio: torch.Tensor) -> float:
     )  # (F, frames)  # fmt: skip
     power = spec.abs().pow(2).mean(dim=1)[1:] + 1e-20  # (F - 1,)
     return float(power.log().mean().exp() / power.mean())
+
+
+def generation_flatness(
+    model: EngineModel, prompts: Sequence[str], thresholds: ValidationThresholds, seed: int = 0
+) -> list[float]:
+    """Spectral flatness of one generation per prompt (sampling.generate, the model's own
+    sampler settings, `generation_steps` steps, seed `seed + i`), over the model's window."""
+    from attribution.engine.sampling import generate
+
+    seconds = model.sample_size / model.sample_rate
+    values = []
+    for index, prompt in enumerate(prompts):
+        audio, _ = generate(
+            model.module, model.config, prompt, seconds, seed + index,
+            steps=thresholds.generation_steps, device=model.device,
+        )  # (C, T)  # fmt: skip
+        values.append(spectral_flatness(audio))
+    return values
+
+
+def own_ranks(
+    model: EngineModel,
+    train_set: Any,
+    engine_cfg: EngineConfig,
+    targets: Sequence[int],
+    store: Any = None,
+) -> list[int]:
+    """R(z_tar) of Sec. 3.2 of Choi et al. (self_influence.py) for training positions
+    `targets`: where each track, unlearned as a query, ranks itself (1 = first)."""
+    from attribution.engine.methods import unlearning_scores
+    from attribution.engine.self_influence import logmel_embeddings, self_influence
+
+    if not targets:
+        return []
+    report = self_influence(
+        model, train_set, engine_cfg, list(targets),
+        logmel_embeddings(train_set, model.sample_rate), k=1,
+        method=lambda m, q, t, c, p: unlearning_scores(m, q, t, c, p, store=store),
+    )  # fmt: skip
+    return [target.rank for target in report.targets]
 
 
 def _check(value: float | None, passed: bool | None, rule: str, note: str = "") -> dict:

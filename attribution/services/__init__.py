@@ -43,6 +43,12 @@ from attribution.services.runs import (
     attribution_run_score_shard,
     generation_query,
 )
+from attribution.services.unlearning import (
+    unlearning_fail,
+    unlearning_promote,
+    unlearning_request,
+    unlearning_run,
+)
 from attribution.services.workers import (
     ArtifactsNotReadyError,
     LoadedModel,
@@ -89,5 +95,9 @@ __all__ = [
     "model_version_register",
     "run_engine_config",
     "text_encoder_dirs",
+    "unlearning_fail",
+    "unlearning_promote",
+    "unlearning_request",
+    "unlearning_run",
     "wav_float_bytes",
 ]

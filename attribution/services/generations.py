@@ -66,6 +66,24 @@ def _model_max_seconds(model_version: ModelVersion) -> float:
     return float(config["sample_size"]) / float(config["sample_rate"])
 
 
+def model_version_refuse_retired(model_version: ModelVersion) -> None:
+    """No generation is recorded with a model version once it is retired (a derived version
+    without opted-out recordings replaced it: services/unlearning.py)."""
+    if model_version.retired_at is not None:
+        replaced_by = (
+            ModelVersion.objects.filter(unlearned_from__parent=model_version)
+            .exclude(in_use_since__isnull=True)
+            .order_by("-in_use_since")
+            .first()
+        )
+        raise ApplicationError(
+            f"Model version {model_version.name!r} is retired since "
+            f"{model_version.retired_at:%Y-%m-%d %H:%M}"
+            + (f"; use {replaced_by.name!r}." if replaced_by is not None else "."),
+            field="model_version",
+        )
+
+
 def _fingerprint(**fields: Any) -> dict[str, str]:
     return {key: str(value) for key, value in fields.items()}
 
@@ -143,6 +161,7 @@ def generation_record(
                 field="idempotency_key",
             )
         return existing
+    model_version_refuse_retired(model_version)
 
     generation = Generation(
         model_version=model_version,
@@ -213,6 +232,7 @@ def generation_generate(
                 field="idempotency_key",
             )
         return existing
+    model_version_refuse_retired(model_version)
     max_seconds = _model_max_seconds(model_version)
     if not 0 < seconds_total <= max_seconds:
         raise ApplicationError(
