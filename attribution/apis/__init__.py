@@ -22,6 +22,7 @@ from attribution.apis.model_versions import (
     ModelVersionOutputSerializer,
     ModelVersionViewSet,
     TrainingSetEntrySerializer,
+    UnlearningViewSet,
 )
 
 __all__ = [
@@ -44,4 +45,5 @@ __all__ = [
     "ModelVersionViewSet",
     "TopTrackSerializer",
     "TrainingSetEntrySerializer",
+    "UnlearningViewSet",
 ]

@@ -69,7 +69,10 @@ def _model_max_seconds(model_version: ModelVersion) -> float:
 def model_version_refuse_retired(model_version: ModelVersion) -> None:
     """No generation is recorded with a model version once it is retired (a derived version
     without opted-out recordings replaced it: services/unlearning.py)."""
-    if model_version.retired_at is not None:
+    retired_at = ModelVersion.objects.filter(pk=model_version.pk).values_list(
+        "retired_at", flat=True
+    )[0]  # as committed: a page may hold the version from before the switch
+    if retired_at is not None:
         replaced_by = (
             ModelVersion.objects.filter(unlearned_from__parent=model_version)
             .exclude(in_use_since__isnull=True)
@@ -78,7 +81,7 @@ def model_version_refuse_retired(model_version: ModelVersion) -> None:
         )
         raise ApplicationError(
             f"Model version {model_version.name!r} is retired since "
-            f"{model_version.retired_at:%Y-%m-%d %H:%M}"
+            f"{retired_at:%Y-%m-%d %H:%M}"
             + (f"; use {replaced_by.name!r}." if replaced_by is not None else "."),
             field="model_version",
         )

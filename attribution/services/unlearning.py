@@ -54,7 +54,9 @@ def _engine_configs(method: str, config: dict, thresholds: dict):
     except EngineError as exc:
         raise ApplicationError(str(exc), field=exc.field or "config") from exc
     except TypeError as exc:
-        raise ApplicationError(f"Unknown validation setting ({exc}).", field="thresholds") from exc
+        raise ApplicationError(
+            f"An unlearning setting is not valid ({exc}).", field="config"
+        ) from exc
     return forgetting, limits
 
 
