@@ -28,6 +28,7 @@ from attribution.selectors.model_versions import (
     training_set_for_model_version,
 )
 from attribution.selectors.unlearning import (
+    holder_recordings_stopped_earning,
     opt_out_unlearning_state,
     recordings_stopped_earning,
     unlearning_metrics_summary,
@@ -43,6 +44,7 @@ __all__ = [
     "generations_for_user",
     "holder_generations_register",
     "holder_positions",
+    "holder_recordings_stopped_earning",
     "latest_run",
     "model_version_artifact_statuses",
     "model_versions_visible_to",

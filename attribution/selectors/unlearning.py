@@ -116,3 +116,32 @@ def recordings_stopped_earning(recording_ids: list[int]) -> dict[int, datetime]:
         ):
             found[recording_id] = promoted_at
     return found
+
+
+def holder_recordings_stopped_earning(holder_id: int) -> list[dict]:
+    """A holder's recordings unlearned in a version that is in use: from when (and with which
+    version) new generations stopped paying them. Generations made before keep what they paid."""
+    rows = (
+        Unlearning.objects.filter(
+            promoted_at__isnull=False,
+            forget_recordings__ownership_shares__rights_holder=holder_id,
+        )
+        .select_related("derived", "parent")
+        .values_list(
+            "forget_recordings__isrc",
+            "forget_recordings__title",
+            "promoted_at",
+            "derived__name",
+            "parent__name",
+        )
+        .distinct()
+        .order_by("promoted_at")
+    )
+    found: dict[str, dict] = {}
+    for isrc, title, since, derived, parent in rows:
+        found.setdefault(
+            isrc,
+            {"isrc": isrc, "title": title, "since": since, "model_version": derived,
+             "parent": parent},
+        )  # fmt: skip
+    return sorted(found.values(), key=lambda row: row["isrc"])

@@ -181,3 +181,60 @@ def test_bad_requests_are_refused(tiny_model_version, admin):
         services.unlearning_request(
             parent=tiny_model_version, actor=admin, recordings=list(Recording.objects.all())
         )
+
+
+def test_admins_start_watch_and_promote_through_the_api_and_the_holder_sees_when(
+    tiny_model_version, client, django_capture_on_commit_callbacks
+):
+    from rest_framework.test import APIClient
+
+    from attribution.selectors import holder_recordings_stopped_earning
+    from core.services import user_create_or_update
+
+    opted = opt_out(isrc_for(3))
+    holder = opted.rights_holder
+    admin = user_create_or_update(username="cat", password="x" * 12, role="catalog_admin")
+    member = user_create_or_update(username="label", password="x" * 12, role=None)
+    holder.users.add(member)
+    api = APIClient()
+    api.force_authenticate(member)
+    url = f"/attribution/api/model-versions/{tiny_model_version.pk}/unlearn/"
+    assert api.post(url, {"method": "fisher"}, format="json").status_code == 403
+    api.force_authenticate(admin)
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = api.post(
+            url,
+            {"method": "gradient_ascent", "config": FAST, "thresholds": QUICK_CHECKS},
+            format="json",
+        )
+    assert answer.status_code == 202, answer.content
+    job = api.get(f"/attribution/api/unlearnings/{answer.json()['id']}/").json()
+    assert job["status"] == "ready" and job["forget_isrcs"] == [isrc_for(3)]
+    assert job["validation_passed"] is False and "forgetting" in job["metrics"]["checks"]
+    listed = api.get(f"/attribution/api/model-versions/{tiny_model_version.pk}/unlearnings/")
+    assert [u["id"] for u in listed.json()] == [job["id"]]
+
+    # the holder's page says where the opt-out stands
+    client.force_login(member)
+    page = client.get("/catalog/").content.decode()
+    assert 'data-unlearning-state="unlearned"' in page and job["derived"] in page
+
+    promote = f"/attribution/api/unlearnings/{job['id']}/promote/"
+    refused = api.post(promote, {}, format="json")
+    assert refused.status_code == 400 and "did not pass" in refused.content.decode()
+    done = api.post(promote, {"override_reason": "reviewed by hand"}, format="json")
+    assert done.status_code == 200 and done.json()["promoted_at"]
+
+    page = client.get("/catalog/").content.decode()
+    assert 'data-unlearning-state="in_use"' in page and "in use since" in page
+    stopped = holder_recordings_stopped_earning(holder.pk)
+    assert [row["isrc"] for row in stopped] == [isrc_for(3)]
+    assert stopped[0]["model_version"] == job["derived"]
+
+    # the admin's pages show the job, its checks and the lineage
+    client.force_login(admin)
+    detail = client.get(f"/attribution/unlearnings/{job['id']}/").content.decode()
+    assert "forgetting" in detail and "reviewed by hand" in detail
+    derived = ModelVersion.objects.get(name=job["derived"])
+    version_page = client.get(f"/attribution/model-versions/{derived.pk}/").content.decode()
+    assert "Unlearned from" in version_page and "In use since" in version_page
