@@ -72,13 +72,15 @@ class ForgettingConfig:
     # Bounded number of updates (the papers stop gradient ascent early: unbounded ascent
     # destroys the model). Each step sees every forget item and `retain_batch` retain items.
     steps: int = 20
-    # SGD step size of gradient_ascent and random_labels, on the target weights.
-    lr: float = 1e-4
+    # SGD step size of gradient_ascent and random_labels, on the target weights. With the
+    # bound below, lr = 1 makes each step a normalised one of relative size max_update_norm
+    # wherever the gradient is not tiny (docs/decisions/0019-opt-out-unlearning-defaults.md).
+    lr: float = 1.0
     # w: weight of the retain-set descent term (0 turns it off).
     retain_weight: float = 1.0
     retain_batch: int = 8
     # Every update (lr d) is scaled down to at most this norm relative to the target weights'.
-    max_update_norm: float = 1e-2
+    max_update_norm: float = 1e-3
     # Draws (t, noise) per item for each step's gradients.
     timesteps: int = 8
     # Which weights change (as for attribution, fisher.TARGET_PATTERNS).
@@ -86,7 +88,7 @@ class ForgettingConfig:
     # fisher: lambda = damping * mean(F) (unlearn.damping_value), and each Eq. 6 step's
     # relative norm.
     damping: float = 1e-3
-    fisher_update_norm: float = 2e-3
+    fisher_update_norm: float = 1e-3
     # Root of the keyed draws (timesteps and noise, retain samples, other labels).
     seed: int = 0
     # How often the running state is written (seconds of work; 0: after every step).
