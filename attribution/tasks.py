@@ -142,4 +142,10 @@ def unlearn_model_version(self, unlearning_id: int) -> int | None:
     except (SoftTimeLimitExceeded, TimeLimitExceeded):
         services.unlearning_fail(unlearning_id=unlearning_id, reason=time_limit_message())
         raise
+    except TRANSIENT_ERRORS:
+        raise  # retried; the job resumes from its saved state
+    except Exception as exc:  # a programming or engine error: the job must not stay running
+        close_old_connections()
+        services.unlearning_fail(unlearning_id=unlearning_id, reason=f"{type(exc).__name__}: {exc}")
+        raise
     return unlearning.pk if unlearning is not None else None
