@@ -151,8 +151,10 @@ class ValidationThresholds:
     def __post_init__(self) -> None:
         if min(self.forget_level_tolerance, self.mia_margin, self.retain_tolerance) < 0:
             raise EngineError("A validation tolerance is negative.", field="thresholds")
-        if self.loss_timesteps < 1 or self.generation_steps < 1:
-            raise EngineError("Validation needs at least one draw and step.", field="thresholds")
+        if self.loss_timesteps < 1 or self.generation_steps < 2:  # k-diffusion's SDE samplers
+            raise EngineError(
+                "Validation needs at least one draw and two sampling steps.", field="thresholds"
+            )
         if self.generations < 0 or self.self_influence_targets < 0:
             raise EngineError("A validation sample size is negative.", field="thresholds")
 
