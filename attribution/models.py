@@ -258,6 +258,14 @@ class ModelVersion(models.Model):
     opt_out_override_reason = models.TextField(
         blank=True, help_text="Why opted-out recordings were allowed in the training set"
     )
+    in_use_since = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When an unlearned version was promoted to replace its parent",
+    )
+    retired_at = models.DateTimeField(
+        null=True, blank=True, help_text="From then on no generation is recorded with it"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -353,3 +361,78 @@ class ModelArtifact(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model_version} {self.kind}: {self.status}"
+
+
+class Unlearning(models.Model):
+    """A derived model version with a forget set's influence removed (opt-out that takes
+    effect): the job that makes it, its lineage and its validation.
+
+    The derived version's training set is the parent's minus the forget set, so generations
+    made with it are attributed (and pay) over that set only; generations made with the parent
+    keep what they were paid. Promotion (``in_use_since`` on the derived version,
+    ``retired_at`` on the parent) needs a passed validation or an override reason.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        READY = "ready", "Ready for review"
+        FAILED = "failed", "Failed"
+
+    parent = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="unlearnings")
+    derived = models.OneToOneField(
+        ModelVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="unlearned_from",
+    )
+    retrained_reference = models.ForeignKey(
+        ModelVersion,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="A model retrained from scratch without the forget set (optional)",
+    )
+    forget_recordings = models.ManyToManyField(Recording, related_name="unlearnings")
+    method = models.CharField(max_length=32)
+    config = models.JSONField(default=dict, help_text="engine.forgetting.ForgettingConfig")
+    thresholds = models.JSONField(default=dict, help_text="engine.forgetting.ValidationThresholds")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress_percent = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(100)]
+    )
+    progress_stage = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    checkpoint_sha256 = models.CharField(max_length=64, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    validation_passed = models.BooleanField(null=True, blank=True)
+    override_reason = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(progress_percent__lte=100), name="unlearning_progress_range"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(promoted_at__isnull=True)
+                | (models.Q(status="ready") & models.Q(derived__isnull=False)),
+                name="unlearning_promoted_is_ready",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Unlearning {self.pk} of {self.parent} ({self.method})"

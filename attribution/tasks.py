@@ -123,3 +123,35 @@ def reconcile_runs() -> str:
     (``services.attribution_runs_reconcile``); the scheduler (``./run scheduler``) sends this
     every ATTRIBUTION_RECONCILE_INTERVAL_SECONDS."""
     return services.attribution_runs_reconcile().summary()
+
+
+@shared_task(
+    name="attribution.unlearn_model_version",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT_ERRORS,
+    retry_backoff=2,
+    max_retries=5,
+    soft_time_limit=6 * 3600,  # below the broker's visibility timeout (settings)
+    time_limit=6 * 3600 + 60,
+)
+def unlearn_model_version(self, unlearning_id: int) -> int | None:
+    """Derive, register and validate an unlearned model version (``services.unlearning_run``);
+    a redelivery resumes from the job's saved state or finds it done."""
+    from core.exceptions import ApplicationError
+
+    try:
+        unlearning = services.unlearning_run(unlearning_id=unlearning_id)
+    except ApplicationError:
+        return None  # the service marked the job failed with the reason; not retried
+    except (SoftTimeLimitExceeded, TimeLimitExceeded):
+        services.unlearning_fail(unlearning_id=unlearning_id, reason=time_limit_message())
+        raise
+    except TRANSIENT_ERRORS:
+        raise  # retried; the job resumes from its saved state
+    except Exception as exc:  # a programming or engine error: the job must not stay running
+        close_old_connections()
+        services.unlearning_fail(unlearning_id=unlearning_id, reason=f"{type(exc).__name__}: {exc}")
+        raise
+    return unlearning.pk if unlearning is not None else None

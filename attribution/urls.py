@@ -15,6 +15,7 @@ app_name = "attribution"
 router = DefaultRouter()
 router.include_root_view = False
 router.register("model-versions", apis.ModelVersionViewSet, basename="model-version")
+router.register("unlearnings", apis.UnlearningViewSet, basename="unlearning")
 
 urlpatterns = [
     path("model-versions/", views.model_version_list, name="model-versions"),
@@ -37,6 +38,18 @@ urlpatterns = [
         "model-versions/<int:pk>/compute-artifacts/",
         views.model_version_compute_artifacts,
         name="model-version-compute",
+    ),
+    path(
+        "model-versions/<int:pk>/unlearn/",
+        views.model_version_unlearn,
+        name="model-version-unlearn",
+    ),
+    path("unlearnings/<int:pk>/", views.unlearning_detail, name="unlearning"),
+    path("unlearnings/<int:pk>/status/", views.unlearning_status_view, name="unlearning-status"),
+    path(
+        "unlearnings/<int:pk>/promote/",
+        views.unlearning_promote_view,
+        name="unlearning-promote",
     ),
     path("generations/<int:pk>/audio/", views.generation_audio, name="generation-audio"),
     path("generations/<int:pk>/audit/", views.generation_audit, name="generation-audit"),

@@ -196,6 +196,9 @@ def statement_detail(
             "holder": statement.rights_holder,
             "summary": statement_summary(content=content),
             "by_recording": statement_by_recording(content=content),
+            "stopped_earning": attribution_selectors.holder_recordings_stopped_earning(
+                statement.rights_holder_id
+            ),
         },
     )
 

@@ -23,6 +23,7 @@ from attribution.apis.model_versions import (
     ModelVersionOutputSerializer,
     ModelVersionViewSet,
     TrainingSetEntrySerializer,
+    UnlearningViewSet,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "ModelVersionViewSet",
     "TopTrackSerializer",
     "TrainingSetEntrySerializer",
+    "UnlearningViewSet",
 ]

@@ -1,8 +1,9 @@
 """REST API of model versions (under ``/attribution/api/model-versions/``).
 
 Every signed-in user may read which model versions exist, their training sets and the
-status of their artifacts; catalog admins register them and queue their artifacts.
-Every write calls one service.
+status of their artifacts; catalog admins register them and queue their artifacts, start an
+unlearning of opted-out recordings (``/unlearn/``), watch it and promote its derived version
+(``/attribution/api/unlearnings/``). Every write calls one service.
 """
 
 from drf_spectacular.utils import extend_schema
@@ -10,14 +11,22 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from attribution.models import ModelArtifact, ModelVersion
+from attribution.models import ModelArtifact, ModelVersion, Unlearning
 from attribution.selectors.model_versions import (
     model_version_artifact_statuses,
     model_versions_visible_to,
     training_set_entries,
 )
-from attribution.services import model_version_artifacts_queue, model_version_register
+from attribution.selectors.unlearning import unlearning_status, unlearnings_of
+from attribution.services import (
+    model_version_artifacts_queue,
+    model_version_register,
+    unlearning_promote,
+    unlearning_request,
+)
 from catalog.apis import FILTER_BACKENDS, IsCatalogAdmin, IsCatalogAdminOrReadOnly
+from catalog.models import Recording
+from core.exceptions import ApplicationError
 
 
 class ModelArtifactSerializer(serializers.ModelSerializer):
@@ -42,6 +51,8 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
             "trained_at",
             "config",
             "opt_out_override_reason",
+            "in_use_since",
+            "retired_at",
             "training_set_size",
             "artifacts",
             "created_at",
@@ -71,6 +82,50 @@ class ArtifactStatusSerializer(serializers.Serializer):
     label = serializers.CharField()
     detail = serializers.CharField(help_text="Why it failed (empty otherwise)")
     done = serializers.BooleanField(help_text="False while it is being computed")
+
+
+class UnlearningInputSerializer(serializers.Serializer):
+    method = serializers.ChoiceField(
+        choices=["gradient_ascent", "random_labels", "fisher"], default="gradient_ascent"
+    )
+    isrcs = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="The forget set (default: the training set's opted-out recordings)",
+    )
+    config = serializers.DictField(required=False, help_text="ForgettingConfig fields")
+    thresholds = serializers.DictField(required=False, help_text="ValidationThresholds fields")
+    retrained_reference = serializers.CharField(
+        required=False, help_text="Name of a model version retrained without the forget set"
+    )
+    reason = serializers.CharField(required=False, allow_blank=True)
+
+
+class UnlearningSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=Unlearning.Status.choices)
+    label = serializers.CharField()
+    percent = serializers.IntegerField(min_value=0, max_value=100)
+    stage = serializers.CharField()
+    done = serializers.BooleanField()
+    error = serializers.CharField()
+    parent = serializers.CharField()
+    derived = serializers.CharField(allow_null=True)
+    method = serializers.CharField()
+    config = serializers.DictField()
+    thresholds = serializers.DictField()
+    forget_isrcs = serializers.ListField(child=serializers.CharField())
+    checkpoint_sha256 = serializers.CharField()
+    validation_passed = serializers.BooleanField(allow_null=True)
+    metrics = serializers.DictField(help_text="checks (value, passed, rule, note), loss means")
+    override_reason = serializers.CharField()
+    promoted_at = serializers.DateTimeField(allow_null=True)
+
+
+class PromoteInputSerializer(serializers.Serializer):
+    override_reason = serializers.CharField(
+        required=False, allow_blank=True, help_text="Required when the validation failed"
+    )
 
 
 class ModelVersionViewSet(
@@ -132,3 +187,75 @@ class ModelVersionViewSet(
         model = self.get_object()
         page = self.paginate_queryset(training_set_entries(model))
         return self.get_paginated_response(TrainingSetEntrySerializer(page, many=True).data)
+
+    @extend_schema(responses=UnlearningSerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)
+    def unlearnings(self, request, pk=None, **kwargs):
+        """The unlearnings started from this model version, newest first."""
+        model = self.get_object()
+        return Response(
+            UnlearningSerializer(
+                [unlearning_status(u) for u in unlearnings_of(model)], many=True
+            ).data
+        )
+
+    @extend_schema(request=UnlearningInputSerializer, responses={202: UnlearningSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[IsCatalogAdmin])
+    def unlearn(self, request, pk=None, **kwargs):
+        """Start deriving a version without the forget set (catalog admins; a gpu job)."""
+        model = self.get_object()
+        data = UnlearningInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        recordings = None
+        if values.get("isrcs"):
+            recordings = list(Recording.objects.filter(isrc__in=values["isrcs"]))
+            unknown = sorted(set(values["isrcs"]) - {r.isrc for r in recordings})
+            if unknown:
+                raise ApplicationError(f"Unknown ISRC(s): {', '.join(unknown)}", field="isrcs")
+        reference = None
+        if values.get("retrained_reference"):
+            reference = ModelVersion.objects.filter(name=values["retrained_reference"]).first()
+            if reference is None:
+                raise ApplicationError(
+                    "No model version of that name.", field="retrained_reference"
+                )
+        unlearning = unlearning_request(
+            parent=model,
+            actor=request.user,
+            method=values["method"],
+            recordings=recordings,
+            config=values.get("config"),
+            thresholds=values.get("thresholds"),
+            retrained_reference=reference,
+            reason=values.get("reason", ""),
+        )
+        return Response(
+            UnlearningSerializer(unlearning_status(unlearning)).data,
+            status=status.HTTP_202_ACCEPTED,
+        )
+
+
+class UnlearningViewSet(viewsets.GenericViewSet):
+    """An unlearning job: its progress and validation; promotion of its derived version."""
+
+    permission_classes = [IsCatalogAdmin]
+    serializer_class = UnlearningSerializer
+    queryset = Unlearning.objects.select_related("parent", "derived")
+
+    def retrieve(self, request, pk=None, **kwargs):
+        return Response(UnlearningSerializer(unlearning_status(self.get_object())).data)
+
+    @extend_schema(request=PromoteInputSerializer, responses=UnlearningSerializer)
+    @action(detail=True, methods=["post"])
+    def promote(self, request, pk=None, **kwargs):
+        """Put the derived version in use now and retire its parent (a failed validation
+        needs ``override_reason``)."""
+        data = PromoteInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        unlearning = unlearning_promote(
+            unlearning=self.get_object(),
+            actor=request.user,
+            override_reason=data.validated_data.get("override_reason", ""),
+        )
+        return Response(UnlearningSerializer(unlearning_status(unlearning)).data)

@@ -187,6 +187,24 @@ def damping_value(fisher: dict[str, torch.Tensor], names: list[str], relative: f
     return relative * total / count
 
 
+def checked_damping(
+    params: dict[str, torch.nn.Parameter], fisher: dict[str, torch.Tensor], relative: float
+) -> float:
+    """lambda of Eq. 6 for these target weights, after checking that the Fisher covers them
+    with the right shapes and that (F + lambda) can be inverted."""
+    names = list(params)
+    missing = [name for name in names if name not in fisher]
+    if missing:
+        raise EngineError(f"The Fisher has no entry for {missing[0]} (is it from this model?).")
+    for name in names:
+        if fisher[name].shape != params[name].shape:
+            raise EngineError(f"The Fisher's {name} has the wrong shape for this model.")
+    damping = damping_value(fisher, names, relative)
+    if damping == 0.0 and any(bool((fisher[name] <= 0).any()) for name in names):
+        raise EngineError("The Fisher has zero entries on target weights; set a damping > 0.")
+    return damping
+
+
 @contextmanager
 def parameters_swapped(model: EngineModel, values: dict[str, torch.Tensor]) -> Iterator[None]:
     """Temporarily make `values` (theta') the model's weights; theta0 is restored bit for bit
@@ -225,16 +243,8 @@ def unlearn(
     `statistics["eta"]` when a dict is given."""
     params = target_parameters(model, cfg.target_layers)
     names = list(params)
-    missing = [name for name in names if name not in fisher]
-    if missing:
-        raise EngineError(f"The Fisher has no entry for {missing[0]} (is it from this model?).")
-    for name in names:
-        if fisher[name].shape != params[name].shape:
-            raise EngineError(f"The Fisher's {name} has the wrong shape for this model.")
     eta = cfg.lr / n_train if cfg.lr_times_inverse_n else cfg.lr
-    damping = damping_value(fisher, names, cfg.damping)
-    if damping == 0.0 and any(bool((fisher[name] <= 0).any()) for name in names):
-        raise EngineError("The Fisher has zero entries on target weights; set a damping > 0.")
+    damping = checked_damping(params, fisher, cfg.damping)
     # Memory: one gradient of the target weights, overwritten by theta' (eq6_update in
     # place); theta0 is the model's own weights, which later steps exchange with theta_k.
     theta0 = {name: params[name].detach() for name in names}

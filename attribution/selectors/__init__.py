@@ -27,6 +27,14 @@ from attribution.selectors.model_versions import (
     training_set_entries,
     training_set_for_model_version,
 )
+from attribution.selectors.unlearning import (
+    holder_recordings_stopped_earning,
+    opt_out_unlearning_state,
+    recordings_stopped_earning,
+    unlearning_metrics_summary,
+    unlearning_status,
+    unlearnings_of,
+)
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -36,10 +44,13 @@ __all__ = [
     "generations_for_user",
     "holder_generations_register",
     "holder_positions",
+    "holder_recordings_stopped_earning",
     "latest_run",
     "model_version_artifact_statuses",
     "model_versions_visible_to",
+    "opt_out_unlearning_state",
     "opted_out_recordings_in_model_version",
+    "recordings_stopped_earning",
     "run_may_rerun",
     "run_methods",
     "run_status",
@@ -49,6 +60,9 @@ __all__ = [
     "top_attributed_tracks",
     "training_set_entries",
     "training_set_for_model_version",
+    "unlearning_metrics_summary",
+    "unlearning_status",
+    "unlearnings_of",
     "user_may_audit",
     "user_may_read_generation_pages",
     "user_sees_all_generations",

@@ -49,6 +49,12 @@ from attribution.services.runs import (
     attribution_run_second_opinion,
     generation_query,
 )
+from attribution.services.unlearning import (
+    unlearning_fail,
+    unlearning_promote,
+    unlearning_request,
+    unlearning_run,
+)
 from attribution.services.workers import (
     ArtifactsNotReadyError,
     LoadedModel,
@@ -99,5 +105,9 @@ __all__ = [
     "references_resolve",
     "run_engine_config",
     "text_encoder_dirs",
+    "unlearning_fail",
+    "unlearning_promote",
+    "unlearning_request",
+    "unlearning_run",
     "wav_float_bytes",
 ]

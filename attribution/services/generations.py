@@ -82,6 +82,27 @@ def _reference_key(audio_sha256: str, noise_level: float | None) -> str:
     return f"{(audio_sha256 or '').strip().lower()}@{noise}"
 
 
+def model_version_refuse_retired(model_version: ModelVersion) -> None:
+    """No generation is recorded with a model version once it is retired (a derived version
+    without opted-out recordings replaced it: services/unlearning.py)."""
+    retired_at = ModelVersion.objects.filter(pk=model_version.pk).values_list(
+        "retired_at", flat=True
+    )[0]  # as committed: a page may hold the version from before the switch
+    if retired_at is not None:
+        replaced_by = (
+            ModelVersion.objects.filter(unlearned_from__parent=model_version)
+            .exclude(in_use_since__isnull=True)
+            .order_by("-in_use_since")
+            .first()
+        )
+        raise ApplicationError(
+            f"Model version {model_version.name!r} is retired since "
+            f"{retired_at:%Y-%m-%d %H:%M}"
+            + (f"; use {replaced_by.name!r}." if replaced_by is not None else "."),
+            field="model_version",
+        )
+
+
 def _fingerprint(**fields: Any) -> dict[str, str]:
     return {key: str(value) for key, value in fields.items()}
 
@@ -171,6 +192,7 @@ def generation_record(
                 field="idempotency_key",
             )
         return existing
+    model_version_refuse_retired(model_version)
 
     resolved = references_resolve(declarations=references, day=timezone.localdate())
     generation = Generation(
@@ -252,6 +274,7 @@ def generation_generate(
                 field="idempotency_key",
             )
         return existing
+    model_version_refuse_retired(model_version)
     max_seconds = _model_max_seconds(model_version)
     if not 0 < seconds_total <= max_seconds:
         raise ApplicationError(

@@ -18,6 +18,12 @@ from attribution.views.model_versions import (
     model_version_register_page,
     model_version_status,
 )
+from attribution.views.unlearning import (
+    model_version_unlearn,
+    unlearning_detail,
+    unlearning_promote_view,
+    unlearning_status_view,
+)
 
 __all__ = [
     "ModelVersionForm",
@@ -31,7 +37,11 @@ __all__ = [
     "model_version_list",
     "model_version_register_page",
     "model_version_status",
+    "model_version_unlearn",
     "require_generation_reader",
     "run_rerun",
     "run_status_url",
+    "unlearning_detail",
+    "unlearning_promote_view",
+    "unlearning_status_view",
 ]

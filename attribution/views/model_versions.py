@@ -17,10 +17,13 @@ from django.views.decorators.http import require_GET, require_POST
 from attribution.models import ModelVersion
 from attribution.selectors.model_versions import (
     model_version_artifact_statuses,
+    opted_out_recordings_in_model_version,
     training_set_entries,
     training_set_search,
 )
+from attribution.selectors.unlearning import unlearnings_of
 from attribution.services import model_version_artifacts_queue, model_version_register
+from attribution.views.unlearning import UnlearnForm
 from core.exceptions import ApplicationError
 from core.roles import CATALOG_ADMIN, user_has_role
 from core.sorting import Sorting
@@ -114,6 +117,9 @@ def model_version_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "query": query,
             "sort": sort,
             "status_url": reverse("attribution:model-version-status", args=[version.pk]),
+            "unlearnings": unlearnings_of(version),
+            "unlearn_form": UnlearnForm(),
+            "opted_out": opted_out_recordings_in_model_version(version),
         },
     )
 
