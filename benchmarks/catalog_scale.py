@@ -3,7 +3,7 @@ XLSX, on SQLite and on PostgreSQL), then the catalog pages at that size.
 
     .venv/bin/python benchmarks/catalog_scale.py [--rows 100000] [--requests 5]
         [--postgres-url postgres://postgres@127.0.0.1:5432] [--skip-postgres]
-        [--formats csv,xlsx] [--pages-only] [--vacuum]
+        [--formats csv,xlsx] [--pages-only] [--vacuum] [--staged] [--skip-sqlite]
 
 It writes one import folder per format (``tests/catalog/large_catalog.py``: ``--rows``
 recordings, each with its own 20 ms WAV file, two shares each, 201 rights holders; the
@@ -20,11 +20,25 @@ database (``bulk_create``, no audio files) and times the pages, with My catalog 
 label also on its middle page, sorted by each column and searched by title and by ISRC.
 ``--vacuum``: on PostgreSQL, ``VACUUM ANALYZE`` before the pages, as autovacuum leaves a
 table some time after a bulk insert (default: ``ANALYZE`` only, right after it).
-Prints the figures and writes ``benchmarks/results/catalog_scale-<date>-<commit>.json``.
-Not a test.
+
+``--staged``: the import the pages and the API run, instead of the pages. For each database
+and format, a child process stages the folder's files as an ``ImportBatch``
+(``catalog_import_stage``), which runs the check task, then confirms it
+(``catalog_import_confirm``), which runs the import task; without a broker both tasks run
+in-process right after their transaction commits, as ``./run serve`` runs them. It reports
+each task's seconds (Celery's ``task_prerun``/``task_postrun`` signals), the progress
+written on the batch's row (how many writes, and the longest time the row went without
+one, counting the task's start and end), what a second connection read from the row while
+the tasks ran (PostgreSQL), peak RSS and the catalog's counts afterwards; then another
+child imports the same folder with ``catalog_import_folder`` on a fresh database, for
+comparison.
+
+Prints the figures and writes ``benchmarks/results/catalog_scale-<date>-<commit>.json``
+(``-staged`` with ``--staged``). Not a test.
 """
 
 import argparse
+import itertools
 import json
 import os
 import resource
@@ -32,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import date
 from pathlib import Path
@@ -270,6 +285,16 @@ def api_middle(client, rows: int) -> str:
     return f"/catalog/api/recordings/?cursor={cursor_encode([large_catalog.isrc_for(rows // 2)])}"
 
 
+def catalog_counts() -> dict:
+    from catalog.models import OwnershipShare, Recording, RightsHolder
+
+    return {
+        "rights_holders": RightsHolder.objects.count(),
+        "recordings": Recording.objects.count(),
+        "ownership_shares": OwnershipShare.objects.count(),
+    }
+
+
 def child_import(args: argparse.Namespace) -> None:
     """In a fresh process: migrate, import the folder, optionally time the pages."""
     setup_django(args.database_url, Path(args.data_dir))
@@ -290,9 +315,145 @@ def child_import(args: argparse.Namespace) -> None:
         "rows_per_second": round(report.rows / seconds),
         "peak_rss_mib_before_import": round(rss_before),
         "peak_rss_mib": round(peak_rss_mib()),
+        "counts": catalog_counts(),
     }
     if args.pages and report.ok:
         result["pages"] = pages_time(args.rows, args.requests, vacuum=args.vacuum)
+    print("RESULT " + json.dumps(result))
+
+
+def max_gap(moments: list[float]) -> float:
+    """The longest time between consecutive ``moments`` (seconds, in order); 0 for fewer
+    than two."""
+    return max((later - earlier for earlier, later in itertools.pairwise(moments)), default=0.0)
+
+
+class BatchWatcher(threading.Thread):
+    """Reads the newest import batch's row through its own database connection every
+    ``interval`` seconds, as a page would while a task runs; keeps each change it sees."""
+
+    def __init__(self, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.interval = interval
+        self.seen: list[dict] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        from django.db import connection
+
+        from catalog.models import ImportBatch
+
+        try:
+            while not self.stop.wait(self.interval):
+                row = (
+                    ImportBatch.objects.order_by("-pk")
+                    .values("status", "phase", "processed", "total")
+                    .first()
+                )
+                if row is not None and (not self.seen or self.seen[-1]["row"] != row):
+                    self.seen.append({"at": time.perf_counter(), "row": row})
+        finally:
+            connection.close()
+
+
+def child_staged(args: argparse.Namespace) -> None:
+    """In a fresh process: migrate, stage the folder as a batch (the check task runs),
+    confirm it (the import task runs), both in-process as without a broker."""
+    os.environ["CELERY_BROKER_URL"] = ""  # no broker: the tasks run eagerly, in-process
+    os.environ["CELERY_RESULT_BACKEND"] = ""
+    setup_django(args.database_url, Path(args.data_dir))
+    from celery.signals import task_postrun, task_prerun
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+
+    call_command("migrate", verbosity=0)
+    assert settings.CELERY_TASK_ALWAYS_EAGER, "the staged benchmark runs the tasks in-process"
+    from catalog.models import ImportBatch
+    from catalog.services import catalog_import_confirm, catalog_import_stage
+    from catalog.services.imports import import_folder_files
+    from catalog.services.staged_imports import APPLY_STEP, CHECK_STEP, BatchProgress
+    from core.roles import CATALOG_ADMIN
+    from core.services import roles_ensure, user_create_or_update
+
+    roles_ensure()
+    admin = user_create_or_update(username="bench-admin", password=PASSWORD, role=CATALOG_ADMIN)
+    tasks: dict[str, dict] = {}
+    running: list[str] = []
+
+    def started(sender=None, **_):
+        running.append(sender.name)
+        tasks[sender.name] = {"start": time.perf_counter(), "writes": [], "skipped": 0}
+
+    def ended(sender=None, **_):
+        tasks[sender.name]["end"] = time.perf_counter()
+        running.pop()
+
+    task_prerun.connect(started, weak=False)
+    task_postrun.connect(ended, weak=False)
+    write = BatchProgress.write
+
+    def counted_write(progress, **values):
+        # What BatchProgress.write skips: SQLite, inside the import's transaction.
+        skipped = connection.in_atomic_block and connection.vendor == "sqlite"
+        write(progress, **values)
+        if running:
+            task = tasks[running[-1]]
+            if skipped:
+                task["skipped"] += 1
+            else:
+                task["writes"].append(time.perf_counter())
+
+    BatchProgress.write = counted_write
+    watcher = BatchWatcher() if connection.vendor == "postgresql" else None
+    if watcher is not None:
+        watcher.start()
+    rss_before = peak_rss_mib()
+    folder = Path(args.folder)
+    began = time.perf_counter()
+    batch = catalog_import_stage(
+        files=import_folder_files(folder), actor=admin, audio_folder=str(folder)
+    )
+    stage_seconds = time.perf_counter() - began
+    batch.refresh_from_db()
+    checked = {"status": batch.status, "summary": batch.summary}
+    began = time.perf_counter()
+    if batch.status == ImportBatch.Status.CHECKED and batch.ok:
+        batch = catalog_import_confirm(batch=batch, actor=admin)
+    confirm_seconds = time.perf_counter() - began
+    if watcher is not None:
+        watcher.stop.set()
+        watcher.join()
+    batch.refresh_from_db()
+    result = {
+        "ok": batch.status == ImportBatch.Status.APPLIED,
+        "checked": checked,
+        "status": batch.status,
+        "error": batch.error,
+        "stage_call_seconds": round(stage_seconds, 1),
+        "confirm_call_seconds": round(confirm_seconds, 1),
+        "progress_rows": settings.CATALOG_IMPORT_PROGRESS_ROWS,
+        "tasks": {},
+        "counts": catalog_counts(),
+        "peak_rss_mib_before_import": round(rss_before),
+        "peak_rss_mib": round(peak_rss_mib()),
+    }
+    for label, name in (("check", CHECK_STEP), ("import", APPLY_STEP)):
+        task = tasks.get(name)
+        if task is None or "end" not in task:
+            continue
+        moments = [task["start"], *task["writes"], task["end"]]
+        summary = {
+            "seconds": round(task["end"] - task["start"], 1),
+            "progress_writes": len(task["writes"]),
+            "progress_not_written": task["skipped"],
+            "max_seconds_without_progress": round(max_gap(moments), 1),
+        }
+        if watcher is not None:
+            seen = [s["row"] for s in watcher.seen if task["start"] <= s["at"] <= task["end"]]
+            summary["rows_read_by_another_connection"] = len(seen)
+            summary["last_read_by_another_connection"] = seen[-1] if seen else None
+        result["tasks"][label] = summary
     print("RESULT " + json.dumps(result))
 
 
@@ -365,6 +526,13 @@ def main() -> None:
         action="store_true",
         help="PostgreSQL: VACUUM ANALYZE before timing pages (default: ANALYZE only)",
     )
+    parser.add_argument(
+        "--staged",
+        action="store_true",
+        help="the staged import (check task, then import task) instead of the pages, "
+        "then catalog_import_folder on a fresh database for comparison",
+    )
+    parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"))
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--database-url", help=argparse.SUPPRESS)
@@ -373,8 +541,15 @@ def main() -> None:
     parser.add_argument("--pages", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child_pages(args) if args.pages_only else child_import(args)
+        if args.staged:
+            child_staged(args)
+        elif args.pages_only:
+            child_pages(args)
+        else:
+            child_import(args)
         return
+    if args.staged and args.pages_only:
+        parser.error("--staged imports the files; it cannot go with --pages-only")
 
     workdir = Path(tempfile.mkdtemp(prefix="catalog-scale-"))
     results: dict = {
@@ -387,57 +562,88 @@ def main() -> None:
         "share_rows": 2 * args.rows,
         "imports": [],
     }
+    if args.staged:
+        results["load_average_at_start"] = [round(load, 1) for load in os.getloadavg()]
     try:
         folders = {"rows": None}
         if not args.pages_only:
             folders = catalog_folders_write(args, results, workdir)
-        databases = ["sqlite"] + ([] if args.skip_postgres else ["postgresql"])
+        databases = ([] if args.skip_sqlite else ["sqlite"]) + (
+            [] if args.skip_postgres else ["postgresql"]
+        )
+        # --staged: the staged import, then the command's on a fresh database.
+        paths = ["staged", "command"] if args.staged else [None]
         for database in databases:
             for fmt, folder in folders.items():
-                label = f"{database}_{fmt}"
-                url, drop = fresh_database(database, args.postgres_url, workdir, label)
-                data_dir = workdir / f"data-{label}"
-                try:
-                    command = [
+                for path in paths:
+                    label = f"{database}_{fmt}" + (f"_{path}" if path else "")
+                    url, drop = fresh_database(database, args.postgres_url, workdir, label)
+                    data_dir = workdir / f"data-{label}"
+                    try:
+                        command = [
                         sys.executable, __file__, "--child", "--database-url", url,
                         "--data-dir", str(data_dir), "--folder", str(folder),
                         "--rows", str(args.rows), "--requests", str(args.requests),
-                        *(["--pages"] if fmt == "csv" else []),
+                        *(["--pages"] if fmt == "csv" and not args.staged else []),
                         *(["--pages-only"] if args.pages_only else []),
+                        *(["--staged"] if path == "staged" else []),
                         *(["--vacuum"] if args.vacuum else []),
                     ]  # fmt: skip
-                    started = time.perf_counter()
-                    child = subprocess.run(command, capture_output=True, text=True, cwd=REPO_ROOT)
-                    wall = time.perf_counter() - started
-                finally:
-                    drop()
-                lines = [line for line in child.stdout.splitlines() if line.startswith("RESULT ")]
-                if child.returncode != 0 or not lines:
-                    raise SystemExit(
-                        f"{label} failed:\n{child.stdout[-3000:]}{child.stderr[-3000:]}"
-                    )
-                outcome = json.loads(lines[-1].removeprefix("RESULT "))
-                outcome.update(database=database, format=fmt, child_wall_seconds=round(wall, 1))
-                results["imports"].append(outcome)
-                if args.pages_only:
-                    print(f"{database}: rows written in {outcome['rows_written_seconds']} s")
-                else:
-                    print(
-                        f"{database} {fmt}: import {outcome['import_seconds']} s "
-                        f"({outcome['rows_per_second']} rows/s), peak RSS "
-                        f"{outcome['peak_rss_mib']} MiB, ok={outcome['ok']}",
-                        flush=True,
-                    )
-                for name, page in outcome.get("pages", {}).items():
-                    print(f"    {name}: {page['median_ms']} ms", flush=True)
+                        started = time.perf_counter()
+                        child = subprocess.run(
+                            command, capture_output=True, text=True, cwd=REPO_ROOT
+                        )
+                        wall = time.perf_counter() - started
+                    finally:
+                        drop()
+                    lines = [
+                        line for line in child.stdout.splitlines() if line.startswith("RESULT ")
+                    ]
+                    if child.returncode != 0 or not lines:
+                        raise SystemExit(
+                            f"{label} failed:\n{child.stdout[-3000:]}{child.stderr[-3000:]}"
+                        )
+                    outcome = json.loads(lines[-1].removeprefix("RESULT "))
+                    outcome.update(database=database, format=fmt, child_wall_seconds=round(wall, 1))
+                    if path:
+                        outcome["path"] = path
+                    results["imports"].append(outcome)
+                    if path == "staged":
+                        for name, task in outcome["tasks"].items():
+                            print(
+                                f"{database} {fmt} staged: {name} task {task['seconds']} s, "
+                                f"{task['progress_writes']} progress writes, at most "
+                                f"{task['max_seconds_without_progress']} s apart",
+                                flush=True,
+                            )
+                        print(
+                            f"{database} {fmt} staged: {outcome['status']}, {outcome['counts']}, "
+                            f"peak RSS {outcome['peak_rss_mib']} MiB",
+                            flush=True,
+                        )
+                    elif args.pages_only:
+                        print(f"{database}: rows written in {outcome['rows_written_seconds']} s")
+                    else:
+                        print(
+                            f"{database} {fmt}{' command path' if path else ''}: import "
+                            f"{outcome['import_seconds']} s "
+                            f"({outcome['rows_per_second']} rows/s), peak RSS "
+                            f"{outcome['peak_rss_mib']} MiB, ok={outcome['ok']}",
+                            flush=True,
+                        )
+                    for name, page in outcome.get("pages", {}).items():
+                        print(f"    {name}: {page['median_ms']} ms", flush=True)
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         suffix = "" if args.rows == 100_000 else f"-{args.rows}"
         if args.pages_only:
             suffix += "-pages"
+        if args.staged:
+            suffix += "-staged"
+            results["load_average_at_end"] = [round(load, 1) for load in os.getloadavg()]
         if args.vacuum:
             suffix += "-vacuum"
-        elif args.formats != "csv,xlsx":
+        elif args.formats not in ("csv,xlsx", "csv" if args.staged else ""):
             suffix += f"-{args.formats.replace(',', '-')}"
         path = out / f"catalog_scale-{results['date']}-{results['commit']}{suffix}.json"
         path.write_text(json.dumps(results, indent=1) + "\n")
