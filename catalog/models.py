@@ -363,7 +363,8 @@ class ImportBatch(models.Model):
     Celery task does each step (``catalog.tasks``): it claims the batch with a conditional
     UPDATE, reports its progress on the row (``phase``, ``processed`` of ``total``,
     ``heartbeat_at``), and the import's own transaction sets ``applied``, so a task
-    delivered twice never imports twice.
+    delivered twice never imports twice. A step whose message was lost is sent again by the
+    reconciler (``catalog.services.reconcile_imports``), which counts ``redispatches``.
     """
 
     class Status(models.TextChoices):
@@ -418,6 +419,12 @@ class ImportBatch(models.Model):
     total = models.PositiveIntegerField(null=True, blank=True, help_text="Rows in this phase")
     error = models.TextField(blank=True, help_text="Why the batch failed")
     attempts = models.PositiveIntegerField(default=0, help_text="Task runs that claimed it")
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its current step was last handed to the broker"
+    )
+    redispatches = models.PositiveIntegerField(
+        default=0, help_text="Times the reconciler sent its current step again"
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -7,7 +7,8 @@ done already, and the import's transaction marks it applied, so a redelivery imp
 nothing twice. A batch another run is still working on (fresh heartbeat) is retried
 later. Transient errors (database or broker connection lost) are retried with backoff;
 anything else, and a run past ``CATALOG_IMPORT_SOFT_TIME_LIMIT``, marks the batch
-failed with the reason (its transaction rolled back: nothing imported).
+failed with the reason (its transaction rolled back: nothing imported). A step whose message
+was lost is sent again by ``reconcile_imports``, which the scheduler runs.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from django.db import InterfaceError, OperationalError, close_old_connections
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from catalog import services
 from catalog.services import staged_imports
 
 logger = logging.getLogger(__name__)
@@ -93,3 +95,15 @@ def check_import(self, batch_id: int) -> str | None:
 def apply_import(self, batch_id: int) -> str | None:
     """Import a confirmed batch's files, all or nothing."""
     return _run(self, staged_imports.catalog_import_apply_run, batch_id)
+
+
+@shared_task(
+    name="catalog.reconcile_imports",
+    acks_late=False,  # a lost pass costs nothing: the scheduler sends the next one
+    soft_time_limit=240,
+    time_limit=300,
+)
+def reconcile_imports() -> str:
+    """Send the step of every overdue import again (``catalog_imports_reconcile``); the
+    scheduler (``./run scheduler``) sends this every ATTRIBUTION_RECONCILE_INTERVAL_SECONDS."""
+    return services.catalog_imports_reconcile().summary()

@@ -10,16 +10,14 @@ after its data was saved.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 
 from celery import current_app, signature
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerOperationalError
-from redis.exceptions import RedisError
 
 from attribution.models import AttributionRun, ModelArtifact
+from core.broker import BROKER_ERRORS, ids_waiting_in_broker
+from core.broker import task_queues as _task_queues
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +25,6 @@ PREPARE_STEP = "attribution.prepare_run"
 FINISH_STEP = "attribution.finish_run"
 RUN_STEPS = (PREPARE_STEP, "attribution.score_shard", FINISH_STEP)
 ARTIFACTS_STEP = "attribution.compute_model_artifacts"
-
-# What a publish raises when the broker is gone: kombu wraps most transport errors, but a
-# connection refused while the channel is being opened can surface as the client's own.
-BROKER_ERRORS = (BrokerOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
 
 
 def _send(task_name: str, object_id: int, what: str) -> bool:
@@ -90,8 +84,7 @@ def run_step_send_on_commit(*, run_id: int, step: str = PREPARE_STEP) -> None:
 
 def task_queues(tasks: tuple[str, ...] = RUN_STEPS) -> list[str]:
     """The queues ``CELERY_TASK_ROUTES`` sends ``tasks`` to (a run's steps, by default)."""
-    router = current_app.amqp.router
-    return sorted({router.route({}, step, args=(0,))["queue"].name for step in tasks})
+    return _task_queues(tasks)
 
 
 def runs_waiting_in_broker(queues: list[str]) -> set[int] | None:
@@ -101,54 +94,11 @@ def runs_waiting_in_broker(queues: list[str]) -> set[int] | None:
     A step a worker has taken is not counted: while it works, the worker reports progress,
     so the run is not overdue; when the worker has died, the run must be sent again.
     """
-    return _waiting_in_broker(queues, RUN_STEPS)
+    return ids_waiting_in_broker(queues, RUN_STEPS)
 
 
 def artifact_computations_waiting_in_broker(queues: list[str]) -> set[int] | None:
     """Ids of the model versions whose artifact computation waits in one of ``queues`` (not
     yet taken by a worker); ``None`` when the broker cannot be inspected. As for runs, one a
     worker has taken is not counted."""
-    return _waiting_in_broker(queues, (ARTIFACTS_STEP,))
-
-
-def _waiting_in_broker(queues: list[str], tasks: tuple[str, ...]) -> set[int] | None:
-    """The first arguments (ids) of the ``tasks`` messages waiting in ``queues``."""
-    if current_app.conf.task_always_eager:
-        return set()
-    try:
-        with current_app.connection_for_read() as connection:
-            if connection.transport.driver_type != "redis":
-                return None
-            channel = connection.default_channel
-            client = channel.client
-            names = [
-                channel._q_for_pri(queue, priority)  # kombu's name for a priority sub-queue
-                for queue in queues
-                for priority in channel.priority_steps
-            ]
-            messages = [raw for name in names for raw in client.lrange(name, 0, -1)]
-    except BROKER_ERRORS as exc:
-        logger.warning("could not inspect the broker's queues: %s", exc)
-        return None
-    waiting: set[int] = set()
-    for raw in messages:
-        object_id = _id_of(raw, tasks)
-        if object_id is not None:
-            waiting.add(object_id)
-    return waiting
-
-
-def _id_of(raw: bytes, tasks: tuple[str, ...]) -> int | None:
-    """The id a queued Celery message (protocol 2, JSON body) carries as its first argument,
-    if it is one of ``tasks``."""
-    try:
-        message = json.loads(raw)
-        if message.get("headers", {}).get("task") not in tasks:
-            return None
-        body = message["body"]
-        if message.get("properties", {}).get("body_encoding") == "base64":
-            body = base64.b64decode(body)
-        args = json.loads(body)[0]
-        return int(args[0])
-    except (ValueError, KeyError, IndexError, TypeError):
-        return None
+    return ids_waiting_in_broker(queues, (ARTIFACTS_STEP,))

@@ -4,7 +4,8 @@ and records an audit row for each change (``core.services.audit_record``).
 ``holders`` (rights holders), ``recordings`` (training tracks and their audio), ``shares``
 (ownership shares), ``opt_outs``, ``licences`` (reference licences), ``imports`` (the
 catalog import, all or nothing) and ``staged_imports`` (check uploaded files, confirm them
-later; both steps run as tasks); ``common`` holds what they share.
+later; both steps run as tasks), ``reconcile_imports`` (send a lost step again); ``common``
+holds what they share.
 
 Invariant asserted here and enforced by the database on PostgreSQL (migration 0002):
 the ownership shares of every recording sum to exactly 100.0000 percent.
@@ -20,6 +21,7 @@ from catalog.services.imports import (
 )
 from catalog.services.licences import reference_licence_grant, reference_licence_withdraw
 from catalog.services.opt_outs import opt_out_create, opt_out_withdraw
+from catalog.services.reconcile_imports import ImportReconcileReport, catalog_imports_reconcile
 from catalog.services.recordings import RECORDING_FIELDS, recording_create, recording_update
 from catalog.services.shares import ShareSpec, recording_shares_set, shares_problems
 from catalog.services.staged_imports import (
@@ -38,6 +40,7 @@ __all__ = [
     "IMPORT_SUFFIXES",
     "RECORDING_FIELDS",
     "STAGING_MAX_AGE_SECONDS",
+    "ImportReconcileReport",
     "ShareSpec",
     "catalog_import",
     "catalog_import_apply_run",
@@ -47,6 +50,7 @@ __all__ = [
     "catalog_import_files",
     "catalog_import_folder",
     "catalog_import_stage",
+    "catalog_imports_reconcile",
     "import_folder_files",
     "import_upload_check",
     "opt_out_create",

@@ -9,6 +9,8 @@ redelivered task finds the batch already done and returns, or finds another run'
 heartbeat and tries again later (``ImportBusy``). The import's own transaction marks the
 batch ``applied`` only if the claim is still this run's, so a batch is never imported
 twice. A run that fails leaves the batch ``failed`` with the reason, and nothing imported.
+A step whose message the broker lost after taking it is sent again by the reconciler
+(``reconcile_imports``).
 """
 
 import hashlib
@@ -26,8 +28,6 @@ from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.models.sql import UpdateQuery
 from django.db.models.sql.constants import NO_RESULTS
 from django.utils import timezone
-from kombu.exceptions import OperationalError as BrokerOperationalError
-from redis.exceptions import RedisError
 
 from catalog.audio import file_sha256
 from catalog.importing import (
@@ -44,6 +44,7 @@ from catalog.services.common import User, is_folder
 from catalog.services.imports import ImportSuperseded, catalog_import_files
 from catalog.staging import safe_file_name, staging_root
 from catalog.validators import isrc_normalize
+from core.broker import BROKER_ERRORS
 from core.exceptions import ApplicationError
 from core.services import audit_record
 
@@ -52,8 +53,7 @@ logger = logging.getLogger(__name__)
 Status = ImportBatch.Status
 CHECK_STEP = "catalog.check_import"
 APPLY_STEP = "catalog.apply_import"
-# What a publish raises when the broker is gone (as attribution's dispatch knows them).
-BROKER_ERRORS = (BrokerOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
+STEPS = {Status.CHECKING: CHECK_STEP, Status.IMPORTING: APPLY_STEP}  # a batch's step, by status
 
 IMPORT_SUFFIXES = {".csv": "CSV", ".xlsx": "XLSX"}
 STAGING_MAX_AGE_SECONDS = 2 * 24 * 3600  # unconfirmed checks are removed after two days
@@ -183,10 +183,10 @@ def _step_refused(*, batch_id: int, step: str) -> None:
         )
 
 
-def import_step_send(*, batch_id: int, step: str) -> bool:
-    """Send ``step`` (``CHECK_STEP`` or ``APPLY_STEP``) of batch ``batch_id``; ``False``
-    when the broker refused it (the batch then says so). Without a broker (the embedded
-    default) the step runs here and now, as every task does in eager mode."""
+def import_step_publish(*, batch_id: int, step: str) -> bool:
+    """Hand ``step`` of batch ``batch_id`` to the broker; ``False`` when it refused it (the
+    batch is left as it is). Without a broker (the embedded default) the step runs here and
+    now, as every task does in eager mode."""
     task = signature(step, args=(batch_id,), options={"ignore_result": True})
     if current_app.conf.task_always_eager:
         task.apply_async()
@@ -196,8 +196,21 @@ def import_step_send(*, batch_id: int, step: str) -> bool:
         task.apply_async(retry=False)
     except BROKER_ERRORS as exc:
         logger.warning("import batch %s: the broker did not take %s (%s)", batch_id, step, exc)
+        return False
+    return True
+
+
+def import_step_send(*, batch_id: int, step: str) -> bool:
+    """Send ``step`` (``CHECK_STEP`` or ``APPLY_STEP``) of batch ``batch_id`` and record
+    when (``dispatched_at``); ``False`` when the broker refused it (the batch then says so).
+    """
+    sent_at = timezone.now()
+    if not import_step_publish(batch_id=batch_id, step=step):
         _step_refused(batch_id=batch_id, step=step)
         return False
+    ImportBatch.objects.filter(pk=batch_id, status__in=ImportBatch.IN_PROGRESS).update(
+        dispatched_at=sent_at
+    )
     return True
 
 
@@ -308,10 +321,13 @@ def _importing(batch: ImportBatch, *, actor: User | None) -> None:
     batch.status = Status.IMPORTING
     batch.error, batch.phase, batch.processed, batch.total = "", "queued", 0, None
     batch.heartbeat_at = batch.started_at = batch.finished_at = None
+    # Handed to the broker when this commits: the reconciler counts from now, and gives the
+    # import the re-sends the check may have used.
+    batch.dispatched_at, batch.redispatches = timezone.now(), 0
     batch.save(
         update_fields=[
             "status", "error", "phase", "processed", "total", "heartbeat_at", "started_at",
-            "finished_at",
+            "finished_at", "dispatched_at", "redispatches",
         ]
     )  # fmt: skip
     audit_record(

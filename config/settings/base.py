@@ -317,6 +317,19 @@ CATALOG_IMPORT_PROGRESS_ROWS = int(os.environ.get("CATALOG_IMPORT_PROGRESS_ROWS"
 CATALOG_IMPORT_STALE_SECONDS = int(os.environ.get("CATALOG_IMPORT_STALE_SECONDS", "300"))
 CATALOG_IMPORT_SOFT_TIME_LIMIT = int(os.environ.get("CATALOG_IMPORT_SOFT_TIME_LIMIT", "3600"))
 CATALOG_IMPORT_TIME_LIMIT = CATALOG_IMPORT_SOFT_TIME_LIMIT + 120
+# A batch checking or importing with no sign of life (step sent, progress reported) for
+# CATALOG_IMPORT_RECONCILE_AFTER_SECONDS, and its step not waiting in the broker, gets its step
+# sent again (the message was lost), at most CATALOG_IMPORT_MAX_REDISPATCHES times before it
+# fails. The lease exceeds CATALOG_IMPORT_STALE_SECONDS, so the step sent again takes over the
+# dead run's claim at once.
+CATALOG_IMPORT_RECONCILE_AFTER_SECONDS = int(
+    os.environ.get("CATALOG_IMPORT_RECONCILE_AFTER_SECONDS", "900")
+)
+CATALOG_IMPORT_MAX_REDISPATCHES = int(os.environ.get("CATALOG_IMPORT_MAX_REDISPATCHES", "5"))
+if CATALOG_IMPORT_RECONCILE_AFTER_SECONDS <= CATALOG_IMPORT_STALE_SECONDS:
+    raise ImproperlyConfigured(
+        "CATALOG_IMPORT_RECONCILE_AFTER_SECONDS must exceed CATALOG_IMPORT_STALE_SECONDS"
+    )
 # Redis redelivers an unacknowledged task after this long; it must exceed the longest
 # task's hard time limit or a long task would be delivered twice while still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 7 * 60 * 60}
@@ -360,7 +373,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "attribution.reconcile_runs",
         "schedule": ATTRIBUTION_RECONCILE_INTERVAL_SECONDS,
         "options": {"expires": ATTRIBUTION_RECONCILE_INTERVAL_SECONDS},
-    }
+    },
+    "reconcile-catalog-imports": {
+        "task": "catalog.reconcile_imports",
+        "schedule": ATTRIBUTION_RECONCILE_INTERVAL_SECONDS,
+        "options": {"expires": ATTRIBUTION_RECONCILE_INTERVAL_SECONDS},
+    },
 }
 # Where text encoders that model configs name (Stable Audio Open's "t5-base") are read from,
 # as <folder>/<name>; nothing is downloaded. Also searched: text_encoders/<name> inside the
