@@ -17,33 +17,17 @@ from celery import Task, chord, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
-from kombu.exceptions import OperationalError as BrokerOperationalError
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from attribution import services
 from attribution.services.progress import time_limit_message
+from core.broker import TRANSIENT_ERRORS, task_options
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_ERRORS = (
-    OperationalError,
-    InterfaceError,
-    BrokerOperationalError,
-    RedisConnectionError,
-    ConnectionError,
+COMMON = task_options(
+    soft_time_limit=settings.ATTRIBUTION_CELERY_SOFT_TIME_LIMIT,
+    time_limit=settings.ATTRIBUTION_TIME_LIMIT,
 )
-
-COMMON = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "autoretry_for": TRANSIENT_ERRORS,
-    "retry_backoff": 2,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 5,
-    "soft_time_limit": settings.ATTRIBUTION_CELERY_SOFT_TIME_LIMIT,
-    "time_limit": settings.ATTRIBUTION_TIME_LIMIT,
-}
 
 
 class AttributionTask(Task):

@@ -18,34 +18,18 @@ import logging
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded, TimeLimitExceeded
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
-from kombu.exceptions import OperationalError as BrokerOperationalError
-from redis.exceptions import ConnectionError as RedisConnectionError
+from django.db import close_old_connections
 
 from catalog import services
 from catalog.services import staged_imports
+from core.broker import TRANSIENT_ERRORS, task_options
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_ERRORS = (
-    OperationalError,
-    InterfaceError,
-    BrokerOperationalError,
-    RedisConnectionError,
-    ConnectionError,
+COMMON = task_options(
+    soft_time_limit=settings.CATALOG_IMPORT_SOFT_TIME_LIMIT,
+    time_limit=settings.CATALOG_IMPORT_TIME_LIMIT,
 )
-
-COMMON = {
-    "acks_late": True,
-    "reject_on_worker_lost": True,
-    "autoretry_for": TRANSIENT_ERRORS,
-    "retry_backoff": 2,
-    "retry_backoff_max": 300,
-    "retry_jitter": True,
-    "max_retries": 5,
-    "soft_time_limit": settings.CATALOG_IMPORT_SOFT_TIME_LIMIT,
-    "time_limit": settings.CATALOG_IMPORT_TIME_LIMIT,
-}
 
 
 def _failure_reason(exc: BaseException) -> str:

@@ -13,7 +13,9 @@ import json
 import logging
 
 from celery import current_app
+from django.db import InterfaceError, OperationalError
 from kombu.exceptions import OperationalError as BrokerOperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -21,6 +23,32 @@ logger = logging.getLogger(__name__)
 # What a publish raises when the broker is gone: kombu wraps most transport errors, but a
 # connection refused while the channel is being opened can surface as the client's own.
 BROKER_ERRORS = (BrokerOperationalError, RedisError, ConnectionError, OSError, TimeoutError)
+
+# What a task retries with backoff: the database or the broker connection lost (a restart),
+# not a fault of the work itself.
+TRANSIENT_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    BrokerOperationalError,
+    RedisConnectionError,
+    ConnectionError,
+)
+
+
+def task_options(*, soft_time_limit: int, time_limit: int) -> dict:
+    """The delivery and retry policy every step task shares: acknowledged late and put back
+    when its worker dies (each step is idempotent), transient errors retried with backoff."""
+    return {
+        "acks_late": True,
+        "reject_on_worker_lost": True,
+        "autoretry_for": TRANSIENT_ERRORS,
+        "retry_backoff": 2,
+        "retry_backoff_max": 300,
+        "retry_jitter": True,
+        "max_retries": 5,
+        "soft_time_limit": soft_time_limit,
+        "time_limit": time_limit,
+    }
 
 
 def task_queues(tasks: tuple[str, ...]) -> list[str]:
