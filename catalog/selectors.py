@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
@@ -295,3 +296,15 @@ def reference_licence_check(*, recording: Recording, day: date) -> ReferenceLice
         pool_share_percent=share,
         licences=tuple(licences),
     )
+
+
+def reference_share_default() -> Decimal:
+    """The share of the pool a new reference licence proposes
+    (``CATALOG_REFERENCE_DEFAULT_SHARE_PERCENT``; docs/ledger.md, "Reference use")."""
+    value = Decimal(str(settings.CATALOG_REFERENCE_DEFAULT_SHARE_PERCENT))
+    if not (0 <= value <= 100) or value != value.quantize(Decimal("0.0001")):
+        raise ValueError(
+            "CATALOG_REFERENCE_DEFAULT_SHARE_PERCENT must be a percent from 0 to 100 with at "
+            f"most 4 decimals, got {settings.CATALOG_REFERENCE_DEFAULT_SHARE_PERCENT!r}"
+        )
+    return value

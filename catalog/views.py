@@ -29,6 +29,7 @@ from catalog.selectors import (
     recordings_opted_out,
     recordings_with_isrcs,
     reference_licences_visible_to,
+    reference_share_default,
     rights_holders_visible_to,
     rights_holders_with_recording_counts,
 )
@@ -165,6 +166,7 @@ class ReferenceLicenceForm(forms.Form):
         min_value=0,
         max_value=100,
         decimal_places=4,
+        initial=reference_share_default,
         label="Share of the generation's royalty pool (%)",
     )
     valid_from = forms.DateField(

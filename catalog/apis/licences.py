@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from catalog.apis.common import FILTER_BACKENDS
 from catalog.apis.opt_outs import _may_act_for
 from catalog.models import Recording, ReferenceLicence, RightsHolder
-from catalog.selectors import reference_licences_visible_to
+from catalog.selectors import reference_licences_visible_to, reference_share_default
 from catalog.services import reference_licence_grant, reference_licence_withdraw
 
 
@@ -46,7 +46,12 @@ class ReferenceLicenceInputSerializer(serializers.Serializer):
         queryset=Recording.objects.all(), required=False, allow_null=True
     )
     permits_reference_use = serializers.BooleanField(required=False, default=True)
-    pool_share_percent = serializers.DecimalField(max_digits=7, decimal_places=4)
+    pool_share_percent = serializers.DecimalField(
+        max_digits=7,
+        decimal_places=4,
+        required=False,
+        help_text="Default: CATALOG_REFERENCE_DEFAULT_SHARE_PERCENT",
+    )
     valid_from = serializers.DateField(required=False)
     valid_until = serializers.DateField(required=False, allow_null=True)
 
@@ -92,7 +97,9 @@ class ReferenceLicenceViewSet(
             rights_holder=holder,
             recording=data.validated_data.get("recording"),
             permits_reference_use=data.validated_data["permits_reference_use"],
-            pool_share_percent=data.validated_data["pool_share_percent"],
+            pool_share_percent=data.validated_data.get(
+                "pool_share_percent", reference_share_default()
+            ),
             valid_from=data.validated_data.get("valid_from") or date.today(),
             valid_until=data.validated_data.get("valid_until"),
             actor=request.user,

@@ -246,6 +246,14 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 CATALOG_MAX_AUDIO_BYTES = int(os.environ.get("CATALOG_MAX_AUDIO_BYTES", 200 * 1024 * 1024))
 CATALOG_MAX_AUDIO_SECONDS = int(os.environ.get("CATALOG_MAX_AUDIO_SECONDS", 15 * 60))
 
+# The share of a generation's royalty pool a new reference licence proposes (the licence
+# form's initial value; the API's when `pool_share_percent` is left out), a string of a
+# percent with at most 4 decimals. Why this value: docs/ledger.md, "Reference use" (the
+# measured reference benchmark in BENCHMARKS.md).
+CATALOG_REFERENCE_DEFAULT_SHARE_PERCENT = os.environ.get(
+    "CATALOG_REFERENCE_DEFAULT_SHARE_PERCENT", "25"
+)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",

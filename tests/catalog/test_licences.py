@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from catalog.models import ReferenceLicence
-from catalog.selectors import reference_licence_check
+from catalog.selectors import reference_licence_check, reference_share_default
 from catalog.services import opt_out_create, reference_licence_grant, reference_licence_withdraw
 from core.exceptions import ApplicationError
 from core.models import AuditEvent
@@ -213,3 +213,34 @@ def test_catalog_admins_grant_and_withdraw_through_the_admin(owned, admin_client
     licence.refresh_from_db()
     assert licence.withdrawn_at is not None
     assert AuditEvent.objects.filter(action="reference_licence.withdraw").count() == 1
+
+
+def test_a_licence_granted_without_a_share_takes_the_configured_default(owned, settings):
+    from django.test import Client
+
+    holder, recording = owned
+    settings.CATALOG_REFERENCE_DEFAULT_SHARE_PERCENT = "12.5"
+    user = UserFactory(role=RIGHTS_HOLDER)
+    holder.users.add(user)
+    api = APIClient()
+    api.force_authenticate(user)
+    response = api.post(
+        "/catalog/api/reference-licences/",
+        {"rights_holder": holder.pk, "recording": recording.pk},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["pool_share_percent"] == "12.5000"
+    explicit_zero = api.post(
+        "/catalog/api/reference-licences/",
+        {"rights_holder": holder.pk, "pool_share_percent": "0"},
+        format="json",
+    )
+    assert explicit_zero.json()["pool_share_percent"] == "0.0000"  # a stated 0 stays 0
+    page = Client()
+    page.force_login(user)
+    html = page.get("/catalog/reference-licences/").content.decode()
+    assert 'name="pool_share_percent" value="12.5"' in html
+    settings.CATALOG_REFERENCE_DEFAULT_SHARE_PERCENT = "150"
+    with pytest.raises(ValueError, match="from 0 to 100"):
+        reference_share_default()
