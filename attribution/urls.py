@@ -15,7 +15,7 @@ app_name = "attribution"
 router = DefaultRouter()
 router.include_root_view = False
 router.register("model-versions", apis.ModelVersionViewSet, basename="model-version")
-router.register("unlearnings", apis.UnlearningViewSet, basename="unlearning")
+router.register("unlearnings", apis.UnlearningViewSet, basename="api-unlearning")
 
 urlpatterns = [
     path("model-versions/", views.model_version_list, name="model-versions"),

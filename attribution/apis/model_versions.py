@@ -189,7 +189,7 @@ class ModelVersionViewSet(
         return self.get_paginated_response(TrainingSetEntrySerializer(page, many=True).data)
 
     @extend_schema(responses=UnlearningSerializer(many=True))
-    @action(detail=True, methods=["get"], pagination_class=None)
+    @action(detail=True, methods=["get"], pagination_class=None, url_name="api-unlearnings")
     def unlearnings(self, request, pk=None, **kwargs):
         """The unlearnings started from this model version, newest first."""
         model = self.get_object()
@@ -200,7 +200,9 @@ class ModelVersionViewSet(
         )
 
     @extend_schema(request=UnlearningInputSerializer, responses={202: UnlearningSerializer})
-    @action(detail=True, methods=["post"], permission_classes=[IsCatalogAdmin])
+    @action(
+        detail=True, methods=["post"], permission_classes=[IsCatalogAdmin], url_name="api-unlearn"
+    )
     def unlearn(self, request, pk=None, **kwargs):
         """Start deriving a version without the forget set (catalog admins; a gpu job)."""
         model = self.get_object()

@@ -125,6 +125,10 @@ def test_only_finance_and_catalog_admins_may_ask(world, client):
         "representer_points",
         "audit",
     )
+    # forcing repeats a finished run, never one still active
+    AttributionRun.objects.filter(pk=response.json()["id"]).update(
+        status=AttributionRun.Status.SUCCEEDED
+    )
     page = logged_in(client, world.finance).post(
         f"/attribution/generations/{world.generation.pk}/second-opinion/",
         {"method": "representer_points", "force": "1"},

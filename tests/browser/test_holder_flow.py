@@ -83,7 +83,9 @@ def test_holder_opens_a_statement_and_downloads_it(live_server, page, screenshot
     with page.expect_download() as info:
         page.click("text=Download XLSX")
     sheet = load_workbook(io.BytesIO(Path(info.value.path()).read_bytes()))["Lines"]
-    amounts = [row[-1] for row in sheet.iter_rows(min_row=2)]
+    header = [cell.value for cell in next(sheet.iter_rows(max_row=1))]
+    amount_column = header.index("amount")
+    amounts = [row[amount_column] for row in sheet.iter_rows(min_row=2)]
     assert [cell.data_type for cell in amounts] == ["n", "n", "n"]
     assert all(cell.number_format == "#,##0.00" for cell in amounts)
 

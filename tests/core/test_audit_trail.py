@@ -256,6 +256,17 @@ NOT_FROM_PAGES = {
     "ledger.entry.reverse": "corrections are a service call (no page yet)",
     "model_version.opt_out_override": "register with an override reason: the same page as "
     "model_version.register, tested in tests/attribution",
+    "attribution_run.second_opinion": "the audit row and its user are checked in "
+    "tests/attribution/test_second_opinion_requests.py",
+    "reference_licence.grant": "page, API and admin rows checked in tests/catalog/test_licences.py",
+    "reference_licence.withdraw": "page, API and admin rows checked in "
+    "tests/catalog/test_licences.py",
+    "unlearning.request": "started from the model version's page; the flow and its rows are "
+    "in tests/attribution/test_unlearning.py",
+    "unlearning.promote": "tests/attribution/test_unlearning.py",
+    "unlearning.validation_override": "tests/attribution/test_unlearning.py",
+    "unlearning.ready": "written by the gpu worker that ran the job",
+    "unlearning.failed": "written by the gpu worker that ran the job",
 }
 
 

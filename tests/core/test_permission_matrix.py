@@ -145,6 +145,10 @@ EXPECTED: dict[str, Expect] = {
     "attribution:model-version": page(CATALOG, args=pk("model_version")),
     "attribution:model-version-status": page(CATALOG, args=pk("model_version")),
     "attribution:model-version-compute": page(CATALOG, ok=405, args=pk("model_version")),
+    "attribution:model-version-unlearn": page(CATALOG, ok=405, args=pk("model_version")),
+    "attribution:unlearning": page(CATALOG, args=pk("unlearning")),
+    "attribution:unlearning-status": page(CATALOG, args=pk("unlearning")),
+    "attribution:unlearning-promote": page(CATALOG, ok=405, args=pk("unlearning")),
     # --- attribution API
     "attribution:api-generations": api(),
     "attribution:api-generation-audio": api(owned=True, args=pk("generation_a")),
@@ -160,6 +164,10 @@ EXPECTED: dict[str, Expect] = {
     "attribution:model-version-artifacts": api(args=pk("model_version")),
     "attribution:model-version-compute-artifacts": api(CATALOG, ok=405, args=pk("model_version")),
     "attribution:model-version-training-set": api(args=pk("model_version")),
+    "attribution:model-version-api-unlearnings": api(args=pk("model_version")),
+    "attribution:model-version-api-unlearn": api(CATALOG, ok=405, args=pk("model_version")),
+    "attribution:api-unlearning-detail": api(CATALOG, args=pk("unlearning")),
+    "attribution:api-unlearning-promote": api(CATALOG, ok=405, args=pk("unlearning")),
     # --- ledger pages
     # Earnings and statements of the holders the user acts for (finance: of any holder); a
     # user who acts for none gets an empty page. Finance's dashboard is the journal.

@@ -17,7 +17,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
-from attribution.models import AttributionRun, Generation, ModelVersion
+from attribution.models import AttributionRun, Generation, ModelVersion, Unlearning
 from catalog.models import OptOut, Recording, ReferenceLicence, RightsHolder
 from core.roles import CATALOG_ADMIN, FINANCE, RIGHTS_HOLDER
 from core.services import roles_ensure
@@ -57,6 +57,7 @@ class World:
     entry_a: JournalEntry
     opt_out_a: OptOut
     licence_a: ReferenceLicence
+    unlearning: Unlearning
     period: StatementPeriod
     statement_a: Statement
     payout_batch: PayoutBatch
@@ -130,6 +131,7 @@ def world_build() -> World:
         pool_share_percent=Decimal("10"),
         valid_from=now.date(),
     )
+    unlearning = Unlearning.objects.create(parent=model_version, method="gradient_ascent")
     payout_batch = payout_batch_create(currency="USD", threshold_minor=1)
     assert payout_batch.lines.filter(rights_holder=holder_a).exists()
 
@@ -148,6 +150,7 @@ def world_build() -> World:
         entry_a=entry_a,
         opt_out_a=opt_out_a,
         licence_a=licence_a,
+        unlearning=unlearning,
         period=period,
         statement_a=statement_a,
         payout_batch=payout_batch,

@@ -435,6 +435,7 @@ def test_entries_carry_the_settlement_provenance(world, django_assert_max_num_qu
             "rights_holder_name": world.a.legal_name,
             "amount": 10_005_000_00,
             "tracks": [[0, 10_005_000_00]],
+            "reference_parts": [],
         }
     ]
     assert detail["settlement"]["ownership_snapshot"] == settlement.ownership_snapshot
