@@ -9,8 +9,7 @@ from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from catalog.apis.common import FILTER_BACKENDS
-from catalog.apis.opt_outs import _may_act_for
+from catalog.apis.common import FILTER_BACKENDS, may_act_for_holder
 from catalog.models import Recording, ReferenceLicence, RightsHolder
 from catalog.selectors import reference_licences_visible_to, reference_share_default
 from catalog.services import reference_licence_grant, reference_licence_withdraw
@@ -88,7 +87,7 @@ class ReferenceLicenceViewSet(
         data = ReferenceLicenceInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         holder = data.validated_data["rights_holder"]
-        if not _may_act_for(request.user, holder):
+        if not may_act_for_holder(request.user, holder):
             return Response(
                 {"detail": "You may only license recordings of rights holders you act for."},
                 status=status.HTTP_403_FORBIDDEN,
@@ -112,7 +111,7 @@ class ReferenceLicenceViewSet(
     @action(detail=True, methods=["post"])
     def withdraw(self, request, pk=None, **kwargs):
         licence = self.get_object()
-        if not _may_act_for(request.user, licence.rights_holder):
+        if not may_act_for_holder(request.user, licence.rights_holder):
             return Response(
                 {"detail": "You may only withdraw licences of rights holders you act for."},
                 status=status.HTTP_403_FORBIDDEN,

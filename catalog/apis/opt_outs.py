@@ -9,11 +9,10 @@ from rest_framework import mixins, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from catalog.apis.common import FILTER_BACKENDS
+from catalog.apis.common import FILTER_BACKENDS, may_act_for_holder
 from catalog.models import OptOut, Recording, RightsHolder
-from catalog.selectors import holders_for_user, opt_outs_visible_to
+from catalog.selectors import opt_outs_visible_to
 from catalog.services import opt_out_create, opt_out_withdraw
-from core.roles import CATALOG_ADMIN, user_has_role
 
 
 class OptOutOutputSerializer(serializers.ModelSerializer):
@@ -54,12 +53,6 @@ class OptOutFilter(filters.FilterSet):
         fields = ["rights_holder", "recording"]
 
 
-def _may_act_for(user, holder: RightsHolder) -> bool:
-    return (
-        user_has_role(user, CATALOG_ADMIN) or holders_for_user(user).filter(pk=holder.pk).exists()
-    )
-
-
 class OptOutViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -82,7 +75,7 @@ class OptOutViewSet(
         data = OptOutInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         holder = data.validated_data["rights_holder"]
-        if not _may_act_for(request.user, holder):
+        if not may_act_for_holder(request.user, holder):
             return Response(
                 {"detail": "You may only opt out recordings of rights holders you act for."},
                 status=status.HTTP_403_FORBIDDEN,
@@ -100,7 +93,7 @@ class OptOutViewSet(
     @action(detail=True, methods=["post"])
     def withdraw(self, request, pk=None, **kwargs):
         opt_out = self.get_object()
-        if not _may_act_for(request.user, opt_out.rights_holder):
+        if not may_act_for_holder(request.user, opt_out.rights_holder):
             return Response(
                 {"detail": "You may only withdraw opt-outs of rights holders you act for."},
                 status=status.HTTP_403_FORBIDDEN,
