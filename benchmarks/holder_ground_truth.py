@@ -222,8 +222,43 @@ def generation_prompts(tracks, count: int) -> list[dict]:
 # --- training, cached by content hash ------------------------------------------------------
 
 
-def train_cached(tracks, *, steps: int, train_seed: int, cache: Path, label: str, log) -> dict:
-    """Train the demo DiT on `tracks` (or reuse the cached result). Returns the record."""
+def world_model_record(world_root: Path | None, fingerprint: str, label: str) -> dict | None:
+    """The demo world's own trained model as a training record, when it is the very training
+    asked for (same fingerprint: config, tracks, seeds, trainer code) and its files are
+    intact; None otherwise."""
+    from demo.world import build
+
+    if world_root is None:
+        return None
+    state = build.read_state(world_root).get("model", {})
+    if state.get("fingerprint") != fingerprint or not build.files_intact(
+        world_root, state.get("files", {})
+    ):
+        return None
+    folder = world_root / "model"
+    report = json.loads((folder / "training_report.json").read_text())
+    return {
+        "label": label,
+        "fingerprint": fingerprint,
+        "folder": str(folder),
+        "tracks": len(report.get("eval_loss_per_train_track", {})),
+        "steps": report["steps"],
+        "init_seed": INIT_SEED,
+        "train_seed": INIT_SEED,
+        "train_seconds": report["train_seconds"],
+        "seconds_per_step": round(report["train_seconds"] / report["steps"], 3),
+        "loss_first_20_steps": report["loss_first_20_steps"],
+        "loss_last_20_steps": report["loss_last_20_steps"],
+        "weights_sha256": build.sha256_file(folder / "model.safetensors"),
+        "reused_from": "the demo world's model",
+    }
+
+
+def train_cached(
+    tracks, *, steps: int, train_seed: int, cache: Path, label: str, log, world: Path | None = None
+) -> dict:
+    """Train the demo DiT on `tracks` (or reuse the cached result, or the demo world's model
+    under `world` when it is the same training). Returns the record."""
     import torch
 
     from attribution.engine.loading import build_model
@@ -233,6 +268,10 @@ def train_cached(tracks, *, steps: int, train_seed: int, cache: Path, label: str
     training_cfg = replace(TrainingConfig(), steps=steps, seed=train_seed, batch_size=8)
     config = model_config(ArchitectureConfig(), training_cfg)
     fingerprint = world.model_fingerprint(config, tracks, INIT_SEED)
+    reused = world_model_record(world, fingerprint, label)
+    if reused is not None:
+        log(f"{label}: reused the demo world's model {reused['folder']} (fingerprints match)")
+        return reused
     folder = cache / "models" / fingerprint[:20]
     record_path = folder / "record.json"
     if record_path.is_file():
@@ -660,7 +699,8 @@ def main() -> None:
     # 2. the trainings
     started = time.perf_counter()
     records = {"full": train_cached(tracks, steps=args.train_steps, train_seed=INIT_SEED,
-                                    cache=cache, label="full", log=log)}  # fmt: skip
+                                    cache=cache, label="full", log=log,
+                                    world=Path(args.world))}  # fmt: skip
     payload["trainings"] = records
     save()
     if args.noise_floor and args.phase != "attribute":

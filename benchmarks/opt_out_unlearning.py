@@ -1,7 +1,7 @@
 """Opt-out unlearning on the demo model: the three methods against a model retrained without
 the forget set.
 
-    .venv/bin/python benchmarks/opt_out_unlearning.py [--train-steps 600]
+    .venv/bin/python benchmarks/opt_out_unlearning.py [--train-steps 3000]
         [--methods gradient_ascent,random_labels,fisher] [--forget-steps 20]
         [--forget-lr 1.0] [--max-update-norm 1e-3] [--fisher-update-norm 1e-3]
         [--forget-timesteps 8] [--loss-timesteps 16] [--held-out 32]
@@ -12,9 +12,10 @@ the forget set.
    (DATA_DIR/demo/heldout: never in any training set).
 2. Two forget sets: every recording of one rights holder (holder_ground_truth.pick_holders,
    the first of one pick) and a single recording (the first of that holder's, by ISRC).
-3. The parent: the demo DiT trained on the whole catalog; per forget set a reference
-   retrained from scratch without it (demo/world/training.py through
-   holder_ground_truth.train_cached: same seeds, same steps, cached by content hash).
+3. The parent: the demo DiT trained on the whole catalog (the demo world's model itself when
+   --train-steps is the world's); per forget set a reference retrained from scratch without
+   it (demo/world/training.py through holder_ground_truth.train_cached: same seeds, same
+   steps, cached by content hash).
 4. Per forget set and method: attribution/engine/forgetting.py's `forget` on the parent,
    then its checks (`loss_checks`, and with --generations / --self-influence the generation
    flatness and retain self-influence checks) against the parent and the retrained reference.
@@ -35,6 +36,7 @@ from pathlib import Path
 from attribution_common import DATA_DIR, REPO_ROOT, Bar, add_engine_flags, engine_config, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
+WORLD_TRAIN_STEPS = 3000  # demo.world.world.WorldConfig.train_steps (8 min x 375 steps/min)
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,7 +48,13 @@ def parse_args() -> argparse.Namespace:
         default=str(DATA_DIR / "benchmarks" / "opt_out_unlearning"),
         help="trained checkpoints, keyed by content hash",
     )
-    parser.add_argument("--train-steps", type=int, default=600)
+    parser.add_argument(
+        "--train-steps",
+        type=int,
+        default=WORLD_TRAIN_STEPS,
+        help="steps of every training (default: the demo world's, whose model is then the "
+        "parent as it is)",
+    )
     parser.add_argument("--methods", default="gradient_ascent,random_labels,fisher")
     parser.add_argument("--forget-steps", type=int, default=None, help="ForgettingConfig.steps")
     parser.add_argument("--forget-lr", type=float, default=None)
@@ -211,8 +219,9 @@ def main() -> None:
         print(message, file=sys.stderr, flush=True)
 
     parent_record = train_cached(
-        tracks, steps=args.train_steps, train_seed=0, cache=cache, label="parent", log=log
-    )
+        tracks, steps=args.train_steps, train_seed=0, cache=cache, label="parent", log=log,
+        world=world,
+    )  # fmt: skip
     parent_dir = Path(parent_record["folder"])
     model = load_engine_model(parent_dir, device=engine_cfg.device)
     train_set = load_training_set(parent_dir / "training_manifest.json", model)
