@@ -255,10 +255,17 @@ def world_model_record(world_root: Path | None, fingerprint: str, label: str) ->
 
 
 def train_cached(
-    tracks, *, steps: int, train_seed: int, cache: Path, label: str, log, world: Path | None = None
+    tracks,
+    *,
+    steps: int,
+    train_seed: int,
+    cache: Path,
+    label: str,
+    log,
+    world_root: Path | None = None,
 ) -> dict:
     """Train the demo DiT on `tracks` (or reuse the cached result, or the demo world's model
-    under `world` when it is the same training). Returns the record."""
+    under `world_root` when it is the same training). Returns the record."""
     import torch
 
     from attribution.engine.loading import build_model
@@ -268,7 +275,7 @@ def train_cached(
     training_cfg = replace(TrainingConfig(), steps=steps, seed=train_seed, batch_size=8)
     config = model_config(ArchitectureConfig(), training_cfg)
     fingerprint = world.model_fingerprint(config, tracks, INIT_SEED)
-    reused = world_model_record(world, fingerprint, label)
+    reused = world_model_record(world_root, fingerprint, label)
     if reused is not None:
         log(f"{label}: reused the demo world's model {reused['folder']} (fingerprints match)")
         return reused
@@ -700,7 +707,7 @@ def main() -> None:
     started = time.perf_counter()
     records = {"full": train_cached(tracks, steps=args.train_steps, train_seed=INIT_SEED,
                                     cache=cache, label="full", log=log,
-                                    world=Path(args.world))}  # fmt: skip
+                                    world_root=Path(args.world))}  # fmt: skip
     payload["trainings"] = records
     save()
     if args.noise_floor and args.phase != "attribute":

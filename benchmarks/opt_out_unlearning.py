@@ -220,7 +220,7 @@ def main() -> None:
 
     parent_record = train_cached(
         tracks, steps=args.train_steps, train_seed=0, cache=cache, label="parent", log=log,
-        world=world,
+        world_root=world,
     )  # fmt: skip
     parent_dir = Path(parent_record["folder"])
     model = load_engine_model(parent_dir, device=engine_cfg.device)
