@@ -126,16 +126,73 @@ def test_a_failed_validation_blocks_promotion_without_a_written_reason(
         services.unlearning_promote(unlearning=unlearning, actor=admin, override_reason="again")
 
 
-def test_a_passed_validation_promotes_without_a_reason(
-    tiny_model_version, admin, django_capture_on_commit_callbacks
+@pytest.fixture
+def model_version_with_held_out(db, attribution_settings, tmp_path):
+    """A tiny model trained on the first 5 of 7 catalog recordings: the other two are held
+    out (in the catalog, never trained on), so every validation check can be measured."""
+    from attribution.services import model_version_register
+    from catalog.services import catalog_import_folder
+    from tests.attribution.conftest import build_tiny_checkpoint, write_catalog
+
+    catalog, tracks = write_catalog(tmp_path, 7, lambda index: tone(index, 0.5))
+    checkpoint = build_tiny_checkpoint(tmp_path / "checkpoint", tracks[:5])
+    assert catalog_import_folder(folder=catalog, actor=None).ok
+    return model_version_register(name="tiny-held-out", checkpoint_dir=checkpoint, actor=None)
+
+
+# Bounds an admin may set for a model nothing was memorised by (random weights): each check
+# is measured, and passes within them.
+LENIENT = {
+    **QUICK_CHECKS,
+    "forget_level_tolerance": 0.5,
+    "mia_margin": 0.5,
+    "retain_tolerance": 0.5,
+    "flatness_tolerance": 10.0,
+    "self_rank_slack": 5.0,
+}
+
+
+def test_a_validation_measured_within_its_bounds_promotes_without_a_reason(
+    model_version_with_held_out, admin, django_capture_on_commit_callbacks
 ):
     opt_out(isrc_for(1))
-    unlearning = derive(tiny_model_version, admin, django_capture_on_commit_callbacks)
-    Unlearning.objects.filter(pk=unlearning.pk).update(validation_passed=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        unlearning = services.unlearning_request(
+            parent=model_version_with_held_out, actor=admin, config=FAST, thresholds=LENIENT
+        )
     unlearning.refresh_from_db()
+    assert unlearning.status == Unlearning.Status.READY, unlearning.error
+    checks = unlearning.metrics["checks"]
+    assert unlearning.metrics["counts"] == {"forget": 1, "retain": 4, "held_out": 2}
+    assert set(checks) == {
+        "forgetting", "membership", "retain_loss", "generation_flatness", "self_influence"
+    }  # fmt: skip
+    assert all(check["passed"] is True for check in checks.values()), checks
+    assert checks["retain_loss"]["value"] != 0  # the weights did change
+    assert unlearning.validation_passed is True
     services.unlearning_promote(unlearning=unlearning, actor=admin)
     assert not AuditEvent.objects.filter(action="unlearning.validation_override").exists()
     assert AuditEvent.objects.filter(action="unlearning.promote").count() == 1
+
+
+def test_a_check_outside_its_bound_fails_the_validation(
+    model_version_with_held_out, admin, django_capture_on_commit_callbacks
+):
+    opt_out(isrc_for(1))
+    with django_capture_on_commit_callbacks(execute=True):
+        unlearning = services.unlearning_request(
+            parent=model_version_with_held_out,
+            actor=admin,
+            config=FAST,
+            thresholds={**LENIENT, "retain_tolerance": 0.0},  # any change of the retain loss
+        )
+    unlearning.refresh_from_db()
+    checks = unlearning.metrics["checks"]
+    assert checks["retain_loss"]["passed"] is False
+    assert all(c["passed"] is True for name, c in checks.items() if name != "retain_loss")
+    assert unlearning.validation_passed is False
+    with pytest.raises(ApplicationError, match="did not pass"):
+        services.unlearning_promote(unlearning=unlearning, actor=admin)
 
 
 def test_generations_after_the_switch_are_attributed_without_the_forgotten_recording(
