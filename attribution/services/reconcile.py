@@ -111,32 +111,35 @@ class ReconcileReport:
             parts.append(f"{self.waiting} waiting in the broker")
         if self.failed:
             parts.append(f"{len(self.failed)} failed after repeated re-sends")
-        if self.artifacts_checked:
-            parts.append(
-                f"{self.artifacts_checked} artifact computation(s) checked, "
-                f"{len(self.artifacts_resent)} sent again"
-            )
-        if self.artifacts_waiting:
-            parts.append(f"{self.artifacts_waiting} artifact computation(s) waiting in the broker")
-        if self.artifacts_failed:
-            parts.append(
-                f"{len(self.artifacts_failed)} artifact computation(s) failed after repeated "
-                "re-sends"
-            )
-        if self.unlearnings_checked:
-            parts.append(
-                f"{self.unlearnings_checked} unlearning job(s) checked, "
-                f"{len(self.unlearnings_resent)} sent again"
-            )
-        if self.unlearnings_waiting:
-            parts.append(f"{self.unlearnings_waiting} unlearning job(s) waiting in the broker")
-        if self.unlearnings_failed:
-            parts.append(
-                f"{len(self.unlearnings_failed)} unlearning job(s) failed after repeated re-sends"
-            )
+        parts += _looked_after(
+            "artifact computation",
+            self.artifacts_checked,
+            self.artifacts_resent,
+            self.artifacts_waiting,
+            self.artifacts_failed,
+        )
+        parts += _looked_after(
+            "unlearning job",
+            self.unlearnings_checked,
+            self.unlearnings_resent,
+            self.unlearnings_waiting,
+            self.unlearnings_failed,
+        )
         if self.broker_unreachable:
             parts.append("the broker is unreachable; the rest is left for the next pass")
         return ", ".join(parts) + "."
+
+
+def _looked_after(what: str, checked: int, resent: list, waiting: int, failed: list) -> list[str]:
+    """The summary's parts for one kind of work besides runs (``what``, singular)."""
+    if not checked:
+        return []
+    parts = [f"{checked} {what}(s) checked, {len(resent)} sent again"]
+    if waiting:
+        parts.append(f"{waiting} {what}(s) waiting in the broker")
+    if failed:
+        parts.append(f"{len(failed)} {what}(s) failed after repeated re-sends")
+    return parts
 
 
 def _next_step(run: AttributionRun) -> str:
@@ -274,12 +277,19 @@ def _run_send(run: AttributionRun) -> str | None:
 def _run_fail(run: AttributionRun, limit: int) -> None:
     attribution_run_fail(
         run_id=run.pk,
-        reason=(
-            f"Made no progress after its next step was sent again {limit} times"
-            + (f"; last error: {run.error}" if run.error else "")
-            + ". Re-run it once the workers, the broker and the database are healthy."
+        reason=_gave_up_reason(
+            "its next step",
+            limit,
+            run.error,
+            "Re-run it once the workers, the broker and the database are healthy.",
         ),
     )
+
+
+def _gave_up_reason(what: str, limit: int, error: str, then: str) -> str:
+    """Why the reconciler stopped sending ``what`` again, with the last error, if any."""
+    last_error = f"; last error: {error}" if error else ""
+    return f"Made no progress after {what} was sent again {limit} times{last_error}. {then}"
 
 
 def _artifacts_last_activity():
@@ -394,9 +404,10 @@ def _unlearning_send(unlearning: Unlearning) -> str | None:
 def _unlearning_fail(unlearning: Unlearning, limit: int) -> None:
     unlearning_fail(
         unlearning_id=unlearning.pk,
-        reason=(
-            f"Made no progress after it was sent again {limit} times"
-            + (f"; last error: {unlearning.error}" if unlearning.error else "")
-            + ". Request it again once the gpu workers and the broker are healthy."
+        reason=_gave_up_reason(
+            "it",
+            limit,
+            unlearning.error,
+            "Request it again once the gpu workers and the broker are healthy.",
         ),
     )

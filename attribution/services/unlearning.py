@@ -350,10 +350,15 @@ def _derive_and_validate(unlearning: Unlearning, progress=None):
         targets = retain_pos[: limits.self_influence_targets]
         if targets:
             derived_set = load_training_set(derived_dir / "training_manifest.json", model)
-            parent_ranks = engine.own_ranks(model, train_set, engine_cfg, targets, loaded.store)
+            # Each target is a whole attribution: its stages only keep the job's sign of life.
+            parent_ranks = engine.own_ranks(
+                model, train_set, engine_cfg, targets, loaded.store, progress=heartbeat
+            )
             with parameters_swapped(model, weights):
                 derived_targets = [retain_pos.index(p) for p in targets]
-                derived_ranks = engine.own_ranks(model, derived_set, engine_cfg, derived_targets)
+                derived_ranks = engine.own_ranks(
+                    model, derived_set, engine_cfg, derived_targets, progress=heartbeat
+                )
             checks["self_influence"] = engine.self_influence_check(
                 parent_ranks, derived_ranks, limits
             )
