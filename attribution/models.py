@@ -420,6 +420,18 @@ class Unlearning(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     promoted_at = models.DateTimeField(null=True, blank=True)
+    # For the reconciler (attribution.services.reconcile), as on runs: when the job was last
+    # handed to the broker, its worker's last sign of life, and how many times the reconciler
+    # sent it again.
+    dispatched_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the job was last handed to the broker"
+    )
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last progress a worker reported for this job"
+    )
+    redispatches = models.PositiveIntegerField(
+        default=0, help_text="Times the reconciler sent the overdue job again"
+    )
 
     class Meta:
         ordering = ["-created_at"]

@@ -103,9 +103,9 @@ def compute_model_artifacts(self, model_version_id: int) -> None:
     time_limit=300,
 )
 def reconcile_runs() -> str:
-    """Send the next step of every overdue run, and every stopped artifact computation, again
-    (``services.attribution_runs_reconcile``); the scheduler (``./run scheduler``) sends this
-    every ATTRIBUTION_RECONCILE_INTERVAL_SECONDS."""
+    """Send the next step of every overdue run, every stopped artifact computation and every
+    stopped unlearning job again (``services.attribution_runs_reconcile``); the scheduler
+    (``./run scheduler``) sends this every ATTRIBUTION_RECONCILE_INTERVAL_SECONDS."""
     return services.attribution_runs_reconcile().summary()
 
 

@@ -538,9 +538,11 @@ def own_ranks(
     engine_cfg: EngineConfig,
     targets: Sequence[int],
     store: Any = None,
+    progress: Progress | None = None,
 ) -> list[int]:
     """R(z_tar) of Sec. 3.2 of Choi et al. (self_influence.py) for training positions
-    `targets`: where each track, unlearned as a query, ranks itself (1 = first)."""
+    `targets`: where each track, unlearned as a query, ranks itself (1 = first). `progress`
+    gets the scoring stages of every target."""
     from attribution.engine.methods import unlearning_scores
     from attribution.engine.self_influence import logmel_embeddings, self_influence
 
@@ -549,7 +551,7 @@ def own_ranks(
     report = self_influence(
         model, train_set, engine_cfg, list(targets),
         logmel_embeddings(train_set, model.sample_rate), k=1,
-        method=lambda m, q, t, c, p: unlearning_scores(m, q, t, c, p, store=store),
+        method=lambda m, q, t, c, p: unlearning_scores(m, q, t, c, progress, store=store),
     )  # fmt: skip
     return [target.rank for target in report.targets]
 

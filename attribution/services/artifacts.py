@@ -8,13 +8,12 @@ re-attributed exactly. ``ModelArtifact`` rows record their status, progress and 
 pages.
 
 While a worker computes them it gives a sign of life at least every ``HEARTBEAT_SECONDS``
-(``heartbeat_at``); a computation that stops (its worker killed, its message lost by the
-broker) is sent again by the reconciler (``reconcile``).
+(``heartbeat_at``, ``progress.Heartbeat``); a computation that stops (its worker killed, its
+message lost by the broker) is sent again by the reconciler (``reconcile``).
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -29,7 +28,7 @@ from attribution.methods import (
 )
 from attribution.models import ModelArtifact, ModelVersion
 from attribution.services.dispatch import artifacts_compute_send
-from attribution.services.progress import ThrottledProgress
+from attribution.services.progress import Heartbeat, ThrottledProgress
 from attribution.services.workers import (
     configured_method,
     engine_config,
@@ -38,8 +37,6 @@ from attribution.services.workers import (
 )
 from core.exceptions import ApplicationError
 from core.services import audit_record
-
-HEARTBEAT_SECONDS = 30
 
 
 def model_version_artifacts_heartbeat(*, model_version_id: int) -> None:
@@ -77,8 +74,10 @@ def model_version_artifacts_compute(
     for kind in kinds:
         if current.get(kind) is None or current[kind].status != ModelArtifact.Status.READY:
             mark(kind, ModelArtifact.Status.COMPUTING, progress_percent=0)
-    model_version_artifacts_heartbeat(model_version_id=model_version.pk)
-    last_beat = [time.monotonic()]
+    heartbeat = Heartbeat(
+        lambda: model_version_artifacts_heartbeat(model_version_id=model_version.pk)
+    )
+    heartbeat.beat()
     writers = {
         kind: ThrottledProgress(
             lambda stage, percent, kind=kind: mark(
@@ -89,9 +88,7 @@ def model_version_artifacts_compute(
     }
 
     def report(stage: str, done: int, total: int) -> None:
-        if time.monotonic() - last_beat[0] >= HEARTBEAT_SECONDS:
-            last_beat[0] = time.monotonic()
-            model_version_artifacts_heartbeat(model_version_id=model_version.pk)
+        heartbeat()
         if stage in STAGE_KIND and STAGE_KIND[stage] in writers:
             writers[STAGE_KIND[stage]](stage, done, total)
         if progress is not None:

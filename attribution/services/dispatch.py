@@ -1,5 +1,5 @@
-"""Handing a run's next step, or a model version's artifact computation, to the broker, and
-finding the ones the broker still holds.
+"""Handing a run's next step, a model version's artifact computation, or an unlearning job to
+the broker, and finding the ones the broker still holds.
 
 A step is sent after its transaction commits. When the broker cannot take it (down,
 restarted, unreachable), nothing that was committed is undone and the caller gets no error:
@@ -15,7 +15,7 @@ import logging
 from celery import current_app, signature
 from django.utils import timezone
 
-from attribution.models import AttributionRun, ModelArtifact
+from attribution.models import AttributionRun, ModelArtifact, Unlearning
 from core.broker import BROKER_ERRORS, ids_waiting_in_broker
 from core.broker import task_queues as _task_queues
 
@@ -25,6 +25,7 @@ PREPARE_STEP = "attribution.prepare_run"
 FINISH_STEP = "attribution.finish_run"
 RUN_STEPS = (PREPARE_STEP, "attribution.score_shard", FINISH_STEP)
 ARTIFACTS_STEP = "attribution.compute_model_artifacts"
+UNLEARNING_STEP = "attribution.unlearn_model_version"
 
 
 def _send(task_name: str, object_id: int, what: str) -> bool:
@@ -76,6 +77,16 @@ def artifacts_compute_send(*, model_version_id: int) -> bool:
     return True
 
 
+def unlearning_send(*, unlearning_id: int) -> bool:
+    """Send unlearning job ``unlearning_id`` to a gpu worker; ``False`` when the broker refused
+    it (``_send``): the job stays queued and the reconciler sends it."""
+    sent_at = timezone.now()
+    if not _send(UNLEARNING_STEP, unlearning_id, f"unlearning {unlearning_id}"):
+        return False
+    Unlearning.objects.filter(pk=unlearning_id).update(dispatched_at=sent_at)
+    return True
+
+
 def run_step_send_on_commit(*, run_id: int, step: str = PREPARE_STEP) -> None:
     from django.db import transaction
 
@@ -102,3 +113,10 @@ def artifact_computations_waiting_in_broker(queues: list[str]) -> set[int] | Non
     yet taken by a worker); ``None`` when the broker cannot be inspected. As for runs, one a
     worker has taken is not counted."""
     return ids_waiting_in_broker(queues, (ARTIFACTS_STEP,))
+
+
+def unlearnings_waiting_in_broker(queues: list[str]) -> set[int] | None:
+    """Ids of the unlearning jobs waiting in one of ``queues`` (not yet taken by a worker);
+    ``None`` when the broker cannot be inspected. As for runs, one a worker has taken is not
+    counted."""
+    return ids_waiting_in_broker(queues, (UNLEARNING_STEP,))

@@ -1,4 +1,5 @@
-"""Progress and time limits of long attribution work, reported from engine callbacks."""
+"""Progress, signs of life and time limits of long attribution work, reported from engine
+callbacks."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from collections.abc import Callable
 from django.conf import settings
 
 from core.exceptions import ApplicationError
+
+# How often long work that is still going tells the reconciler it is alive (runs' shards,
+# artifact computations, unlearning jobs); far below ATTRIBUTION_RECONCILE_AFTER_SECONDS.
+HEARTBEAT_SECONDS = 30
 
 
 class TimeLimitExceededError(ApplicationError):
@@ -57,3 +62,23 @@ class ThrottledProgress:
         ):
             self.last_write, self.last_percent = now, percent
             self.write(stage, percent)
+
+
+class Heartbeat:
+    """A worker's sign of life on the row it works on (``heartbeat_at``): ``beat()`` writes one
+    now; calling it from engine callbacks writes one once ``every_seconds`` have passed since
+    the last, also while the progress bar does not move, so the reconciler leaves the work
+    alone."""
+
+    def __init__(self, write: Callable[[], None], every_seconds: float = HEARTBEAT_SECONDS):
+        self.write = write
+        self.every_seconds = every_seconds
+        self.last_beat = time.monotonic()
+
+    def beat(self) -> None:
+        self.last_beat = time.monotonic()
+        self.write()
+
+    def __call__(self, *_callback_args) -> None:
+        if time.monotonic() - self.last_beat >= self.every_seconds:
+            self.beat()

@@ -1,5 +1,5 @@
-"""The reconciler: finds runs whose next step is overdue, and artifact computations that
-stopped, and sends them again.
+"""The reconciler: finds runs whose next step is overdue, and artifact computations and
+unlearning jobs that stopped, and sends them again.
 
 A run's steps can be lost between the database and the broker: a step that could not be
 sent because the broker was down, a queue or a chord's counter that a Redis restart without
@@ -22,6 +22,12 @@ computation resumes what its store already holds). After as many re-sends withou
 its artifacts are marked ``failed`` with the reason, and the model version's page offers to
 compute them again.
 
+An unlearning job (``unlearning``) is looked after as a run is: one ``queued`` or ``running``
+with nothing sent (the broker was down when it was requested), no progress from its worker
+and no re-send for the same lease, and not waiting in the broker, is sent again (the job
+resumes from its saved state, or finds itself done). After as many re-sends it fails with the
+reason, which frees its parent for a new request.
+
 It runs every ``ATTRIBUTION_RECONCILE_INTERVAL_SECONDS`` from the scheduler (``./run
 scheduler``), and once from ``manage.py reconcile_runs``.
 """
@@ -29,8 +35,10 @@ scheduler``), and once from ``manage.py reconcile_runs``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -38,19 +46,23 @@ from django.db.models import F, Max
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
-from attribution.models import AttributionRun, ModelArtifact
+from attribution.models import AttributionRun, ModelArtifact, Unlearning
 from attribution.services.dispatch import (
     ARTIFACTS_STEP,
     FINISH_STEP,
     PREPARE_STEP,
+    UNLEARNING_STEP,
     artifact_computations_waiting_in_broker,
     artifacts_compute_send,
     run_step_send,
     runs_waiting_in_broker,
     task_queues,
+    unlearning_send,
+    unlearnings_waiting_in_broker,
 )
 from attribution.services.model_versions import model_artifact_update
 from attribution.services.runs import attribution_run_fail
+from attribution.services.unlearning import unlearning_fail
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +71,7 @@ ACTIVE_STATUSES = (
     AttributionRun.Status.RUNNING,
     AttributionRun.Status.RETRYING,
 )
+UNLEARNING_ACTIVE_STATUSES = (Unlearning.Status.QUEUED, Unlearning.Status.RUNNING)
 
 
 @dataclass
@@ -73,6 +86,11 @@ class ReconcileReport:
     artifacts_waiting: int = 0  # overdue, but their computation waits in the broker's queue
     artifacts_resent: list[int] = field(default_factory=list)
     artifacts_failed: list[int] = field(default_factory=list)  # gave up: artifacts failed
+    # Unlearning jobs, by id
+    unlearnings_checked: int = 0  # jobs queued or running
+    unlearnings_waiting: int = 0  # overdue, but waiting in the broker's queue
+    unlearnings_resent: list[int] = field(default_factory=list)
+    unlearnings_failed: list[int] = field(default_factory=list)  # gave up: the job failed
 
     @property
     def acted(self) -> bool:
@@ -81,6 +99,8 @@ class ReconcileReport:
             or self.failed
             or self.artifacts_resent
             or self.artifacts_failed
+            or self.unlearnings_resent
+            or self.unlearnings_failed
             or self.broker_unreachable
         )
 
@@ -91,21 +111,35 @@ class ReconcileReport:
             parts.append(f"{self.waiting} waiting in the broker")
         if self.failed:
             parts.append(f"{len(self.failed)} failed after repeated re-sends")
-        if self.artifacts_checked:
-            parts.append(
-                f"{self.artifacts_checked} artifact computation(s) checked, "
-                f"{len(self.artifacts_resent)} sent again"
-            )
-        if self.artifacts_waiting:
-            parts.append(f"{self.artifacts_waiting} artifact computation(s) waiting in the broker")
-        if self.artifacts_failed:
-            parts.append(
-                f"{len(self.artifacts_failed)} artifact computation(s) failed after repeated "
-                "re-sends"
-            )
+        parts += _looked_after(
+            "artifact computation",
+            self.artifacts_checked,
+            self.artifacts_resent,
+            self.artifacts_waiting,
+            self.artifacts_failed,
+        )
+        parts += _looked_after(
+            "unlearning job",
+            self.unlearnings_checked,
+            self.unlearnings_resent,
+            self.unlearnings_waiting,
+            self.unlearnings_failed,
+        )
         if self.broker_unreachable:
             parts.append("the broker is unreachable; the rest is left for the next pass")
         return ", ".join(parts) + "."
+
+
+def _looked_after(what: str, checked: int, resent: list, waiting: int, failed: list) -> list[str]:
+    """The summary's parts for one kind of work besides runs (``what``, singular)."""
+    if not checked:
+        return []
+    parts = [f"{checked} {what}(s) checked, {len(resent)} sent again"]
+    if waiting:
+        parts.append(f"{waiting} {what}(s) waiting in the broker")
+    if failed:
+        parts.append(f"{len(failed)} {what}(s) failed after repeated re-sends")
+    return parts
 
 
 def _next_step(run: AttributionRun) -> str:
@@ -115,9 +149,9 @@ def _next_step(run: AttributionRun) -> str:
 
 
 def attribution_runs_reconcile(*, now=None, after_seconds: int | None = None) -> ReconcileReport:
-    """Send the next step of every run, and every artifact computation, overdue by
-    ``after_seconds`` (default ATTRIBUTION_RECONCILE_AFTER_SECONDS) again, bounded; see the
-    module docstring."""
+    """Send the next step of every run, every artifact computation and every unlearning job
+    overdue by ``after_seconds`` (default ATTRIBUTION_RECONCILE_AFTER_SECONDS) again, bounded;
+    see the module docstring."""
     now = now or timezone.now()
     if after_seconds is None:
         after_seconds = settings.ATTRIBUTION_RECONCILE_AFTER_SECONDS
@@ -125,7 +159,28 @@ def attribution_runs_reconcile(*, now=None, after_seconds: int | None = None) ->
     report = ReconcileReport()
     active = AttributionRun.objects.filter(status__in=ACTIVE_STATUSES)
     report.checked = active.count()
-    overdue_ids = list(
+    report.waiting, resent, report.failed = _send_again(
+        _overdue_ids(active, overdue_before),
+        lambda: runs_waiting_in_broker(task_queues()),
+        lambda run_id: _resend_row(
+            AttributionRun, run_id, ACTIVE_STATUSES, overdue_before, _run_send, _run_fail
+        ),
+        report,
+    )
+    report.resent = resent
+    if not report.broker_unreachable:
+        _reconcile_artifact_computations(overdue_before, report)
+    if not report.broker_unreachable:
+        _reconcile_unlearnings(overdue_before, report)
+    if report.acted:
+        logger.info("reconciler: %s", report.summary())
+    return report
+
+
+def _overdue_ids(active, overdue_before) -> list[int]:
+    """Ids of the rows of ``active`` (runs or unlearning jobs) with nothing sent and no sign
+    of life since ``overdue_before``."""
+    return list(
         active.annotate(
             last_activity=Greatest(
                 F("created_at"),
@@ -137,74 +192,104 @@ def attribution_runs_reconcile(*, now=None, after_seconds: int | None = None) ->
         .order_by("pk")
         .values_list("pk", flat=True)
     )
-    _reconcile_runs(overdue_ids, overdue_before, report)
-    if not report.broker_unreachable:
-        _reconcile_artifact_computations(overdue_before, report)
-    if report.acted:
-        logger.info("reconciler: %s", report.summary())
-    return report
 
 
-def _reconcile_runs(overdue_ids: list[int], overdue_before, report: ReconcileReport) -> None:
+def _send_again(
+    overdue_ids: list[int],
+    waiting_in_broker: Callable[[], set[int] | None],
+    resend_one: Callable[[int], str | None],
+    report: ReconcileReport,
+) -> tuple[int, list[tuple[int, str]], list[int]]:
+    """Send every overdue object that does not wait in the broker again (``resend_one``: what
+    was sent, ``"failed"``, ``"unreachable"`` or ``None``). Returns how many were waiting,
+    ``(id, what was sent)`` and the failed ids; stops at the first send the broker refused
+    (``report.broker_unreachable``)."""
+    waiting_count, resent, failed = 0, [], []
     if not overdue_ids:
-        return
-    waiting = runs_waiting_in_broker(task_queues())
-    for run_id in overdue_ids:
-        if waiting is not None and run_id in waiting:
-            report.waiting += 1
+        return waiting_count, resent, failed
+    waiting = waiting_in_broker()
+    for object_id in overdue_ids:
+        if waiting is not None and object_id in waiting:
+            waiting_count += 1
             continue
-        outcome = _reconcile_one(run_id, overdue_before)
+        outcome = resend_one(object_id)
         if outcome is None:
             continue
         if outcome == "failed":
-            report.failed.append(run_id)
+            failed.append(object_id)
         elif outcome == "unreachable":
             report.broker_unreachable = True
             break
         else:
-            report.resent.append((run_id, outcome))
+            resent.append((object_id, outcome))
+    return waiting_count, resent, failed
 
 
-def _reconcile_one(run_id: int, overdue_before) -> str | None:
-    """Send one overdue run's next step; the step's name, ``"failed"``, ``"unreachable"``
-    or ``None`` (another pass or a worker got to it first)."""
+def _resend_row(
+    model,
+    object_id: int,
+    active_statuses,
+    overdue_before,
+    send: Callable[[Any], str | None],
+    fail: Callable[[Any, int], None],
+) -> str | None:
+    """Send one overdue run or unlearning job again (``send(row)``: what was sent, ``None``
+    when the broker refused it), or ``fail(row, limit)`` it once it was sent again
+    ATTRIBUTION_RECONCILE_MAX_REDISPATCHES times; what was sent, ``"failed"``,
+    ``"unreachable"`` or ``None`` (another pass or a worker got to it first)."""
+    limit = settings.ATTRIBUTION_RECONCILE_MAX_REDISPATCHES
     with transaction.atomic():
-        run = (
-            AttributionRun.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(pk=run_id, status__in=ACTIVE_STATUSES)
+        row = (
+            model.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=object_id, status__in=active_statuses)
             .first()
         )
-        if run is None:
+        if row is None:
             return None
-        last = max(t for t in (run.created_at, run.heartbeat_at, run.dispatched_at) if t)
+        last = max(t for t in (row.created_at, row.heartbeat_at, row.dispatched_at) if t)
         if last >= overdue_before:  # progress arrived since the overdue list was read
             return None
-        limit = settings.ATTRIBUTION_RECONCILE_MAX_REDISPATCHES
-        give_up = run.redispatches >= limit
+        give_up = row.redispatches >= limit
         if not give_up:
-            step = _next_step(run)
             # Marked sent before the send: a second reconciler pass (a second scheduler)
-            # that reads the run meanwhile finds it no longer overdue.
-            AttributionRun.objects.filter(pk=run_id).update(
+            # that reads the row meanwhile finds it no longer overdue.
+            model.objects.filter(pk=object_id).update(
                 redispatches=F("redispatches") + 1, dispatched_at=timezone.now()
             )
     if give_up:
-        attribution_run_fail(
-            run_id=run_id,
-            reason=(
-                f"Made no progress after its next step was sent again {limit} times"
-                + (f"; last error: {run.error}" if run.error else "")
-                + ". Re-run it once the workers, the broker and the database are healthy."
-            ),
-        )
+        fail(row, limit)
         return "failed"
-    if not run_step_send(run_id=run_id, step=step):  # as it was: the next pass tries again
-        AttributionRun.objects.filter(pk=run_id).update(
-            redispatches=F("redispatches") - 1, dispatched_at=run.dispatched_at
+    sent = send(row)
+    if sent is None:  # as it was: the next pass tries again
+        model.objects.filter(pk=object_id).update(
+            redispatches=F("redispatches") - 1, dispatched_at=row.dispatched_at
         )
         return "unreachable"
-    logger.info("run %s: its %s step was overdue and was sent again", run_id, step)
-    return step
+    logger.info("%s %s: overdue, %s was sent again", model._meta.verbose_name, object_id, sent)
+    return sent
+
+
+def _run_send(run: AttributionRun) -> str | None:
+    step = _next_step(run)
+    return step if run_step_send(run_id=run.pk, step=step) else None
+
+
+def _run_fail(run: AttributionRun, limit: int) -> None:
+    attribution_run_fail(
+        run_id=run.pk,
+        reason=_gave_up_reason(
+            "its next step",
+            limit,
+            run.error,
+            "Re-run it once the workers, the broker and the database are healthy.",
+        ),
+    )
+
+
+def _gave_up_reason(what: str, limit: int, error: str, then: str) -> str:
+    """Why the reconciler stopped sending ``what`` again, with the last error, if any."""
+    last_error = f"; last error: {error}" if error else ""
+    return f"Made no progress after {what} was sent again {limit} times{last_error}. {then}"
 
 
 def _artifacts_last_activity():
@@ -230,21 +315,13 @@ def _reconcile_artifact_computations(overdue_before, report: ReconcileReport) ->
         .order_by("model_version_id")
         .values_list("model_version_id", flat=True)
     )
-    if not overdue_ids:
-        return
-    waiting = artifact_computations_waiting_in_broker(task_queues((ARTIFACTS_STEP,)))
-    for model_version_id in overdue_ids:
-        if waiting is not None and model_version_id in waiting:
-            report.artifacts_waiting += 1
-            continue
-        outcome = _reconcile_artifacts_one(model_version_id, overdue_before)
-        if outcome == "failed":
-            report.artifacts_failed.append(model_version_id)
-        elif outcome == "unreachable":
-            report.broker_unreachable = True
-            break
-        elif outcome == "sent":
-            report.artifacts_resent.append(model_version_id)
+    report.artifacts_waiting, resent, report.artifacts_failed = _send_again(
+        overdue_ids,
+        lambda: artifact_computations_waiting_in_broker(task_queues((ARTIFACTS_STEP,))),
+        lambda model_version_id: _reconcile_artifacts_one(model_version_id, overdue_before),
+        report,
+    )
+    report.artifacts_resent = [model_version_id for model_version_id, _ in resent]
 
 
 def _reconcile_artifacts_one(model_version_id: int, overdue_before) -> str | None:
@@ -298,3 +375,39 @@ def _reconcile_artifacts_one(model_version_id: int, overdue_before) -> str | Non
         model_version_id,
     )
     return "sent"
+
+
+def _reconcile_unlearnings(overdue_before, report: ReconcileReport) -> None:
+    """Send every overdue unlearning job again, bounded; one sent again too often fails."""
+    active = Unlearning.objects.filter(status__in=UNLEARNING_ACTIVE_STATUSES)
+    report.unlearnings_checked = active.count()
+    report.unlearnings_waiting, resent, report.unlearnings_failed = _send_again(
+        _overdue_ids(active, overdue_before),
+        lambda: unlearnings_waiting_in_broker(task_queues((UNLEARNING_STEP,))),
+        lambda unlearning_id: _resend_row(
+            Unlearning,
+            unlearning_id,
+            UNLEARNING_ACTIVE_STATUSES,
+            overdue_before,
+            _unlearning_send,
+            _unlearning_fail,
+        ),
+        report,
+    )
+    report.unlearnings_resent = [unlearning_id for unlearning_id, _ in resent]
+
+
+def _unlearning_send(unlearning: Unlearning) -> str | None:
+    return UNLEARNING_STEP if unlearning_send(unlearning_id=unlearning.pk) else None
+
+
+def _unlearning_fail(unlearning: Unlearning, limit: int) -> None:
+    unlearning_fail(
+        unlearning_id=unlearning.pk,
+        reason=_gave_up_reason(
+            "it",
+            limit,
+            unlearning.error,
+            "Request it again once the gpu workers and the broker are healthy.",
+        ),
+    )

@@ -24,7 +24,6 @@ import logging
 import math
 import os
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,7 +42,12 @@ from attribution.services.artifacts import (
     model_version_artifacts_missing,
 )
 from attribution.services.dispatch import run_step_send_on_commit
-from attribution.services.progress import ThrottledProgress, deadline, raise_if_past
+from attribution.services.progress import (
+    Heartbeat,
+    ThrottledProgress,
+    deadline,
+    raise_if_past,
+)
 from attribution.services.workers import (
     ArtifactsNotReadyError,
     LoadedModel,
@@ -68,8 +72,6 @@ logger = logging.getLogger(__name__)
 # shards; the last percent is the combine-and-settle step.
 PREPARE_SHARE = 40
 SHARDS_SHARE = 59
-# How often a shard that is still scoring tells the reconciler it is alive.
-HEARTBEAT_SECONDS = 30
 
 
 @transaction.atomic
@@ -443,14 +445,12 @@ def attribution_run_score_shard(*, run_id: int, shard_index: int) -> int | None:
         start, stop = bounds[shard_index]
         state = engine.loaded.load_query_state(run.query_state_path, run.query_state_sha256)
         limit = deadline()
-        _heartbeat(run_id)
-        last_beat = [time.monotonic()]
+        heartbeat = Heartbeat(lambda: _heartbeat(run_id))
+        heartbeat.beat()
 
         def check_deadline(stage: str, done: int, total: int) -> None:
             raise_if_past(limit)
-            if time.monotonic() - last_beat[0] >= HEARTBEAT_SECONDS:
-                last_beat[0] = time.monotonic()
-                _heartbeat(run_id)
+            heartbeat()
 
         piece = score_slice(engine.method, engine.prepared, state, start, stop, check_deadline)
     except (ApplicationError, EngineError) as exc:

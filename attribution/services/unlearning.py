@@ -14,6 +14,13 @@ Promoting a derived version marks it ``in_use_since`` now and retires its parent
 generation is recorded with the parent after that moment). A derived version whose validation
 failed is promoted only with a catalog admin's written reason (audited).
 
+Delivery: the job is handed to the broker once the request commits (``dispatch``); when the
+broker cannot take it the request still stands, queued. While a worker runs it, the job writes
+its progress and a sign of life (``heartbeat_at``) at least every ``HEARTBEAT_SECONDS``. A
+job whose message was lost (never sent, forgotten by a restarted broker, its worker gone for
+good) is sent again by the reconciler (``reconcile``), bounded, and then fails with the
+reason; a redelivered job resumes from its saved state.
+
 Invariant: ``Unlearning.promoted_at`` is set only on a ready job with a derived version (a
 database constraint), and only once.
 """
@@ -25,7 +32,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-from celery import signature
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -33,14 +39,14 @@ from django.utils import timezone
 
 from attribution.models import ModelVersion, Unlearning
 from attribution.selectors.model_versions import opted_out_recordings_in_model_version
-from attribution.services.progress import ThrottledProgress
+from attribution.services.dispatch import unlearning_send
+from attribution.services.progress import Heartbeat, ThrottledProgress
 from catalog.models import Recording
 from catalog.services.common import full_clean
 from core.exceptions import ApplicationError
 from core.services import audit_record
 
 User = AbstractBaseUser
-TASK_NAME = "attribution.unlearn_model_version"
 MAX_HELD_OUT = 32  # held-out recordings compared (the first by ISRC)
 
 
@@ -73,9 +79,10 @@ def unlearning_request(
     reason: str = "",
 ) -> Unlearning:
     """A catalog admin asks for a derived version of ``parent`` without ``recordings``
-    (default: the recordings of its training set opted out by now). The job is enqueued on
-    the ``gpu`` queue once the transaction commits. Refused while another unlearning of the
-    same parent is queued or running."""
+    (default: the recordings of its training set opted out by now). The job is sent to the
+    ``gpu`` queue once the transaction commits (the reconciler sends it when the broker could
+    not take it then). Refused while another unlearning of the same parent is queued or
+    running."""
     ModelVersion.objects.select_for_update().filter(pk=parent.pk).first()
     forgetting, limits = _engine_configs(method, config or {}, thresholds or {})
     if recordings is None:
@@ -139,12 +146,13 @@ def unlearning_request(
         },
         reason=reason,
     )
-    transaction.on_commit(signature(TASK_NAME, args=(unlearning.pk,)).delay)
+    transaction.on_commit(lambda: unlearning_send(unlearning_id=unlearning.pk))
     return unlearning
 
 
 def _update(unlearning_id: int, **fields: Any) -> None:
-    Unlearning.objects.filter(pk=unlearning_id).update(**fields)
+    """Progress of a running job, with its worker's sign of life (``heartbeat_at``)."""
+    Unlearning.objects.filter(pk=unlearning_id).update(heartbeat_at=timezone.now(), **fields)
 
 
 def unlearning_folder(unlearning: Unlearning) -> Path:
@@ -167,8 +175,9 @@ def unlearning_run(*, unlearning_id: int, progress=None) -> Unlearning | None:
             return unlearning
         unlearning.status = Unlearning.Status.RUNNING
         unlearning.attempts += 1
-        unlearning.started_at = unlearning.started_at or timezone.now()
-        unlearning.save(update_fields=["status", "attempts", "started_at"])
+        unlearning.heartbeat_at = timezone.now()
+        unlearning.started_at = unlearning.started_at or unlearning.heartbeat_at
+        unlearning.save(update_fields=["status", "attempts", "started_at", "heartbeat_at"])
     try:
         metrics, passed, derived, sha256 = _derive_and_validate(unlearning, progress)
     except ApplicationError as exc:
@@ -258,8 +267,10 @@ def _derive_and_validate(unlearning: Unlearning, progress=None):
 
     unlearn_progress = ThrottledProgress(write, 0, 70)
     check_progress = ThrottledProgress(write, 70, 99)
+    heartbeat = Heartbeat(lambda: _update(unlearning.pk))
 
     def report(stage: str, done: int, total: int) -> None:
+        heartbeat()
         (unlearn_progress if stage in ("unlearn", "encode") else check_progress)(stage, done, total)
         if progress is not None:
             progress(stage, done, total)
@@ -339,10 +350,15 @@ def _derive_and_validate(unlearning: Unlearning, progress=None):
         targets = retain_pos[: limits.self_influence_targets]
         if targets:
             derived_set = load_training_set(derived_dir / "training_manifest.json", model)
-            parent_ranks = engine.own_ranks(model, train_set, engine_cfg, targets, loaded.store)
+            # Each target is a whole attribution: its stages only keep the job's sign of life.
+            parent_ranks = engine.own_ranks(
+                model, train_set, engine_cfg, targets, loaded.store, progress=heartbeat
+            )
             with parameters_swapped(model, weights):
                 derived_targets = [retain_pos.index(p) for p in targets]
-                derived_ranks = engine.own_ranks(model, derived_set, engine_cfg, derived_targets)
+                derived_ranks = engine.own_ranks(
+                    model, derived_set, engine_cfg, derived_targets, progress=heartbeat
+                )
             checks["self_influence"] = engine.self_influence_check(
                 parent_ranks, derived_ranks, limits
             )

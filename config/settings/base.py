@@ -363,8 +363,9 @@ ATTRIBUTION_TIME_LIMIT = ATTRIBUTION_SOFT_TIME_LIMIT + 120
 # reported for ATTRIBUTION_RECONCILE_AFTER_SECONDS, and none of its steps waiting in the
 # broker, gets its next step sent again, at most ATTRIBUTION_RECONCILE_MAX_REDISPATCHES times
 # before it fails; likewise a model version's artifact computation (its artifacts are then
-# marked failed). The lease must exceed the longest silence of a working step (loading a
-# large model); running steps and computations report progress at least every 30 s otherwise.
+# marked failed) and an opt-out unlearning job. The lease must exceed the longest silence of
+# a working step (loading a large model); running steps, computations and unlearning jobs
+# report progress at least every 30 s otherwise.
 ATTRIBUTION_RECONCILE_AFTER_SECONDS = int(
     os.environ.get("ATTRIBUTION_RECONCILE_AFTER_SECONDS", "900")
 )
