@@ -1,5 +1,6 @@
 """Shared plumbing of the attribution benchmarks (no Django): engine-config flags, loading the
-checkpoint and training set, a tqdm progress callback, report writing."""
+checkpoint and training set, a tqdm progress callback, the demo catalog and its hub report,
+report writing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import json
 import os
 import sys
 import time
+from dataclasses import replace
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -277,6 +280,70 @@ def write_table(rows: list[dict], stem: Path, title: str, notes: list[str]) -> t
     lines += ["| " + " | ".join(cell(row[c]) for c in columns) + " |" for row in rows]
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path
+
+
+def load_catalog(world_root: Path):
+    """(tracks in catalog order, holders {name: kind}, shares {isrc: [(name, Decimal %)]})."""
+    from demo.world import build
+
+    state = build.read_state(world_root).get("catalog")
+    if not state:
+        raise SystemExit(
+            f"No demo catalog under {world_root}: run `./run manage build_demo_world` first."
+        )
+    catalog_dir = world_root / "catalog"
+    tracks = [
+        replace(build.Track(**t), audio_path=str(catalog_dir / t["audio_path"]))
+        for t in state["tracks"]
+    ]
+    with open(catalog_dir / "rights_holders.csv", newline="", encoding="utf-8") as handle:
+        holders = {row["legal_name"]: row["kind"] for row in csv.DictReader(handle)}
+    shares: dict[str, list[tuple[str, Decimal]]] = {}
+    with open(catalog_dir / "ownership_shares.csv", newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            shares.setdefault(row["isrc"], []).append(
+                (row["rights_holder"], Decimal(row["percent"]))
+            )
+    return tracks, holders, shares
+
+
+def same_collection(train_set, tracks, generations) -> np.ndarray:
+    """(G, N) bool: training track n belongs to generation g's collection (g["collection"]),
+    a track's collection being the catalog's (`tracks`, found by the item's id)."""
+    by_id = {t.track_id: t for t in tracks}
+    collections = np.array([by_id[item.item_id].collection for item in train_set.items])
+    return np.array([collections == g["collection"] for g in generations])  # (G, N)
+
+
+def hub_report(tau: np.ndarray, train_set, tracks, generations, k: int = 3) -> dict:
+    """How often one training track is among the top k of generations from another
+    collection than its own (a generation's collection: g["collection"], that of the caption
+    or prompt it came from). tau (G, N)."""
+    from attribution.engine import agreement
+
+    by_id = {t.track_id: t for t in tracks}
+    related = same_collection(train_set, tracks, generations)  # (G, N)
+    counts = agreement.hub_counts(tau, related, k)  # (N,)
+    unrelated_slots = int(counts.sum())
+    order = np.argsort(-counts, kind="stable")
+    return {
+        "k": k,
+        "top_k_slots": k * len(generations),
+        "unrelated_top_k_slots": unrelated_slots,
+        "unrelated_top_k_share": unrelated_slots / (k * len(generations)),
+        "tracks_in_unrelated_top_k_twice_or_more": int((counts >= 2).sum()),
+        "most_frequent": [
+            {
+                "track_id": train_set.items[i].item_id,
+                "title": by_id[train_set.items[i].item_id].title,
+                "collection": by_id[train_set.items[i].item_id].collection,
+                "ensemble": by_id[train_set.items[i].item_id].ensemble,
+                "unrelated_generations_in_top_k": int(counts[i]),
+            }
+            for i in order[:5]
+            if counts[i] > 0
+        ],
+    }
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -19,9 +19,19 @@
    across generations.
 4. Fig. 2: Pearson and Spearman correlations between the methods over the training tracks,
    per generation, then mean and standard deviation across generations.
+5. Hub tracks, per method: how many of the top-3 places of the generations go to training
+   tracks of another collection than the one the prompt names (the demo catalog's
+   collections, --world), which tracks take such places twice or more, and the share of each
+   generation's ledger split paid to the prompt's own collection; the same for scores
+   corrected from the same score matrices (CORRECTIONS: a track's leave-one-out mean over the
+   other generations removed, or the track standardised by its leave-one-out mean and
+   standard deviation, or, where the method stores per-track gradients, the score divided by
+   the track's gradient norm as Diffusion-ReTrac does), with the Spearman correlation of each
+   corrected score with the uncorrected one per generation. The corrections are measured
+   here only; the ledger's split policy is unchanged.
 
-Writes benchmarks/results/methods_compare-<date>-<commit>[-<tag>].json, two CSV files
-(-curves.csv, -correlations.csv) and two PNG plots beside it.
+Writes benchmarks/results/methods_compare-<date>-<commit>[-<tag>].json, three CSV files
+(-curves.csv, -correlations.csv, -hubs.csv) and two PNG plots beside it.
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ import argparse
 import csv
 import hashlib
 import json
+import re
 import subprocess
 import time
 from datetime import date
@@ -37,7 +48,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
-from attribution_common import DATA_DIR, REPO_ROOT, Bar, add_engine_flags, engine_config, write_json
+from attribution_common import (
+    DATA_DIR,
+    REPO_ROOT,
+    Bar,
+    add_engine_flags,
+    engine_config,
+    hub_report,
+    load_catalog,
+    same_collection,
+    write_json,
+)
 from attribution_fast import PROMPTS
 
 DEFAULT_METHODS = (
@@ -65,6 +86,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--first-order-timesteps", type=int, default=None)
     parser.add_argument("--projection-dim", type=int, default=None)
     parser.add_argument("--similarity-timesteps", type=int, default=None)
+    parser.add_argument("--world", default=str(DATA_DIR / "demo"), help="the demo world's root")
     parser.add_argument("--tag", default="", help="suffix of the result files")
     args = parser.parse_args()
     if not 2 <= args.generations <= len(PROMPTS):
@@ -129,6 +151,149 @@ def correlations(scores: dict[str, np.ndarray]) -> dict[str, dict]:
                     value = function(scores[first][g], scores[names[b]][g]).statistic
                     per[g, a, b] = per[g, b, a] = float(value)
         result[statistic] = {"mean": per.mean(axis=0).tolist(), "std": per.std(axis=0).tolist()}
+    return result
+
+
+# --- hub tracks and their corrections -----------------------------------------------------
+
+HUB_TOP_K = 3
+
+CORRECTIONS = {
+    "uncorrected": "the method's scores",
+    "prior_removed": (
+        "minus the track's mean score over the other generations (leave-one-out): the offline "
+        "stand-in for a per-checkpoint prior of each track over reference queries"
+    ),
+    "standardised": (
+        "(score - the track's leave-one-out mean) / the track's leave-one-out standard "
+        "deviation over the other generations"
+    ),
+    "gradient_norm": (
+        "divided by the norm of the track's stored per-track gradient (Diffusion-ReTrac's "
+        "normalisation); only methods whose artifacts hold per-track gradients"
+    ),
+}
+
+# Methods whose per-checkpoint artifacts hold one gradient row per training track: the
+# artifact's name and what its rows are.
+STORED_GRADIENTS = {
+    "gradient_similarity": ("gradients", "projected loss gradient P gbar_i"),
+    "first_order": ("features", "projected whitened gradient P (F + lambda)^-1/2 gbar_i"),
+}
+
+
+def prompt_collection(prompt: str, collections) -> str:
+    """The catalog collection a prompt names in parentheses ("... (Bach chorales), ..."); a
+    shortened name ("(Josquin)") stands for the one collection that begins with it."""
+    named = re.search(r"\(([^)]+)\)", prompt)
+    if named is None:
+        raise ValueError(f"the prompt names no collection in parentheses: {prompt!r}")
+    name = named.group(1)
+    if name in collections:
+        return name
+    matches = sorted(c for c in set(collections) if c.startswith(name))
+    if len(matches) != 1:
+        raise ValueError(f"{name!r} names {len(matches)} catalog collections: {matches}")
+    return matches[0]
+
+
+def leave_one_out_moments(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std), each (G, N): track n's mean and standard deviation (ddof 0) over every
+    generation but g. scores (G, N), G >= 2."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] < 2:
+        raise ValueError("scores must be a (generations >= 2, tracks) matrix")
+    mean = np.empty_like(scores)
+    std = np.empty_like(scores)
+    for g in range(scores.shape[0]):
+        others = np.delete(scores, g, axis=0)  # (G - 1, N)
+        mean[g] = others.mean(axis=0)
+        std[g] = others.std(axis=0)
+    return mean, std
+
+
+def prior_removed(scores: np.ndarray) -> np.ndarray:
+    """(G, N): each score minus its track's mean over the other generations, so a track that
+    scores high for every generation keeps only what is particular to this one."""
+    mean, _ = leave_one_out_moments(scores)
+    return np.asarray(scores, dtype=np.float64) - mean
+
+
+def standardised(scores: np.ndarray) -> np.ndarray:
+    """(G, N): (score - the track's leave-one-out mean) / its leave-one-out standard
+    deviation; a track constant over the other generations is only centred."""
+    mean, std = leave_one_out_moments(scores)
+    return (np.asarray(scores, dtype=np.float64) - mean) / np.where(std > 0, std, 1.0)
+
+
+def gradient_norm_normalised(scores: np.ndarray, norms: np.ndarray) -> np.ndarray:
+    """(G, N): scores / the track's gradient norm (N,), as Diffusion-ReTrac normalises the
+    training gradients; a zero norm leaves the score as it is."""
+    norms = np.asarray(norms, dtype=np.float64)
+    if norms.shape != (np.shape(scores)[1],):
+        raise ValueError("one gradient norm per training track")
+    return np.asarray(scores, dtype=np.float64) / np.where(norms > 0, norms, 1.0)[None, :]
+
+
+def own_collection_share(scores: np.ndarray, related: np.ndarray) -> np.ndarray:
+    """(G,): the share of each generation's ledger split (`ledger_softmax`) paid to the tracks
+    of the prompt's own collection (related (G, N) bool)."""
+    return (ledger_softmax(scores) * np.asarray(related, dtype=bool)).sum(axis=1)
+
+
+def rank_agreement(corrected: np.ndarray, uncorrected: np.ndarray) -> np.ndarray:
+    """(G,): Spearman correlation over the tracks of each generation's corrected scores with
+    its uncorrected ones (1: the correction reorders nothing)."""
+    from scipy.stats import spearmanr
+
+    return np.array(
+        [float(spearmanr(a, b).statistic) for a, b in zip(corrected, uncorrected, strict=True)]
+    )
+
+
+def stored_gradient_norms(prepared: dict) -> dict[str, np.ndarray]:
+    """{method: (N,) norm of each track's stored gradient row} for the prepared methods whose
+    artifacts hold them (STORED_GRADIENTS); read from the artifacts, nothing computed."""
+    norms = {}
+    for name, (artifact, _) in STORED_GRADIENTS.items():
+        if name in prepared and artifact in prepared[name].artifacts:
+            rows = np.asarray(prepared[name].artifacts[artifact], dtype=np.float64)  # (N, k)
+            norms[name] = np.linalg.norm(rows, axis=1)
+    return norms
+
+
+def hub_analysis(
+    scores: dict[str, np.ndarray], train_set, tracks, generations: list[dict], norms: dict
+) -> dict:
+    """Per method and correction (CORRECTIONS): the hub report (attribution_common.hub_report,
+    top HUB_TOP_K), the own collection's share of the ledger split and the Spearman
+    correlation with the uncorrected scores, each per generation and its mean."""
+    related = same_collection(train_set, tracks, generations)  # (G, N)
+    result: dict[str, dict] = {}
+    for name, values in scores.items():
+        variants = {
+            "uncorrected": np.asarray(values, dtype=np.float64),
+            "prior_removed": prior_removed(values),
+            "standardised": standardised(values),
+        }
+        if name in norms:
+            variants["gradient_norm"] = gradient_norm_normalised(values, norms[name])
+        result[name] = {}
+        for correction, corrected in variants.items():
+            own = own_collection_share(corrected, related)
+            rho = rank_agreement(corrected, values)
+            result[name][correction] = {
+                "hub": hub_report(corrected, train_set, tracks, generations, k=HUB_TOP_K),
+                "own_collection_pool_share": {
+                    "mean": float(own.mean()),
+                    "per_generation": own.tolist(),
+                },
+                "spearman_with_uncorrected": {
+                    "mean": float(rho.mean()),
+                    "min": float(rho.min()),
+                    "per_generation": rho.tolist(),
+                },
+            }
     return result
 
 
@@ -226,8 +391,9 @@ def score_all(args: argparse.Namespace, methods: list[str]):
     _load(args, methods)
     model, train_set, cfg, store = _W["model"], _W["train_set"], _W["cfg"], _W["store"]
     bar = Bar()
-    for name in methods:
-        method_named(name).prepare(model, train_set, cfg, store, bar)
+    _W["prepared"] = {
+        name: method_named(name).prepare(model, train_set, cfg, store, bar) for name in methods
+    }
     bar.close()
     indices = list(range(args.generations))
     found: dict[int, dict] = {}
@@ -331,6 +497,52 @@ def write_csv(curves: dict, correlation: dict, stem: Path) -> list[Path]:
     return [curves_csv, correlations_csv]
 
 
+def write_hubs_csv(hubs: dict, stem: Path) -> Path:
+    """One row per method and correction: the hub statistics and the five most frequent
+    hub tracks ("title [collection; ensemble] xN", separated by " | ")."""
+    path = stem.with_name(stem.name + "-hubs.csv")
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(
+            [
+                "method",
+                "correction",
+                "k",
+                "top_k_slots",
+                "unrelated_top_k_slots",
+                "unrelated_top_k_share",
+                "tracks_in_unrelated_top_k_twice_or_more",
+                "own_collection_pool_share_mean",
+                "spearman_with_uncorrected_mean",
+                "spearman_with_uncorrected_min",
+                "most_frequent",
+            ]
+        )
+        for name, corrections in hubs["methods"].items():
+            for correction, entry in corrections.items():
+                hub = entry["hub"]
+                writer.writerow(
+                    [
+                        name,
+                        correction,
+                        hub["k"],
+                        hub["top_k_slots"],
+                        hub["unrelated_top_k_slots"],
+                        f"{hub['unrelated_top_k_share']:.4f}",
+                        hub["tracks_in_unrelated_top_k_twice_or_more"],
+                        f"{entry['own_collection_pool_share']['mean']:.4f}",
+                        f"{entry['spearman_with_uncorrected']['mean']:.4f}",
+                        f"{entry['spearman_with_uncorrected']['min']:.4f}",
+                        " | ".join(
+                            f"{t['title']} [{t['collection']}; {t['ensemble']}]"
+                            f" x{t['unrelated_generations_in_top_k']}"
+                            for t in hub["most_frequent"]
+                        ),
+                    ]
+                )
+    return path
+
+
 def main() -> None:
     args = parse_args()
     from attribution.engine.methods import method_named
@@ -345,6 +557,25 @@ def main() -> None:
     model, train_set, cfg = _W["model"], _W["train_set"], _W["cfg"]
     curves = sorted_curves(scores, methods[0])
     correlation = correlations(scores)
+    tracks, _, _ = load_catalog(Path(args.world))
+    collections = {t.collection for t in tracks}
+    hub_generations = [{"collection": prompt_collection(s["prompt"], collections)} for s in specs]
+    norms = stored_gradient_norms(_W["prepared"])
+    hubs = {
+        "k": HUB_TOP_K,
+        "corrections": CORRECTIONS,
+        "generation_collections": [g["collection"] for g in hub_generations],
+        "gradient_norms": {
+            name: (
+                f"the norm of the stored {STORED_GRADIENTS[name][1]} "
+                f"(artifact {STORED_GRADIENTS[name][0]!r})"
+                if name in norms
+                else "not available: the method stores no per-track gradients"
+            )
+            for name in methods
+        },
+        "methods": hub_analysis(scores, train_set, tracks, hub_generations, norms),
+    }
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True
     ).stdout.strip()
@@ -354,6 +585,7 @@ def main() -> None:
     )
     stem.parent.mkdir(parents=True, exist_ok=True)
     files = plot(curves, correlation, stem, len(specs)) + write_csv(curves, correlation, stem)
+    files.append(write_hubs_csv(hubs, stem))
     report = {
         "command": "benchmarks/attribution_methods_compare.py",
         "arguments": vars(args),
@@ -371,6 +603,7 @@ def main() -> None:
         "wall_s": time.perf_counter() - started,
         "correlations": correlation,
         "curves": curves,
+        "hubs": hubs,
         "scores": {name: values.tolist() for name, values in scores.items()},
         "files": [path.name for path in files],
     }
@@ -384,6 +617,20 @@ def main() -> None:
         for a, name in enumerate(names):
             row = correlation[statistic]["mean"][a]
             print(f"{name:22s}" + "".join(f"{value:11.2f}" for value in row))
+    print(f"\nhub tracks: top-{HUB_TOP_K} places taken by another collection's tracks")
+    print(
+        f"{'method':22s} {'correction':14s} {'unrelated':>9s} {'twice+':>6s}"
+        f" {'own pool':>8s} {'rho':>6s}"
+    )
+    for name, entries in hubs["methods"].items():
+        for correction, entry in entries.items():
+            hub = entry["hub"]
+            print(
+                f"{name:22s} {correction:14s} {hub['unrelated_top_k_share']:9.2f}"
+                f" {hub['tracks_in_unrelated_top_k_twice_or_more']:6d}"
+                f" {entry['own_collection_pool_share']['mean']:8.3f}"
+                f" {entry['spearman_with_uncorrected']['mean']:6.2f}"
+            )
     print("\nseconds per generation:")
     for name, values in seconds.items():
         print(f"  {name:22s} {np.mean(values):8.1f}")

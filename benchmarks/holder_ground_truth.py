@@ -45,7 +45,16 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
-from attribution_common import DATA_DIR, REPO_ROOT, Bar, add_engine_flags, engine_config, write_json
+from attribution_common import (
+    DATA_DIR,
+    REPO_ROOT,
+    Bar,
+    add_engine_flags,
+    engine_config,
+    hub_report,
+    load_catalog,
+    write_json,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 INIT_SEED = 0  # the demo world's seed: initialisation and training
@@ -121,31 +130,6 @@ def sha256_json(payload) -> str:
 
 
 # --- the catalog ---------------------------------------------------------------------------
-
-
-def load_catalog(world_root: Path):
-    """(tracks in catalog order, holders {name: kind}, shares {isrc: [(name, Decimal %)]})."""
-    from demo.world import build
-
-    state = build.read_state(world_root).get("catalog")
-    if not state:
-        raise SystemExit(
-            f"No demo catalog under {world_root}: run `./run manage build_demo_world` first."
-        )
-    catalog_dir = world_root / "catalog"
-    tracks = [
-        replace(build.Track(**t), audio_path=str(catalog_dir / t["audio_path"]))
-        for t in state["tracks"]
-    ]
-    with open(catalog_dir / "rights_holders.csv", newline="", encoding="utf-8") as handle:
-        holders = {row["legal_name"]: row["kind"] for row in csv.DictReader(handle)}
-    shares: dict[str, list[tuple[str, Decimal]]] = {}
-    with open(catalog_dir / "ownership_shares.csv", newline="", encoding="utf-8") as handle:
-        for row in csv.DictReader(handle):
-            shares.setdefault(row["isrc"], []).append(
-                (row["rights_holder"], Decimal(row["percent"]))
-            )
-    return tracks, holders, shares
 
 
 def pick_holders(tracks, holders, shares, count: int, max_share: float) -> list[str]:
@@ -475,37 +459,6 @@ def paid_shares(tau: np.ndarray, ownership: dict, holder_ids: dict, policy) -> n
         for holder_id, amount in split.holders:
             out[row, holder_id] = amount / split.pool
     return out
-
-
-def hub_report(tau: np.ndarray, train_set, tracks, generations, k: int = 3) -> dict:
-    """How often one training track is among the top k of generations from another
-    collection than its own (a generation's collection: that of the caption its prompt
-    came from)."""
-    from attribution.engine import agreement
-
-    by_id = {t.track_id: t for t in tracks}
-    collections = np.array([by_id[item.item_id].collection for item in train_set.items])
-    related = np.array([collections == g["collection"] for g in generations])  # (G, N)
-    counts = agreement.hub_counts(tau, related, k)
-    unrelated_slots = int(counts.sum())
-    order = np.argsort(-counts, kind="stable")
-    return {
-        "k": k,
-        "top_k_slots": k * len(generations),
-        "unrelated_top_k_slots": unrelated_slots,
-        "tracks_in_unrelated_top_k_twice_or_more": int((counts >= 2).sum()),
-        "most_frequent": [
-            {
-                "track_id": train_set.items[i].item_id,
-                "title": by_id[train_set.items[i].item_id].title,
-                "collection": str(collections[i]),
-                "ensemble": by_id[train_set.items[i].item_id].ensemble,
-                "unrelated_generations_in_top_k": int(counts[i]),
-            }
-            for i in order[:5]
-            if counts[i] > 0
-        ],
-    }
 
 
 # --- report ------------------------------------------------------------------------------

@@ -187,7 +187,8 @@ def run_case(label, parent, reference, forget_isrcs, cfgs, args, engine_cfg, hel
 def main() -> None:
     args = parse_args()
     import torch
-    from holder_ground_truth import git_commit, load_catalog, pick_holders, train_cached
+    from attribution_common import load_catalog
+    from holder_ground_truth import git_commit, pick_holders, train_cached
 
     from attribution.engine.checkpoint import load_engine_model
     from attribution.engine.items import encode_items, load_training_set
