@@ -262,6 +262,17 @@ def stored_gradient_norms(prepared: dict) -> dict[str, np.ndarray]:
     return norms
 
 
+def chance_levels(related: np.ndarray) -> dict[str, float]:
+    """What paying without attribution would give, for reading the hub statistics: the
+    expected share of top places that go to another collection when the top tracks are
+    drawn at random, and the own collection's share of a uniform split; related (G, N)."""
+    own = np.asarray(related, dtype=bool).mean(axis=1)  # (G,)
+    return {
+        "unrelated_top_k_share": float(1.0 - own.mean()),
+        "own_collection_pool_share": float(own.mean()),
+    }
+
+
 def hub_analysis(
     scores: dict[str, np.ndarray], train_set, tracks, generations: list[dict], norms: dict
 ) -> dict:
@@ -534,7 +545,7 @@ def write_hubs_csv(hubs: dict, stem: Path) -> Path:
                         f"{entry['spearman_with_uncorrected']['mean']:.4f}",
                         f"{entry['spearman_with_uncorrected']['min']:.4f}",
                         " | ".join(
-                            f"{t['title']} [{t['collection']}; {t['ensemble']}]"
+                            f"{t['track_id']} {t['title']} [{t['collection']}; {t['ensemble']}]"
                             f" x{t['unrelated_generations_in_top_k']}"
                             for t in hub["most_frequent"]
                         ),
@@ -565,6 +576,7 @@ def main() -> None:
         "k": HUB_TOP_K,
         "corrections": CORRECTIONS,
         "generation_collections": [g["collection"] for g in hub_generations],
+        "chance": chance_levels(same_collection(train_set, tracks, hub_generations)),
         "gradient_norms": {
             name: (
                 f"the norm of the stored {STORED_GRADIENTS[name][1]} "
@@ -621,6 +633,11 @@ def main() -> None:
     print(
         f"{'method':22s} {'correction':14s} {'unrelated':>9s} {'twice+':>6s}"
         f" {'own pool':>8s} {'rho':>6s}"
+    )
+    chance = hubs["chance"]
+    print(
+        f"{'by chance':37s} {chance['unrelated_top_k_share']:9.2f} {'':6s}"
+        f" {chance['own_collection_pool_share']:8.3f}"
     )
     for name, entries in hubs["methods"].items():
         for correction, entry in entries.items():

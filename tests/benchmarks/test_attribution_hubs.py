@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from attribution_common import hub_report, same_collection
 from attribution_methods_compare import (
+    chance_levels,
     gradient_norm_normalised,
     hub_analysis,
     leave_one_out_moments,
@@ -179,3 +180,13 @@ def test_hub_analysis_reports_every_correction_beside_the_uncorrected_scores():
         )
         assert own["mean"] == pytest.approx(np.mean(own["per_generation"]))
         assert entry["spearman_with_uncorrected"]["min"] < 1.0
+
+
+def test_chance_levels_are_what_random_top_places_and_a_uniform_split_give():
+    related = np.array([[True, False, False, False], [True, True, False, False]])
+    chance = chance_levels(related)
+    assert chance["own_collection_pool_share"] == pytest.approx((1 / 4 + 2 / 4) / 2)
+    assert chance["unrelated_top_k_share"] == pytest.approx((3 / 4 + 2 / 4) / 2)
+    assert own_collection_share(np.zeros((2, 4)), related).mean() == pytest.approx(
+        chance["own_collection_pool_share"]
+    )
