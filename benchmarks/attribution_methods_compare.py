@@ -25,10 +25,12 @@
    generation's ledger split paid to the prompt's own collection; the same for scores
    corrected from the same score matrices (CORRECTIONS: a track's leave-one-out mean over the
    other generations removed, or the track standardised by its leave-one-out mean and
-   standard deviation, or, where the method stores per-track gradients, the score divided by
-   the track's gradient norm as Diffusion-ReTrac does), with the Spearman correlation of each
-   corrected score with the uncorrected one per generation. The corrections are measured
-   here only; the ledger's split policy is unchanged.
+   standard deviation, each also after standardising every generation's scores over the
+   tracks, or, where the method stores per-track gradients, the score divided by the track's
+   gradient norm as Diffusion-ReTrac does), beside chance levels (random top places, a
+   uniform split), with the Spearman correlation of each corrected score with the
+   uncorrected one per generation. The corrections are measured here only; the ledger's
+   split policy is unchanged.
 
 Writes benchmarks/results/methods_compare-<date>-<commit>[-<tag>].json, three CSV files
 (-curves.csv, -correlations.csv, -hubs.csv) and two PNG plots beside it.
@@ -168,6 +170,14 @@ CORRECTIONS = {
         "(score - the track's leave-one-out mean) / the track's leave-one-out standard "
         "deviation over the other generations"
     ),
+    "generation_standardised_prior_removed": (
+        "each generation's scores standardised over the tracks first (as the ledger does "
+        "before its softmax), so that generations of larger scores weigh no more in a "
+        "track's leave-one-out mean; then prior_removed"
+    ),
+    "generation_standardised_standardised": (
+        "each generation's scores standardised over the tracks first; then standardised"
+    ),
     "gradient_norm": (
         "divided by the norm of the track's stored per-track gradient (Diffusion-ReTrac's "
         "normalisation); only methods whose artifacts hold per-track gradients"
@@ -195,6 +205,15 @@ def prompt_collection(prompt: str, collections) -> str:
     if len(matches) != 1:
         raise ValueError(f"{name!r} names {len(matches)} catalog collections: {matches}")
     return matches[0]
+
+
+def per_generation_standardised(scores: np.ndarray) -> np.ndarray:
+    """(G, N): each generation's scores minus their mean over the tracks, divided by their
+    standard deviation (ddof 0), as the ledger standardises before its softmax; a constant
+    generation becomes 0."""
+    scores = np.asarray(scores, dtype=np.float64)
+    std = scores.std(axis=1, keepdims=True)  # (G, 1)
+    return (scores - scores.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
 
 
 def leave_one_out_moments(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -286,6 +305,12 @@ def hub_analysis(
             "uncorrected": np.asarray(values, dtype=np.float64),
             "prior_removed": prior_removed(values),
             "standardised": standardised(values),
+            "generation_standardised_prior_removed": prior_removed(
+                per_generation_standardised(values)
+            ),
+            "generation_standardised_standardised": standardised(
+                per_generation_standardised(values)
+            ),
         }
         if name in norms:
             variants["gradient_norm"] = gradient_norm_normalised(values, norms[name])
@@ -631,19 +656,19 @@ def main() -> None:
             print(f"{name:22s}" + "".join(f"{value:11.2f}" for value in row))
     print(f"\nhub tracks: top-{HUB_TOP_K} places taken by another collection's tracks")
     print(
-        f"{'method':22s} {'correction':14s} {'unrelated':>9s} {'twice+':>6s}"
+        f"{'method':22s} {'correction':38s} {'unrelated':>9s} {'twice+':>6s}"
         f" {'own pool':>8s} {'rho':>6s}"
     )
     chance = hubs["chance"]
     print(
-        f"{'by chance':37s} {chance['unrelated_top_k_share']:9.2f} {'':6s}"
+        f"{'by chance':61s} {chance['unrelated_top_k_share']:9.2f} {'':6s}"
         f" {chance['own_collection_pool_share']:8.3f}"
     )
     for name, entries in hubs["methods"].items():
         for correction, entry in entries.items():
             hub = entry["hub"]
             print(
-                f"{name:22s} {correction:14s} {hub['unrelated_top_k_share']:9.2f}"
+                f"{name:22s} {correction:38s} {hub['unrelated_top_k_share']:9.2f}"
                 f" {hub['tracks_in_unrelated_top_k_twice_or_more']:6d}"
                 f" {entry['own_collection_pool_share']['mean']:8.3f}"
                 f" {entry['spearman_with_uncorrected']['mean']:6.2f}"

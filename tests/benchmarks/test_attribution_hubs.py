@@ -18,6 +18,7 @@ from attribution_methods_compare import (
     hub_analysis,
     leave_one_out_moments,
     own_collection_share,
+    per_generation_standardised,
     prior_removed,
     prompt_collection,
     rank_agreement,
@@ -164,13 +165,15 @@ def test_hub_analysis_reports_every_correction_beside_the_uncorrected_scores():
         "uncorrected",
         "prior_removed",
         "standardised",
+        "generation_standardised_prior_removed",
+        "generation_standardised_standardised",
         "gradient_norm",
     ]
     assert "gradient_norm" not in result["other"]  # no stored gradients
     uncorrected = result["hubby"]["uncorrected"]
     assert uncorrected["hub"]["unrelated_top_k_slots"] == 2
     assert uncorrected["spearman_with_uncorrected"]["mean"] == pytest.approx(1.0)
-    for correction in ("prior_removed", "standardised", "gradient_norm"):
+    for correction in list(result["hubby"])[1:]:
         entry = result["hubby"][correction]
         assert entry["hub"]["unrelated_top_k_slots"] == 0, correction
         # the B generations' pools go to collection B once the hub is corrected
@@ -189,4 +192,17 @@ def test_chance_levels_are_what_random_top_places_and_a_uniform_split_give():
     assert chance["unrelated_top_k_share"] == pytest.approx((3 / 4 + 2 / 4) / 2)
     assert own_collection_share(np.zeros((2, 4)), related).mean() == pytest.approx(
         chance["own_collection_pool_share"]
+    )
+
+
+def test_per_generation_standardisation_makes_generations_of_any_scale_weigh_alike():
+    scores = np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    assert per_generation_standardised(scores) == pytest.approx(
+        np.array([[-1.0, 0.0, 1.0], [0.0, 0.0, 0.0]]) * np.array([[1.5**0.5], [1.0]])
+    )
+    # a generation whose scores are all 100 times larger moves no track's prior
+    hub = planted_hub()
+    scaled = hub * np.array([[1.0], [1.0], [100.0], [1.0]]) + 7.0
+    assert prior_removed(per_generation_standardised(scaled)) == pytest.approx(
+        prior_removed(per_generation_standardised(hub))
     )
