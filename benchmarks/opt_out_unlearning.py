@@ -6,7 +6,7 @@ the forget set.
         [--forget-lr 1.0] [--max-update-norm 1e-3] [--fisher-update-norm 1e-3]
         [--forget-timesteps 8] [--loss-timesteps 16] [--held-out 32]
         [--generations 2] [--generation-steps 25] [--self-influence 2]
-        [--limit-tracks N] [--stem opt_out_unlearning]
+        [--limit-tracks N] [--cases holder,single_recording] [--stem opt_out_unlearning]
 
 1. The demo catalog (DATA_DIR/demo, `manage.py build_demo_world`) and its held-out tracks
    (DATA_DIR/demo/heldout: never in any training set).
@@ -69,6 +69,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--self-influence", type=int, default=2, help="retain targets")
     parser.add_argument(
         "--limit-tracks", type=int, default=None, help="train on the first N tracks (smoke)"
+    )
+    parser.add_argument(
+        "--cases",
+        default="holder,single_recording",
+        help="forget sets to run: holder (every recording of one rights holder), "
+        "single_recording (the first of them)",
     )
     parser.add_argument("--stem", default="opt_out_unlearning")
     return parser.parse_args()
@@ -233,7 +239,13 @@ def main() -> None:
         held_out = encode_items(model, heldout_set.items[: args.held_out], engine_cfg, Bar())
     report["held_out"] = len(held_out)
     report["parent"] = parent_record
-    for label, forget_isrcs in (("holder", holder_isrcs), ("single_recording", single)):
+    cases = {"holder": holder_isrcs, "single_recording": single}
+    chosen = [c.strip() for c in args.cases.split(",") if c.strip()]
+    unknown = sorted(set(chosen) - set(cases))
+    if unknown:
+        raise SystemExit(f"Unknown case(s) {unknown}; choose from {sorted(cases)}.")
+    for label in chosen:
+        forget_isrcs = cases[label]
         kept = [t for t in tracks if t.isrc not in forget_isrcs]
         reference_record = train_cached(
             kept, steps=args.train_steps, train_seed=0, cache=cache, label=f"without {label}",
