@@ -178,7 +178,7 @@ def run_case(label, parent, reference, forget_isrcs, cfgs, args, engine_cfg, hel
             "passed": forgetting.validation_passed(checks),
             "checks": checks,
             "means": {
-                name: {g: float(v.mean()) if len(v) else None for g, v in found.items()}
+                name: forgetting.group_means(found)
                 for name, found in (
                     ("parent", parent_losses),
                     ("derived", derived_losses),

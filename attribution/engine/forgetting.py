@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -494,6 +495,8 @@ def membership_auc(members: np.ndarray, non_members: np.ndarray) -> float | None
     member's loss is below a non-member's (ties count one half). 0.5 is chance."""
     if len(members) == 0 or len(non_members) == 0:
         return None
+    if not (np.isfinite(members).all() and np.isfinite(non_members).all()):
+        return None  # a diverged model's losses rank nothing
     below = (members[:, None] < non_members[None, :]).sum()  # (m, n) comparisons
     ties = (members[:, None] == non_members[None, :]).sum()
     return float((below + 0.5 * ties) / (len(members) * len(non_members)))
@@ -556,7 +559,22 @@ def own_ranks(
     return [target.rank for target in report.targets]
 
 
+DIVERGED = "not finite: the derived model diverged (a smaller update bound keeps it finite)"
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """A measured figure as stored (JSON has no NaN or infinity): None where not finite."""
+    return None if value is None or not math.isfinite(value) else value
+
+
+def group_means(losses: dict[str, np.ndarray]) -> dict[str, float | None]:
+    """Each group's mean loss as stored (None for an empty group or a diverged model)."""
+    return {g: finite_or_none(float(v.mean())) if len(v) else None for g, v in losses.items()}
+
+
 def _check(value: float | None, passed: bool | None, rule: str, note: str = "") -> dict:
+    if value is not None and not math.isfinite(value):
+        return {"value": None, "passed": False, "rule": rule, "note": f"{DIVERGED}; {note}"}
     return {"value": value, "passed": passed, "rule": rule, "note": note}
 
 
@@ -595,7 +613,9 @@ def loss_checks(
         parent_auc = membership_auc(parent["forget"], parent["held_out"])
         auc = membership_auc(derived["forget"], held_out)
         margin = thresholds.mia_margin
-        if parent_auc is not None and parent_auc <= 0.5 + margin:
+        if auc is None or parent_auc is None:
+            checks["membership"] = _check(float("nan"), False, f"|AUC - 0.5| <= {margin}")
+        elif parent_auc <= 0.5 + margin:
             checks["membership"] = _check(
                 auc, True, f"|AUC - 0.5| <= {margin}",
                 f"not applicable: the parent's AUC {parent_auc:.3f} is already near chance",
@@ -620,9 +640,9 @@ def loss_checks(
         }
         for name, value in reference.items():
             mine = checks[name]["value"]
-            checks[name]["retrained"] = value
+            checks[name]["retrained"] = finite_or_none(value)
             checks[name]["gap_to_retrained"] = (
-                None if value is None or mine is None else float(mine - value)
+                None if value is None or mine is None else finite_or_none(float(mine - value))
             )
     return checks
 
@@ -641,7 +661,10 @@ def flatness_check(
     )  # fmt: skip
     if retrained is not None:
         reference = float(np.mean(retrained)) / before - 1 if before > 0 else 0.0
-        check["retrained"], check["gap_to_retrained"] = reference, change - reference
+        check["retrained"] = finite_or_none(reference)
+        check["gap_to_retrained"] = (
+            None if check["value"] is None else finite_or_none(change - reference)
+        )
     return check
 
 

@@ -369,7 +369,7 @@ def _derive_and_validate(unlearning: Unlearning, progress=None):
     metrics = {
         "checks": checks,
         "means": {
-            model_name: {group: float(v.mean()) if len(v) else None for group, v in found.items()}
+            model_name: engine.group_means(found)
             for model_name, found in (
                 ("parent", parent_losses),
                 ("derived", derived_losses),

@@ -15,7 +15,9 @@ from attribution.engine.forgetting import (
     ForgettingConfig,
     ValidationThresholds,
     derived_manifest,
+    flatness_check,
     forget,
+    group_means,
     loss_checks,
     membership_auc,
     set_losses,
@@ -199,6 +201,27 @@ def test_loss_checks_say_what_failed_and_what_cannot_be_measured():
     checks = loss_checks(parent, good, THRESHOLDS, retrained)
     assert checks["forgetting"]["gap_to_retrained"] == pytest.approx(0.0)
     assert checks["membership"]["retrained"] == 0.5
+
+
+def test_a_diverged_model_fails_every_check_it_touches_and_stores_as_json():
+    parent = {
+        "forget": np.array([0.1, 0.1]),
+        "retain": np.array([0.2]),
+        "held_out": np.array([0.3, 0.3]),
+    }
+    nan = np.array([np.nan, np.nan])
+    diverged = {"forget": nan, "retain": np.array([np.inf]), "held_out": nan}
+    checks = loss_checks(parent, diverged, THRESHOLDS, retrained=parent)
+    checks["generation_flatness"] = flatness_check([0.2], [float("nan")], THRESHOLDS, [0.2])
+    for name in ("forgetting", "retain_loss", "generation_flatness"):
+        assert checks[name]["passed"] is False and checks[name]["value"] is None, name
+        assert "diverged" in checks[name]["note"]
+        assert checks[name]["gap_to_retrained"] is None
+    assert checks["membership"]["value"] is None and checks["membership"]["passed"] is False
+    assert not validation_passed(checks)
+    means = group_means(diverged)
+    assert means == {"forget": None, "retain": None, "held_out": None}
+    json.dumps({"checks": checks, "means": means}, allow_nan=False)  # what PostgreSQL takes
 
 
 def test_spectral_flatness_tells_noise_from_a_tone():
