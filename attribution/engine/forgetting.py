@@ -81,7 +81,7 @@ class ForgettingConfig:
     retain_weight: float = 1.0
     retain_batch: int = 8
     # Every update (lr d) is scaled down to at most this norm relative to the target weights'.
-    max_update_norm: float = 1e-3
+    max_update_norm: float = 1e-4
     # Draws (t, noise) per item for each step's gradients.
     timesteps: int = 8
     # Which weights change (as for attribution, fisher.TARGET_PATTERNS).
@@ -89,7 +89,7 @@ class ForgettingConfig:
     # fisher: lambda = damping * mean(F) (unlearn.damping_value), and each Eq. 6 step's
     # relative norm.
     damping: float = 1e-3
-    fisher_update_norm: float = 1e-3
+    fisher_update_norm: float = 1e-4
     # Root of the keyed draws (timesteps and noise, retain samples, other labels).
     seed: int = 0
     # How often the running state is written (seconds of work; 0: after every step).

@@ -36,7 +36,9 @@ METHOD_CONFIGS = {
     "gradient_ascent": ForgettingConfig(
         method="gradient_ascent", steps=4, lr=1.0, timesteps=4, max_update_norm=2e-3
     ),
-    "random_labels": ForgettingConfig(method="random_labels", steps=4, lr=0.05, timesteps=4),
+    "random_labels": ForgettingConfig(
+        method="random_labels", steps=4, lr=0.05, timesteps=4, max_update_norm=1e-3
+    ),
     "fisher": ForgettingConfig(method="fisher", steps=3, timesteps=4, fisher_update_norm=3e-3),
 }
 
