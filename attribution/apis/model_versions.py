@@ -86,7 +86,7 @@ class ArtifactStatusSerializer(serializers.Serializer):
 
 class UnlearningInputSerializer(serializers.Serializer):
     method = serializers.ChoiceField(
-        choices=["gradient_ascent", "random_labels", "fisher"], default="gradient_ascent"
+        choices=["gradient_ascent", "random_labels", "fisher"], default="fisher"
     )
     isrcs = serializers.ListField(
         child=serializers.CharField(),

@@ -69,7 +69,7 @@ STATE_VERSION = 1
 class ForgettingConfig:
     """Every knob of the unlearning job (docs/decisions/0020-opt-out-unlearning-defaults.md)."""
 
-    method: ForgettingMethod = "gradient_ascent"
+    method: ForgettingMethod = "fisher"
     # Bounded number of updates (the papers stop gradient ascent early: unbounded ascent
     # destroys the model). Each step sees every forget item and `retain_batch` retain items.
     steps: int = 20

@@ -71,7 +71,7 @@ def unlearning_request(
     *,
     parent: ModelVersion,
     actor: User | None,
-    method: str = "gradient_ascent",
+    method: str = "fisher",
     recordings: list[Recording] | None = None,
     config: dict[str, Any] | None = None,
     thresholds: dict[str, Any] | None = None,

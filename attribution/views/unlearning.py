@@ -28,10 +28,11 @@ def _require_catalog_admin(request: HttpRequest) -> None:
 class UnlearnForm(forms.Form):
     method = forms.ChoiceField(
         choices=[
+            ("fisher", "Fisher-regularised (Eq. 5-6)"),
             ("gradient_ascent", "Gradient ascent with a retain term"),
             ("random_labels", "Random labelling"),
-            ("fisher", "Fisher-regularised (Eq. 5-6)"),
-        ]
+        ],
+        initial="fisher",
     )
     isrcs = forms.CharField(
         required=False,

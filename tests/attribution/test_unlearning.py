@@ -59,7 +59,7 @@ def test_a_derived_version_is_registered_without_the_opted_out_recording(
     assert [r.isrc for r in unlearning.forget_recordings.all()] == [isrc_for(1)]
     # lineage
     assert unlearning.parent == tiny_model_version
-    assert unlearning.method == "gradient_ascent" and unlearning.config["steps"] == 2
+    assert unlearning.method == "fisher" and unlearning.config["steps"] == 2
     assert unlearning.checkpoint_sha256 == derived.checkpoint_sha256
     assert derived.checkpoint_sha256 != tiny_model_version.checkpoint_sha256
     # the training set is the parent's minus the forget set, in the parent's order

@@ -102,7 +102,10 @@ def test_each_method_raises_forget_loss_more_than_it_moves_retain_loss(world, me
 
 def test_resuming_from_a_saved_state_gives_the_same_bytes(world, tmp_path):
     model, forget_items, retain_items, _ = world
-    cfg = ForgettingConfig(steps=4, lr=3e-2, timesteps=2, retain_batch=2, checkpoint_seconds=0)
+    cfg = ForgettingConfig(
+        method="gradient_ascent", steps=4, lr=3e-2, timesteps=2, retain_batch=2,
+        checkpoint_seconds=0,
+    )  # fmt: skip
     whole = forget(model, forget_items, retain_items, ENGINE, cfg, state_path=tmp_path / "a.pt")
 
     class Interrupted(Exception):
@@ -124,7 +127,10 @@ def test_resuming_from_a_saved_state_gives_the_same_bytes(world, tmp_path):
     assert seen == [3, 4]  # it went on from the saved step
     assert _weights_bytes(resumed) == _weights_bytes(whole)
     # a state of another job is not resumed
-    other = ForgettingConfig(steps=4, lr=1e-2, timesteps=2, retain_batch=2, checkpoint_seconds=0)
+    other = ForgettingConfig(
+        method="gradient_ascent", steps=4, lr=1e-2, timesteps=2, retain_batch=2,
+        checkpoint_seconds=0,
+    )  # fmt: skip
     seen.clear()
     forget(model, forget_items, retain_items, ENGINE, other, state_path=state,
            progress=lambda stage, done, total: seen.append(done))  # fmt: skip
