@@ -29,6 +29,19 @@ COMMON = task_options(
     time_limit=settings.ATTRIBUTION_TIME_LIMIT,
 )
 
+# The per-model-version jobs (artifact computations, unlearning): acknowledged late and put
+# back when their worker dies (each resumes what its store or saved state holds), transient
+# errors retried with backoff, hours allowed.
+LONG_JOB = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": TRANSIENT_ERRORS,
+    "retry_backoff": 2,
+    "max_retries": 5,
+    "soft_time_limit": 6 * 3600,  # below the broker's visibility timeout (settings)
+    "time_limit": 6 * 3600 + 60,
+}
+
 
 class AttributionTask(Task):
     """Reports retries and final failures on the run the task works for."""
@@ -80,13 +93,7 @@ def finish_run(self, run_id: int) -> int | None:
 @shared_task(
     name="attribution.compute_model_artifacts",
     bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=2,
-    max_retries=5,
-    soft_time_limit=6 * 3600,  # below the broker's visibility timeout (settings)
-    time_limit=6 * 3600 + 60,
+    **LONG_JOB,
 )
 def compute_model_artifacts(self, model_version_id: int) -> None:
     from attribution.models import ModelVersion
@@ -112,13 +119,7 @@ def reconcile_runs() -> str:
 @shared_task(
     name="attribution.unlearn_model_version",
     bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=TRANSIENT_ERRORS,
-    retry_backoff=2,
-    max_retries=5,
-    soft_time_limit=6 * 3600,  # below the broker's visibility timeout (settings)
-    time_limit=6 * 3600 + 60,
+    **LONG_JOB,
 )
 def unlearn_model_version(self, unlearning_id: int) -> int | None:
     """Derive, register and validate an unlearned model version (``services.unlearning_run``);

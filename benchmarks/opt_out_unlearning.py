@@ -36,10 +36,11 @@ from pathlib import Path
 from attribution_common import DATA_DIR, REPO_ROOT, Bar, add_engine_flags, engine_config, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
-WORLD_TRAIN_STEPS = 3000  # demo.world.world.WorldConfig.train_steps (8 min x 375 steps/min)
 
 
 def parse_args() -> argparse.Namespace:
+    from demo.world.world import WorldConfig
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_engine_flags(parser)
     parser.add_argument("--world", default=str(DATA_DIR / "demo"), help="the demo world's root")
@@ -51,7 +52,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--train-steps",
         type=int,
-        default=WORLD_TRAIN_STEPS,
+        default=WorldConfig.train_steps,
         help="steps of every training (default: the demo world's, whose model is then the "
         "parent as it is)",
     )
