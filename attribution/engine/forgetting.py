@@ -614,7 +614,7 @@ def loss_checks(
         auc = membership_auc(derived["forget"], held_out)
         margin = thresholds.mia_margin
         if auc is None or parent_auc is None:
-            checks["membership"] = _check(float("nan"), False, f"|AUC - 0.5| <= {margin}")
+            checks["membership"] = _check(None, False, f"|AUC - 0.5| <= {margin}", DIVERGED)
         elif parent_auc <= 0.5 + margin:
             checks["membership"] = _check(
                 auc, True, f"|AUC - 0.5| <= {margin}",
