@@ -301,16 +301,13 @@ def hub_analysis(
     related = same_collection(train_set, tracks, generations)  # (G, N)
     result: dict[str, dict] = {}
     for name, values in scores.items():
+        by_generation = per_generation_standardised(values)
         variants = {
             "uncorrected": np.asarray(values, dtype=np.float64),
             "prior_removed": prior_removed(values),
             "standardised": standardised(values),
-            "generation_standardised_prior_removed": prior_removed(
-                per_generation_standardised(values)
-            ),
-            "generation_standardised_standardised": standardised(
-                per_generation_standardised(values)
-            ),
+            "generation_standardised_prior_removed": prior_removed(by_generation),
+            "generation_standardised_standardised": standardised(by_generation),
         }
         if name in norms:
             variants["gradient_norm"] = gradient_norm_normalised(values, norms[name])
