@@ -24,6 +24,7 @@ DATA_DIR = Path(os.environ.get("ROYALTIES_DATA_DIR", REPO_ROOT / "data")).resolv
 
 def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     from attribution.engine.config import (
+        PROJECTION_CHOICES,
         TARGET_LAYER_CHOICES,
         TIMESTEP_SEQUENCE_CHOICES,
         EngineConfig,
@@ -41,7 +42,8 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--positions",
         default=None,
-        help="comma-separated training positions to use as targets instead of k-means ones",
+        help="comma-separated training positions to use as targets instead of k-means ones, "
+        "or `all` for every training track",
     )
     parser.add_argument("--k", type=int, default=100, help="top/bottom-k (paper: 100)")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -75,6 +77,9 @@ def add_engine_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--device", default=defaults.device)
+    parser.add_argument("--first-order-timesteps", type=int, default=defaults.first_order_timesteps)
+    parser.add_argument("--projection", choices=PROJECTION_CHOICES, default=defaults.projection)
+    parser.add_argument("--projection-dim", type=int, default=defaults.projection_dim)
 
 
 def engine_config(args: argparse.Namespace):
@@ -95,6 +100,9 @@ def engine_config(args: argparse.Namespace):
         batch_size=args.batch_size,
         seed=args.seed,
         device=args.device,
+        first_order_timesteps=args.first_order_timesteps,
+        projection=args.projection,
+        projection_dim=args.projection_dim,
     )
 
 
@@ -149,6 +157,13 @@ def prepare(args: argparse.Namespace):
     started = time.perf_counter()
     store.base_losses(model, encoded, train_set, cfg, bar)
     timings["base_losses_s"] = time.perf_counter() - started
+    method = getattr(args, "method", "unlearning")
+    if method != "unlearning":  # e.g. first_order's stored features, built once here
+        from attribution.engine.methods import method_named
+
+        started = time.perf_counter()
+        method_named(method).prepare(model, train_set, cfg, store, bar)
+        timings[f"{method}_prepare_s"] = time.perf_counter() - started
     bar.close()
     embeddings = logmel_embeddings(train_set, model.sample_rate)
     targets = positions or kmeans_targets(embeddings, args.targets, seed=args.seed)
@@ -156,9 +171,12 @@ def prepare(args: argparse.Namespace):
 
 
 def target_positions(text: str | None, n_items: int) -> list[int]:
-    """--positions "117,145" -> [117, 145] (sorted, unique); [] when not given."""
+    """--positions "117,145" -> [117, 145] (sorted, unique); "all" -> every position; [] when
+    not given."""
     if not text:
         return []
+    if text.strip() == "all":
+        return list(range(n_items))
     try:
         positions = sorted({int(position) for position in text.split(",")})
     except ValueError:
@@ -219,14 +237,25 @@ def _worker_init(args: argparse.Namespace) -> None:
         embeddings=logmel_embeddings(train_set, model.sample_rate),
         extra=extra_embeddings(train_set),
         k=args.k,
+        method=getattr(args, "method", "unlearning"),
     )
 
 
 def _worker_target(job: tuple) -> tuple:
-    """One self-influence target under one config -> (job key, TargetResult)."""
+    """One self-influence target under one config -> (job key, k, TargetResult, tau (N,))."""
+    from attribution.engine.methods import method_named
+    from attribution.engine.pipeline import attribute
     from attribution.engine.self_influence import self_influence
 
     key, cfg, position = job
+    method = method_named(_WORKER.get("method", "unlearning"))
+    kept = []
+
+    def scores_of(model, query, train_set, cfg, progress, **kwargs):
+        scores = attribute(method, model, query, train_set, cfg, progress, **kwargs)
+        kept.append(scores.tau)
+        return scores
+
     report = self_influence(
         _WORKER["model"],
         _WORKER["train_set"],
@@ -234,21 +263,27 @@ def _worker_target(job: tuple) -> tuple:
         [position],
         _WORKER["embeddings"],
         k=_WORKER["k"],
+        method=scores_of,
         store=_WORKER["store"],
         extra_embeddings=_WORKER["extra"],
     )
-    return key, report.k, report.targets[0]
+    return key, report.k, report.targets[0], np.asarray(kept[0], dtype=np.float64)
 
 
 def run_jobs(
     args: argparse.Namespace, jobs: list[tuple], on_result, local: dict | None = None
 ) -> None:
     """Run (key, cfg, target position) jobs on --workers processes (or in this process);
-    `on_result(key, k, TargetResult)` is called as each finishes. The Fisher and theta0 losses
+    `on_result(key, k, TargetResult, tau)` is called as each finishes. The Fisher and theta0 losses
     must already be in the artifact store (prepare() puts them there), so workers only load."""
     if args.workers <= 1:
         if local is not None:  # reuse what prepare() loaded
-            _WORKER.update(local, k=args.k, extra=extra_embeddings(local["train_set"]))
+            _WORKER.update(
+                local,
+                k=args.k,
+                extra=extra_embeddings(local["train_set"]),
+                method=getattr(args, "method", "unlearning"),
+            )
         else:
             _worker_init(args)
         for job in jobs:

@@ -126,7 +126,7 @@ def main() -> None:
         ]
         write_table(rows, Path(args.out) / args.stem, "Grid search (Table 1 style)", notes)
 
-    def on_result(key, k, result) -> None:
+    def on_result(key, k, result, _tau) -> None:
         k_used[0] = k
         results[key].append(result)
         if len(results[key]) == len(targets):

@@ -85,8 +85,6 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--sampling-steps", type=int, default=None, help="denoising steps (model's default)"
     )
-    parser.add_argument("--first-order-timesteps", type=int, default=None)
-    parser.add_argument("--projection-dim", type=int, default=None)
     parser.add_argument("--similarity-timesteps", type=int, default=None)
     parser.add_argument("--world", default=str(DATA_DIR / "demo"), help="the demo world's root")
     parser.add_argument("--tag", default="", help="suffix of the result files")
@@ -100,7 +98,7 @@ def config_for(args: argparse.Namespace):
     cfg = engine_config(args)
     overrides = {
         name: getattr(args, name)
-        for name in ("first_order_timesteps", "projection_dim", "similarity_timesteps")
+        for name in ("similarity_timesteps",)
         if getattr(args, name) is not None
     }
     return cfg.replace(**overrides)

@@ -1,38 +1,114 @@
 """Train-to-Train self-influence benchmark (Sec. 3.2 of Choi et al.) on the demo model.
 
     .venv/bin/python benchmarks/attribution_self_influence.py [--targets 40] [--k 100]
+        [--positions all | --positions 3,17] [--method unlearning | first_order]
         [--workers 2] [--checkpoint data/demo/model]
         [--lr 1e-6 --steps 1 --target-layers all_blocks --unlearn-timesteps 2048 ...]
 
-Chooses --targets training tracks by k-means over log-mel track embeddings, unlearns each
-(Eq. 6) and scores the whole training set (Eq. 2), then prints and writes
+Chooses --targets training tracks by k-means over log-mel track embeddings (or --positions;
+`all` takes every training track), unlearns each with --method (Eq. 6, or its first-order form)
+and scores the whole training set (Eq. 2), then prints and writes
 benchmarks/results/attribution_self_influence.{csv,md,json}: R(z_tar) per target and its mean, the
-mean embedding similarity of the top-k and bottom-k scored tracks, and measured timings. The
-reports are rewritten after every target, so an interrupted run leaves its partial results.
-The Fisher and theta0 losses are computed once (stored under data/artifacts/attribution/,
-keyed by checkpoint hash) and reused by later runs. Not a test: the numbers are measured.
+mean embedding similarity of the top-k and bottom-k scored tracks, and measured timings.
+
+R(z_tar) is also broken down by the target's duration (--duration-bins, seconds), and
+recomputed under a correction for short tracks that needs no new model computation:
+`window_share`, each training item's score divided by the share of the model's window its
+audio fills (a track shorter than the window is zero-padded, and the padded frames' loss is
+mostly unchanged by unlearning, so its loss rise is diluted by that share). Every target's
+scores are kept in --scores-dir, so later corrections can be measured on the same run.
+
+The reports are rewritten after every target, so an interrupted run leaves its partial results.
+The Fisher, the theta0 losses and a method's own per-checkpoint artifacts (the first-order
+features) are computed once (stored under data/artifacts/attribution/, keyed by checkpoint
+hash) and reused by later runs. Not a test: the numbers are measured.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
 import numpy as np
-from attribution_common import add_engine_flags, prepare, run_jobs, write_json, write_table
+from attribution_common import (
+    DATA_DIR,
+    add_engine_flags,
+    prepare,
+    run_jobs,
+    write_json,
+    write_table,
+)
+
+
+def window_shares(train_set, window_seconds: float) -> np.ndarray:
+    """(N,) the share of the model's window each training item's audio fills, in (0, 1]."""
+    seconds = np.array([item.seconds_total - item.seconds_start for item in train_set.items])
+    return np.clip(seconds / window_seconds, 1e-3, 1.0)
+
+
+def rank_in(tau: np.ndarray, position: int) -> int:
+    """1-based rank of `position` in descending tau; ties count against the target."""
+    return int(np.sum(tau >= tau[position]))
+
+
+def duration_breakdown(rows: list[dict], edges: list[float], rank_keys: list[str]) -> list[dict]:
+    """Per duration bin of the targets (edges in seconds): count, mean rank and how many at
+    rank 1 under each of `rank_keys`, and how often the best other track was longer."""
+    bounds = [0.0, *edges, float("inf")]
+    out = []
+    for low, high in itertools.pairwise(bounds):
+        inside = [r for r in rows if low <= r["seconds_total"] < high]
+        entry: dict = {
+            "seconds": f"{low:g}-{high:g}" if high != float("inf") else f">={low:g}",
+            "targets": len(inside),
+        }
+        for key in rank_keys:
+            ranks = [r[key] for r in inside]
+            entry[f"{key}_mean"] = float(np.mean(ranks)) if ranks else None
+            entry[f"{key}_at_1"] = sum(rank == 1 for rank in ranks)
+            entry[f"{key}_worst"] = max(ranks) if ranks else None
+        missed = [r for r in inside if r["rank"] > 1]
+        entry["missed_runner_up_longer"] = sum(
+            r["runner_up_seconds_total"] > r["seconds_total"] for r in missed
+        )
+        out.append(entry)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_engine_flags(parser)
     parser.add_argument("--stem", default="attribution_self_influence")
+    parser.add_argument(
+        "--method", default="unlearning", help="registered attribution method scoring each target"
+    )
+    parser.add_argument(
+        "--duration-bins", default="2,4,6", help="comma-separated bin edges, target seconds"
+    )
+    parser.add_argument(
+        "--scores-dir",
+        default=str(DATA_DIR / "benchmarks" / "self_influence"),
+        help="where every target's scores are kept (<stem>-scores.npz)",
+    )
     args = parser.parse_args()
+    from attribution.engine.methods import METHODS
     from attribution.engine.scoring import library_versions
 
+    if args.method not in METHODS:
+        parser.error(f"unknown --method {args.method!r}; registered: {sorted(METHODS)}")
+    try:
+        edges = sorted(float(edge) for edge in args.duration_bins.split(","))
+    except ValueError:
+        parser.error(f"--duration-bins takes comma-separated seconds, got {args.duration_bins!r}")
     model, train_set, cfg, store, embeddings, targets, timings = prepare(args)
     out = Path(args.out)
     results: list = []
+    taus: dict[int, np.ndarray] = {}
+    shares = window_shares(train_set, model.sample_size / model.sample_rate)
+    scores_path = Path(args.scores_dir) / f"{args.stem}-scores.npz"
+    scores_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
 
     def report(final: bool) -> list[str]:
@@ -45,6 +121,7 @@ def main() -> None:
                 "track_id": r.item_id,
                 "seconds_total": train_set.items[r.position].seconds_total,
                 "rank": r.rank,
+                "rank_window_share": rank_in(taus[r.position] / shares, r.position),
                 "tau_target": r.tau_target,
                 "runner_up_track_id": train_set.items[r.runner_up].item_id,
                 "runner_up_seconds_total": train_set.items[r.runner_up].seconds_total,
@@ -62,6 +139,11 @@ def main() -> None:
         ]
         summary = {
             "complete": final,
+            "method": args.method,
+            "window_seconds": model.sample_size / model.sample_rate,
+            "by_duration": duration_breakdown(rows, edges, ["rank", "rank_window_share"]),
+            "mean_rank_window_share": float(np.mean([r["rank_window_share"] for r in rows])),
+            "targets_at_rank_1_window_share": sum(r["rank_window_share"] == 1 for r in rows),
             "checkpoint_sha256": model.checkpoint_sha256,
             "training_manifest_sha256": train_set.manifest_sha256,
             "n_items": len(train_set),
@@ -89,7 +171,8 @@ def main() -> None:
         from attribution.hash_labels import CHECKPOINT_HASH_LABEL, short_hash
 
         notes = [
-            f"{'Complete' if final else 'PARTIAL'}: {len(done)}/{len(targets)} k-means targets. "
+            f"{'Complete' if final else 'PARTIAL'}: {len(done)}/{len(targets)} targets, "
+            f"method {args.method}. "
             f"{CHECKPOINT_HASH_LABEL} `{short_hash(model.checkpoint_sha256)}`, "
             f"N = {len(train_set)} training tracks, k = {k}.",
             f"Embedding: {summary['embedding']}.",
@@ -103,6 +186,15 @@ def main() -> None:
                 if "mean_caption_sim_topk" in summary
             )
             + ".",
+            "By target duration (R: mean, at rank 1; window-share correction after the slash): "
+            + "; ".join(
+                f"{b['seconds']} s: {b['targets']} targets, R {b['rank_mean']:.2f} / "
+                f"{b['rank_window_share_mean']:.2f}, {b['rank_at_1']} / "
+                f"{b['rank_window_share_at_1']} at 1"
+                for b in summary["by_duration"]
+                if b["targets"]
+            )
+            + ".",
             "Setup timings (s): "
             + ", ".join(f"{key} {value:.1f}" for key, value in timings.items())
             + f"; {summary['mean_seconds_per_target']:.1f} s per target per worker "
@@ -112,9 +204,15 @@ def main() -> None:
         ]
         write_table(rows, out / args.stem, "Self-influence (Train-to-Train)", notes)
         write_json(out / f"{args.stem}.json", {**summary, "targets": rows})
+        np.savez(
+            scores_path,
+            positions=np.array(sorted(taus)),
+            tau=np.stack([taus[p] for p in sorted(taus)]),  # (targets, N)
+        )
         return notes
 
-    def on_result(_key, _k, result) -> None:
+    def on_result(_key, _k, result, tau) -> None:
+        taus[result.position] = tau
         results.append(result)
         print(
             f"  target {len(results)}/{len(targets)}: position {result.position} rank "
@@ -124,9 +222,12 @@ def main() -> None:
         )
         report(final=False)
 
+    # A seeded order, so that an interrupted run over many targets leaves a random sample of
+    # them rather than the first positions of the catalog (one collection after another).
+    order = np.random.default_rng(args.seed).permutation(len(targets))
     run_jobs(
         args,
-        [(None, cfg, position) for position in targets],
+        [(None, cfg, targets[i]) for i in order],
         on_result,
         local=dict(model=model, train_set=train_set, store=store, embeddings=embeddings),
     )

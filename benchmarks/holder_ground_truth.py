@@ -112,7 +112,26 @@ def parse_args() -> argparse.Namespace:
         "run); truth: the trainings and the ground-truth losses; all: everything, reusing "
         "whatever the cache holds",
     )
+    parser.add_argument(
+        "--train-shard",
+        type=train_shard,
+        default=(0, 1),
+        metavar="I/N",
+        help="train phase only: train every N-th training of the fixed order, starting at the "
+        "I-th (0-based), so N processes share the trainings; the cache joins their results",
+    )
     return parser.parse_args()
+
+
+def train_shard(text: str) -> tuple[int, int]:
+    """Parse "I/N" (0 <= I < N)."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected I/N, e.g. 0/2, not {text!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"need 0 <= I < N, not {text!r}")
+    return index, count
 
 
 def git_commit() -> str:
@@ -656,23 +675,23 @@ def main() -> None:
         timings["total"] = round(time.perf_counter() - started_all, 1)
         write_json(json_path, finite_or_none(payload))
 
-    # 2. the trainings
+    # 2. the trainings, in a fixed order: (record name, tracks, training seed, log label)
     started = time.perf_counter()
-    records = {"full": train_cached(tracks, steps=args.train_steps, train_seed=INIT_SEED,
-                                    cache=cache, label="full", log=log,
-                                    world_root=Path(args.world))}  # fmt: skip
+    plan = [("full", tracks, INIT_SEED, "full")]
+    if args.phase != "attribute":
+        if args.noise_floor:
+            plan.append(("full, other training seed", tracks, INIT_SEED + 1,
+                         "full, other training seed"))  # fmt: skip
+        plan += [(h, removed[h], INIT_SEED, f"without {h}") for h in picked]
+    if args.phase == "train":
+        index, count = args.train_shard
+        plan = plan[index::count]
+    records: dict = {}
     payload["trainings"] = records
-    save()
-    if args.noise_floor and args.phase != "attribute":
-        records["full, other training seed"] = train_cached(
-            tracks, steps=args.train_steps, train_seed=INIT_SEED + 1, cache=cache,
-            label="full, other training seed", log=log,
-        )  # fmt: skip
-        save()
-    for h in picked if args.phase != "attribute" else ():
-        records[h] = train_cached(
-            removed[h], steps=args.train_steps, train_seed=INIT_SEED, cache=cache,
-            label=f"without {h}", log=log,
+    for name, kept, seed, label in plan:
+        records[name] = train_cached(
+            kept, steps=args.train_steps, train_seed=seed, cache=cache, label=label, log=log,
+            world_root=world_root if name == "full" else None,
         )  # fmt: skip
         save()
     timings["trainings"] = round(time.perf_counter() - started, 1)
