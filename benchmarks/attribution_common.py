@@ -350,6 +350,34 @@ def same_collection(train_set, tracks, generations) -> np.ndarray:
     return np.array([collections == g["collection"] for g in generations])  # (G, N)
 
 
+def leave_one_out_moments(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std), each (G, N): track n's mean and standard deviation (ddof 0) over every
+    generation but g. scores (G, N), G >= 2."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.shape[0] < 2:
+        raise ValueError("scores must be a (generations >= 2, tracks) matrix")
+    mean = np.empty_like(scores)
+    std = np.empty_like(scores)
+    for g in range(scores.shape[0]):
+        others = np.delete(scores, g, axis=0)  # (G - 1, N)
+        mean[g] = others.mean(axis=0)
+        std[g] = others.std(axis=0)
+    return mean, std
+
+
+def standardised(scores: np.ndarray) -> np.ndarray:
+    """(G, N): (score - the track's leave-one-out mean) / its leave-one-out standard
+    deviation; a track constant over the other generations is only centred."""
+    mean, std = leave_one_out_moments(scores)
+    return (np.asarray(scores, dtype=np.float64) - mean) / np.where(std > 0, std, 1.0)
+
+
+def window_shares(train_set, window_seconds: float) -> np.ndarray:
+    """(N,) the share of the model's window each training item's audio fills, in (0, 1]."""
+    seconds = np.array([item.seconds_total - item.seconds_start for item in train_set.items])
+    return np.clip(seconds / window_seconds, 1e-3, 1.0)
+
+
 def hub_report(tau: np.ndarray, train_set, tracks, generations, k: int = 3) -> dict:
     """How often one training track is among the top k of generations from another
     collection than its own (a generation's collection: g["collection"], that of the caption

@@ -57,8 +57,10 @@ from attribution_common import (
     add_engine_flags,
     engine_config,
     hub_report,
+    leave_one_out_moments,
     load_catalog,
     same_collection,
+    standardised,
     write_json,
 )
 from attribution_fast import PROMPTS
@@ -214,33 +216,11 @@ def per_generation_standardised(scores: np.ndarray) -> np.ndarray:
     return (scores - scores.mean(axis=1, keepdims=True)) / np.where(std > 0, std, 1.0)
 
 
-def leave_one_out_moments(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std), each (G, N): track n's mean and standard deviation (ddof 0) over every
-    generation but g. scores (G, N), G >= 2."""
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2 or scores.shape[0] < 2:
-        raise ValueError("scores must be a (generations >= 2, tracks) matrix")
-    mean = np.empty_like(scores)
-    std = np.empty_like(scores)
-    for g in range(scores.shape[0]):
-        others = np.delete(scores, g, axis=0)  # (G - 1, N)
-        mean[g] = others.mean(axis=0)
-        std[g] = others.std(axis=0)
-    return mean, std
-
-
 def prior_removed(scores: np.ndarray) -> np.ndarray:
     """(G, N): each score minus its track's mean over the other generations, so a track that
     scores high for every generation keeps only what is particular to this one."""
     mean, _ = leave_one_out_moments(scores)
     return np.asarray(scores, dtype=np.float64) - mean
-
-
-def standardised(scores: np.ndarray) -> np.ndarray:
-    """(G, N): (score - the track's leave-one-out mean) / its leave-one-out standard
-    deviation; a track constant over the other generations is only centred."""
-    mean, std = leave_one_out_moments(scores)
-    return (np.asarray(scores, dtype=np.float64) - mean) / np.where(std > 0, std, 1.0)
 
 
 def gradient_norm_normalised(scores: np.ndarray, norms: np.ndarray) -> np.ndarray:

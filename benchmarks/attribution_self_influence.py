@@ -37,15 +37,10 @@ from attribution_common import (
     add_engine_flags,
     prepare,
     run_jobs,
+    window_shares,
     write_json,
     write_table,
 )
-
-
-def window_shares(train_set, window_seconds: float) -> np.ndarray:
-    """(N,) the share of the model's window each training item's audio fills, in (0, 1]."""
-    seconds = np.array([item.seconds_total - item.seconds_start for item in train_set.items])
-    return np.clip(seconds / window_seconds, 1e-3, 1.0)
 
 
 def rank_in(tau: np.ndarray, position: int) -> int:

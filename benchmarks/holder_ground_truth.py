@@ -53,6 +53,8 @@ from attribution_common import (
     engine_config,
     hub_report,
     load_catalog,
+    standardised,
+    window_shares,
     write_json,
 )
 
@@ -70,6 +72,8 @@ SPLIT_POLICIES = {
     "T=1, no cut-off": ("1", None, "0"),
 }
 DEFAULT_POLICY = next(iter(SPLIT_POLICIES))
+# Methods whose score is a training track's loss rise: the window-share correction applies
+LOSS_RISE_METHODS = ("unlearning", "first_order")
 
 
 def parse_args() -> argparse.Namespace:
@@ -784,6 +788,8 @@ def main() -> None:
     from attribution.engine import agreement
 
     estimates: dict[str, np.ndarray] = {}
+    corrections: dict[str, np.ndarray] = {}  # corrected scores' paid shares, reported apart
+    shares_of_window = window_shares(train_set, full.sample_size / full.sample_rate)  # (N,)
     hubs: dict[str, dict] = {}
     policy_sweep: dict[str, dict] = {}
     for method_name, method in METHODS.items():
@@ -805,6 +811,15 @@ def main() -> None:
             paid = paid_shares(tau, ownership, holder_ids, policy)[:, picked_ids]  # (G, H)
             if policy_name == DEFAULT_POLICY:
                 estimates[f"{method_name} paid share"] = paid
+                # the corrections measured against hub tracks and short tracks, paid by the
+                # same policy: does either bring the split closer to the truth?
+                corrections[f"{method_name} paid share, per-track standardised"] = paid_shares(
+                    standardised(tau), ownership, holder_ids, policy
+                )[:, picked_ids]
+                if method_name in LOSS_RISE_METHODS:
+                    corrections[f"{method_name} paid share, window-share corrected"] = paid_shares(
+                        tau / shares_of_window, ownership, holder_ids, policy
+                    )[:, picked_ids]
             policy_sweep.setdefault(method_name, {})[policy_name] = {
                 "pooled_spearman": agreement.spearman(paid, a_star),
                 "median_per_generation_spearman": nan_median(
@@ -825,10 +840,15 @@ def main() -> None:
     payload["analysis"] = analyse(
         a_star, a_star_se, estimates, picked, generations, catalog_share, noise_floor
     )
+    payload["corrections"] = analyse(
+        a_star, a_star_se, corrections, picked, generations, catalog_share, noise_floor
+    )
     payload["split_policy_sweep"] = policy_sweep
     payload["hub_tracks"] = hubs
     payload["plots"] = plot(out_stem, a_star, estimates, picked, noise_floor)
-    write_csvs(out_stem, a_star, a_star_se, estimates, picked, generations, payload)
+    write_csvs(
+        out_stem, a_star, a_star_se, {**estimates, **corrections}, picked, generations, payload
+    )
     payload["complete"] = True
     save()
     print_summary(payload)
@@ -849,7 +869,8 @@ def write_csvs(out_stem, a_star, a_star_se, estimates, picked, generations, payl
         writer.writerow(
             ["estimate", "scope", "n", "I", "K", "snr_calibrated", "spearman", "pearson"]
         )
-        for name, entry in payload["analysis"]["estimates"].items():
+        rows = {**payload["analysis"]["estimates"], **payload["corrections"]["estimates"]}
+        for name, entry in rows.items():
             scopes = {"pooled": entry["pooled"], **entry["per_holder"], **entry["per_generation"]}
             for scope, block in scopes.items():
                 writer.writerow(
@@ -868,13 +889,14 @@ def print_summary(payload: dict) -> None:
     floor = payload.get("noise_floor", {}).get("a_star_rms_other_training_seed")
     print(f"a* rms per holder: {payload['ground_truth']['a_star_rms_per_holder']}")
     print(f"noise floor (other training seed, rms): {floor}")
-    print(f"{'estimate':<44} {'rho pooled':>10} {'rho/gen':>8} {'rho/holder':>10} "
+    print(f"{'estimate':<58} {'rho pooled':>10} {'rho/gen':>8} {'rho/holder':>10} "
           f"{'I':>9} {'K':>9} {'SNR':>7} {'top-1':>6} {'top-3 share':>11}")  # fmt: skip
-    for name, e in payload["analysis"]["estimates"].items():
+    rows = {**payload["analysis"]["estimates"], **payload["corrections"]["estimates"]}
+    for name, e in rows.items():
         p = e["pooled"]
         top3 = e.get("pool_share_to_top3_truth_mean")
         print(
-            f"{name:<44} {p['spearman']:>10.3f} {e['median_per_generation_spearman']:>8.3f} "
+            f"{name:<58} {p['spearman']:>10.3f} {e['median_per_generation_spearman']:>8.3f} "
             f"{e['median_per_holder_spearman']:>10.3f} {p['I']:>9.3g} {p['K']:>9.3g} "
             f"{p['snr_calibrated']:>7.3f} {e['top1_agreement']:>6.2f} "
             f"{'' if top3 is None else f'{top3:.3f}':>11}"

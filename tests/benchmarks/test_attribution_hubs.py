@@ -11,18 +11,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from attribution_common import hub_report, same_collection
+from attribution_common import hub_report, leave_one_out_moments, same_collection, standardised
 from attribution_methods_compare import (
     chance_levels,
     gradient_norm_normalised,
     hub_analysis,
-    leave_one_out_moments,
     own_collection_share,
     per_generation_standardised,
     prior_removed,
     prompt_collection,
     rank_agreement,
-    standardised,
     stored_gradient_norms,
 )
 

@@ -12,8 +12,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from attribution_common import target_positions
-from attribution_self_influence import duration_breakdown, rank_in, window_shares
+from attribution_common import target_positions, window_shares
+from attribution_self_influence import duration_breakdown, rank_in
 from holder_ground_truth import train_shard
 
 
