@@ -372,10 +372,14 @@ def standardised(scores: np.ndarray) -> np.ndarray:
     return (np.asarray(scores, dtype=np.float64) - mean) / np.where(std > 0, std, 1.0)
 
 
-def window_shares(train_set, window_seconds: float) -> np.ndarray:
-    """(N,) the share of the model's window each training item's audio fills, in (0, 1]."""
-    seconds = np.array([item.seconds_total - item.seconds_start for item in train_set.items])
-    return np.clip(seconds / window_seconds, 1e-3, 1.0)
+def window_shares(encoded) -> np.ndarray:
+    """(N,) the share of the model's window each encoded training item's audio fills, in
+    (0, 1]: the mean of its latent padding mask, averaged over its windows."""
+    shares = []
+    for item in encoded:
+        windows = (item, *item.more_windows)
+        shares.append(np.mean([float(w.padding_mask.float().mean()) for w in windows]))
+    return np.clip(np.array(shares), 1e-3, 1.0)
 
 
 def hub_report(tau: np.ndarray, train_set, tracks, generations, k: int = 3) -> dict:

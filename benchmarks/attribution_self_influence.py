@@ -14,9 +14,10 @@ mean embedding similarity of the top-k and bottom-k scored tracks, and measured 
 R(z_tar) is also broken down by the target's duration (--duration-bins, seconds), and
 recomputed under a correction for short tracks that needs no new model computation:
 `window_share`, each training item's score divided by the share of the model's window its
-audio fills (a track shorter than the window is zero-padded, and the padded frames' loss is
-mostly unchanged by unlearning, so its loss rise is diluted by that share). Every target's
-scores are kept in --scores-dir, so later corrections can be measured on the same run.
+audio fills (a track shorter than the window is zero-padded, and without the loss mask M_L
+its loss is averaged over the padded frames too, so its loss rise is diluted by about that
+share). Every target's scores are kept in --scores-dir, so later corrections can be measured
+on the same run.
 
 The reports are rewritten after every target, so an interrupted run leaves its partial results.
 The Fisher, the theta0 losses and a method's own per-checkpoint artifacts (the first-order
@@ -101,7 +102,7 @@ def main() -> None:
     out = Path(args.out)
     results: list = []
     taus: dict[int, np.ndarray] = {}
-    shares = window_shares(train_set, model.sample_size / model.sample_rate)
+    shares = window_shares(store.encodings(model, train_set, cfg))
     scores_path = Path(args.scores_dir) / f"{args.stem}-scores.npz"
     scores_path.parent.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -115,6 +116,7 @@ def main() -> None:
                 "position": r.position,
                 "track_id": r.item_id,
                 "seconds_total": train_set.items[r.position].seconds_total,
+                "window_share": round(float(shares[r.position]), 4),
                 "rank": r.rank,
                 "rank_window_share": rank_in(taus[r.position] / shares, r.position),
                 "tau_target": r.tau_target,

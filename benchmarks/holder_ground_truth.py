@@ -789,7 +789,7 @@ def main() -> None:
 
     estimates: dict[str, np.ndarray] = {}
     corrections: dict[str, np.ndarray] = {}  # corrected scores' paid shares, reported apart
-    shares_of_window = window_shares(train_set, full.sample_size / full.sample_rate)  # (N,)
+    shares_of_window = window_shares(store.encodings(full, train_set, cfg))  # (N,)
     hubs: dict[str, dict] = {}
     policy_sweep: dict[str, dict] = {}
     for method_name, method in METHODS.items():

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
@@ -17,12 +18,19 @@ from attribution_self_influence import duration_breakdown, rank_in
 from holder_ground_truth import train_shard
 
 
-def items(*seconds: tuple[float, float]):
-    return SimpleNamespace(
-        items=[
-            SimpleNamespace(seconds_start=start, seconds_total=total) for start, total in seconds
-        ]
-    )
+def encoded(*masks: list[int], more: dict | None = None):
+    """Encoded items whose latent padding masks are `masks`; `more` {index: [masks]} gives an
+    item further windows."""
+    return [
+        SimpleNamespace(
+            padding_mask=torch.tensor(mask, dtype=torch.bool),
+            more_windows=tuple(
+                SimpleNamespace(padding_mask=torch.tensor(m, dtype=torch.bool))
+                for m in (more or {}).get(i, [])
+            ),
+        )
+        for i, mask in enumerate(masks)
+    ]
 
 
 def test_all_positions_are_every_training_track():
@@ -34,8 +42,11 @@ def test_all_positions_are_every_training_track():
 
 
 def test_window_share_is_the_filled_part_of_the_window_capped_at_one():
-    shares = window_shares(items((0, 3.0), (0, 6.0), (0, 12.0), (2.0, 5.0)), window_seconds=6.0)
-    np.testing.assert_allclose(shares, [0.5, 1.0, 1.0, 0.5])
+    shares = window_shares(
+        encoded([1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0], more={2: [[1, 0, 0, 0]]})
+    )
+    # a silent item keeps a small positive share rather than dividing by zero
+    np.testing.assert_allclose(shares, [0.5, 1.0, 0.625, 1e-3])
 
 
 def test_rank_counts_ties_against_the_target():
@@ -46,9 +57,9 @@ def test_rank_counts_ties_against_the_target():
 
 
 def test_the_window_share_correction_lifts_a_short_track_above_a_longer_twin():
-    # a 1.5 s target in a 6 s window scores a quarter of what it would fill the window with;
-    # its 6 s near-twin scores more before the correction and less after it
-    shares = window_shares(items((0, 1.5), (0, 6.0), (0, 6.0)), window_seconds=6.0)
+    # a target filling a quarter of the window: its full-window near-twin scores more before
+    # the correction and less after it
+    shares = window_shares(encoded([1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1]))
     tau = np.array([0.20, 0.30, 0.01])
     assert rank_in(tau, 0) == 2
     assert rank_in(tau / shares, 0) == 1
