@@ -128,6 +128,12 @@ class Bar:
         self.bars.clear()
 
 
+def method_of(args: argparse.Namespace) -> str:
+    """The attribution method a benchmark scores its targets with (`--method` where the script
+    has one, the exact method otherwise)."""
+    return getattr(args, "method", "unlearning")
+
+
 def prepare(args: argparse.Namespace):
     """(model, train_set, cfg, store, embeddings, targets, timings) for a benchmark run."""
     import torch
@@ -157,7 +163,7 @@ def prepare(args: argparse.Namespace):
     started = time.perf_counter()
     store.base_losses(model, encoded, train_set, cfg, bar)
     timings["base_losses_s"] = time.perf_counter() - started
-    method = getattr(args, "method", "unlearning")
+    method = method_of(args)
     if method != "unlearning":  # e.g. first_order's stored features, built once here
         from attribution.engine.methods import method_named
 
@@ -237,7 +243,7 @@ def _worker_init(args: argparse.Namespace) -> None:
         embeddings=logmel_embeddings(train_set, model.sample_rate),
         extra=extra_embeddings(train_set),
         k=args.k,
-        method=getattr(args, "method", "unlearning"),
+        method=method_of(args),
     )
 
 
@@ -282,7 +288,7 @@ def run_jobs(
                 local,
                 k=args.k,
                 extra=extra_embeddings(local["train_set"]),
-                method=getattr(args, "method", "unlearning"),
+                method=method_of(args),
             )
         else:
             _worker_init(args)

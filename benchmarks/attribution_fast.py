@@ -341,11 +341,6 @@ def holder_shares(tau: np.ndarray, ownership: list[list[tuple[int, float]]]) -> 
     return shares
 
 
-def rank_of(tau: np.ndarray, position: int) -> int:
-    """R(z) of Sec. 3.2: 1 + the number of other items scored at least as high."""
-    return 1 + int((np.delete(tau, position) >= tau[position]).sum())
-
-
 def l1(a: dict[int, float], b: dict[int, float]) -> float:
     return sum(abs(a.get(k, 0.0) - b.get(k, 0.0)) for k in set(a) | set(b))
 
@@ -407,6 +402,7 @@ def main() -> None:
     import torch
 
     from attribution.engine.projection import Projection
+    from attribution.engine.scoring import rank_of
     from attribution.engine.self_influence import kmeans_targets, logmel_embeddings
 
     scratch = Path(args.scratch)

@@ -44,11 +44,6 @@ from attribution_common import (
 )
 
 
-def rank_in(tau: np.ndarray, position: int) -> int:
-    """1-based rank of `position` in descending tau; ties count against the target."""
-    return int(np.sum(tau >= tau[position]))
-
-
 def duration_breakdown(rows: list[dict], edges: list[float], rank_keys: list[str]) -> list[dict]:
     """Per duration bin of the targets (edges in seconds): count, mean rank and how many at
     rank 1 under each of `rank_keys`, and how often the best other track was longer."""
@@ -90,7 +85,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     from attribution.engine.methods import METHODS
-    from attribution.engine.scoring import library_versions
+    from attribution.engine.scoring import library_versions, rank_of
 
     if args.method not in METHODS:
         parser.error(f"unknown --method {args.method!r}; registered: {sorted(METHODS)}")
@@ -101,7 +96,8 @@ def main() -> None:
     model, train_set, cfg, store, embeddings, targets, timings = prepare(args)
     out = Path(args.out)
     results: list = []
-    taus: dict[int, np.ndarray] = {}
+    taus: dict[int, np.ndarray] = {}  # target position -> its scores (N,)
+    corrected_ranks: dict[int, int] = {}  # target position -> R, window-share corrected
     shares = window_shares(store.encodings(model, train_set, cfg))
     scores_path = Path(args.scores_dir) / f"{args.stem}-scores.npz"
     scores_path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +114,7 @@ def main() -> None:
                 "seconds_total": train_set.items[r.position].seconds_total,
                 "window_share": round(float(shares[r.position]), 4),
                 "rank": r.rank,
-                "rank_window_share": rank_in(taus[r.position] / shares, r.position),
+                "rank_window_share": corrected_ranks[r.position],
                 "tau_target": r.tau_target,
                 "runner_up_track_id": train_set.items[r.runner_up].item_id,
                 "runner_up_seconds_total": train_set.items[r.runner_up].seconds_total,
@@ -210,6 +206,7 @@ def main() -> None:
 
     def on_result(_key, _k, result, tau) -> None:
         taus[result.position] = tau
+        corrected_ranks[result.position] = rank_of(tau / shares, result.position)
         results.append(result)
         print(
             f"  target {len(results)}/{len(targets)}: position {result.position} rank "

@@ -19,6 +19,13 @@ import numpy as np
 from attribution.engine.artifacts import array_sha256, atomic_write_bytes
 
 
+def rank_of(tau: np.ndarray, position: int) -> int:
+    """R(z) of Sec. 3.2: 1 + the number of other items scored at least as high as `position`
+    in tau (N,) (ties count against the item)."""
+    others = np.delete(tau, position)
+    return 1 + int((others >= tau[position]).sum())
+
+
 @dataclass(eq=False)
 class Scores:
     """tau (N,) for one query over the training set, with everything that reproduces it."""
@@ -45,10 +52,8 @@ class Scores:
         return np.argsort(-self.tau, kind="stable")
 
     def rank_of(self, position: int) -> int:
-        """R(z) of Sec. 3.2: 1 + the number of other items scored at least as high (ties count
-        against the item)."""
-        others = np.delete(self.tau, position)
-        return 1 + int((others >= self.tau[position]).sum())
+        """R(z) of Sec. 3.2 for training position `position` (`rank_of`)."""
+        return rank_of(self.tau, position)
 
     def tau_sha256(self) -> str:
         return array_sha256(self.tau)

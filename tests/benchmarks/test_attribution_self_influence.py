@@ -14,8 +14,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 from attribution_common import target_positions, window_shares
-from attribution_self_influence import duration_breakdown, rank_in
+from attribution_self_influence import duration_breakdown
 from holder_ground_truth import train_shard
+
+from attribution.engine.scoring import rank_of
 
 
 def encoded(*masks: list[int], more: dict | None = None):
@@ -49,20 +51,13 @@ def test_window_share_is_the_filled_part_of_the_window_capped_at_one():
     np.testing.assert_allclose(shares, [0.5, 1.0, 0.625, 1e-3])
 
 
-def test_rank_counts_ties_against_the_target():
-    tau = np.array([0.3, 0.5, 0.3, 0.1])
-    assert rank_in(tau, 1) == 1
-    assert rank_in(tau, 0) == 3  # tied with position 2: not ranked ahead of it
-    assert rank_in(tau, 3) == 4
-
-
 def test_the_window_share_correction_lifts_a_short_track_above_a_longer_twin():
     # a target filling a quarter of the window: its full-window near-twin scores more before
     # the correction and less after it
     shares = window_shares(encoded([1, 0, 0, 0], [1, 1, 1, 1], [1, 1, 1, 1]))
     tau = np.array([0.20, 0.30, 0.01])
-    assert rank_in(tau, 0) == 2
-    assert rank_in(tau / shares, 0) == 1
+    assert rank_of(tau, 0) == 2
+    assert rank_of(tau / shares, 0) == 1
 
 
 def row(seconds, rank, corrected, runner_up_seconds):

@@ -8,6 +8,7 @@ from attribution.engine.fisher import target_parameters
 from attribution.engine.items import query_from_training_item
 from attribution.engine.methods import unlearning as unlearning_method
 from attribution.engine.methods import unlearning_scores
+from attribution.engine.scoring import rank_of
 
 
 def test_common_random_numbers_give_zero_scores_when_nothing_is_unlearned(
@@ -55,3 +56,10 @@ def test_scores_carry_what_reproduces_them(tmp_path, tiny_model, tiny_train_set,
     saved = json.loads(path.read_text())
     assert [float.fromhex(h) for h in saved["tau_hex"]] == list(scores.tau)
     assert saved["item_ids"] == tiny_train_set.item_ids
+
+
+def test_rank_counts_ties_against_the_target():
+    tau = np.array([0.3, 0.5, 0.3, 0.1])
+    assert rank_of(tau, 1) == 1
+    assert rank_of(tau, 0) == 3  # tied with position 2: not ranked ahead of it
+    assert rank_of(tau, 3) == 4
